@@ -1,0 +1,402 @@
+// Package crm is Cairn's CRM store on PostgreSQL: contacts, the event log, tags, the action
+// ledger, the email outbox and journey versions. SQL lives here and nowhere else.
+package crm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cairnhq/cairn/journey"
+)
+
+// ErrNotFound is returned when the row asked for does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrNoEmail means a send was asked for a contact without an email address.
+var ErrNoEmail = errors.New("contact has no email address")
+
+// EventsChannel is the LISTEN/NOTIFY channel a new event is announced on.
+const EventsChannel = "cairn_events"
+
+// DB is what both a pool and a transaction offer; store functions take it so that callers
+// can compose them inside one transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store is the CRM over a pgx pool.
+type Store struct {
+	Pool *pgxpool.Pool
+}
+
+// New returns a store over pool. Call Migrate first.
+func New(pool *pgxpool.Pool) *Store { return &Store{Pool: pool} }
+
+// WithTx runs fn in a transaction that is committed when fn returns nil and rolled back
+// otherwise (including on panic).
+func (s *Store) WithTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.Pool, fn)
+}
+
+// Contact is a person Cairn knows.
+type Contact struct {
+	ID         int64          `json:"id"`
+	ExternalID string         `json:"external_id"`
+	Email      string         `json:"email,omitempty"`
+	Traits     map[string]any `json:"traits"`
+	Tags       []string       `json:"tags"`
+	CreatedAt  time.Time      `json:"created_at"`
+	UpdatedAt  time.Time      `json:"updated_at"`
+}
+
+// EventInput is an event to record. DedupeKey, when set, makes a repeat a no-op.
+type EventInput struct {
+	ExternalID string
+	Traits     map[string]any // merged into the contact's traits; "email" also sets Email
+	Name       string
+	Properties map[string]any
+	Source     string
+	DedupeKey  string
+	OccurredAt time.Time
+}
+
+// Event is a recorded event.
+type Event struct {
+	ID         int64          `json:"id"`
+	ContactID  int64          `json:"contact_id"`
+	Name       string         `json:"name"`
+	Properties map[string]any `json:"properties"`
+	Source     string         `json:"source"`
+	OccurredAt time.Time      `json:"occurred_at"`
+}
+
+const upsertContactSQL = `
+INSERT INTO contacts (external_id, email, traits)
+VALUES ($1, NULLIF($2, ''), $3)
+ON CONFLICT (external_id) DO UPDATE
+SET email = COALESCE(NULLIF($2, ''), contacts.email),
+    traits = contacts.traits || $3,
+    updated_at = CASE WHEN $3 = '{}'::jsonb AND NULLIF($2, '') IS NULL THEN contacts.updated_at ELSE now() END
+RETURNING id`
+
+const insertEventSQL = `
+INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id`
+
+// RecordEvent upserts the contact and appends the event in one transaction, then announces it
+// to dispatchers. It reports inserted=false when the dedupe key was seen before; the contact is
+// then left as it was, so a replayed delivery changes nothing.
+func (s *Store) RecordEvent(ctx context.Context, in EventInput) (id int64, inserted bool, err error) {
+	if in.Traits == nil {
+		in.Traits = map[string]any{}
+	}
+	if in.Properties == nil {
+		in.Properties = map[string]any{}
+	}
+	email, _ := in.Traits["email"].(string)
+	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		if in.DedupeKey != "" {
+			var seen bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dedupe_key = $1)`, in.DedupeKey).Scan(&seen); err != nil {
+				return fmt.Errorf("check dedupe key: %w", err)
+			}
+			if seen {
+				return nil
+			}
+		}
+		var contactID int64
+		if err := tx.QueryRow(ctx, upsertContactSQL, in.ExternalID, email, in.Traits).Scan(&contactID); err != nil {
+			return fmt.Errorf("upsert contact: %w", err)
+		}
+		err := tx.QueryRow(ctx, insertEventSQL, contactID, in.Name, in.Properties, in.Source, in.DedupeKey, in.OccurredAt).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// A concurrent delivery of the same message won the race: roll back our contact update.
+			return errDuplicate
+		}
+		if err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+		inserted = true
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
+		return err
+	})
+	if errors.Is(err, errDuplicate) {
+		return 0, false, nil
+	}
+	return id, inserted, err
+}
+
+var errDuplicate = errors.New("duplicate event")
+
+// ContactByExternalID returns the contact with its tags.
+func (s *Store) ContactByExternalID(ctx context.Context, externalID string) (*Contact, error) {
+	var id int64
+	err := s.Pool.QueryRow(ctx, `SELECT id FROM contacts WHERE external_id = $1`, externalID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find contact: %w", err)
+	}
+	return s.Contact(ctx, id)
+}
+
+// Contact returns the contact with its tags.
+func (s *Store) Contact(ctx context.Context, id int64) (*Contact, error) {
+	c := &Contact{}
+	var email *string
+	err := s.Pool.QueryRow(ctx, `
+		SELECT id, external_id, email, traits, created_at, updated_at,
+		       COALESCE((SELECT array_agg(tag ORDER BY tag) FROM contact_tags WHERE contact_id = c.id), '{}')
+		FROM contacts c WHERE id = $1`, id).
+		Scan(&c.ID, &c.ExternalID, &email, &c.Traits, &c.CreatedAt, &c.UpdatedAt, &c.Tags)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read contact %d: %w", id, err)
+	}
+	if email != nil {
+		c.Email = *email
+	}
+	return c, nil
+}
+
+// ActionResult is what a ledgered action did the first time it ran.
+type ActionResult struct {
+	// Replayed is true when this call found the action already done and changed nothing.
+	Replayed bool           `json:"-"`
+	Detail   map[string]any `json:"detail,omitempty"`
+}
+
+// ledger runs effect once per idempotency key, in the transaction that records the key.
+// A second call with the same key returns the first call's result and runs nothing.
+func (s *Store) ledger(ctx context.Context, key, action string, contactID int64, effect func(tx pgx.Tx) (map[string]any, error)) (ActionResult, error) {
+	var res ActionResult
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1)`, contactID).Scan(&exists); err != nil {
+			return fmt.Errorf("check contact: %w", err)
+		}
+		if !exists {
+			return fmt.Errorf("contact %d: %w", contactID, ErrNotFound)
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO action_ledger (idempotency_key, action, contact_id) VALUES ($1, $2, $3)
+			ON CONFLICT (idempotency_key) DO NOTHING`, key, action, contactID)
+		if err != nil {
+			return fmt.Errorf("ledger %s: %w", action, err)
+		}
+		if tag.RowsAffected() == 0 {
+			res.Replayed = true
+			return tx.QueryRow(ctx, `SELECT result FROM action_ledger WHERE idempotency_key = $1`, key).Scan(&res.Detail)
+		}
+		detail, err := effect(tx)
+		if err != nil {
+			return err
+		}
+		res.Detail = detail
+		_, err = tx.Exec(ctx, `UPDATE action_ledger SET result = $2 WHERE idempotency_key = $1`, key, detail)
+		return err
+	})
+	return res, err
+}
+
+// appendEvent records a change made by Cairn itself, so that the dispatcher can start the
+// journeys it triggers (a journey adding tag "vip" starts the one triggered by tag_added).
+func appendEvent(ctx context.Context, db DB, contactID int64, name string, props map[string]any, key string) error {
+	if _, err := db.Exec(ctx, insertEventSQL, contactID, name, props, "cairn", key, time.Now()); err != nil {
+		return fmt.Errorf("append %s event: %w", name, err)
+	}
+	_, err := db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
+	return err
+}
+
+// AddTag tags the contact once per idempotency key and records a tag_added event when the
+// tag is new.
+func (s *Store) AddTag(ctx context.Context, key string, contactID int64, tag string) (ActionResult, error) {
+	return s.ledger(ctx, key, "add_tag", contactID, func(tx pgx.Tx) (map[string]any, error) {
+		ct, err := tx.Exec(ctx, `INSERT INTO contact_tags (contact_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING`, contactID, tag)
+		if err != nil {
+			return nil, fmt.Errorf("add tag: %w", err)
+		}
+		added := ct.RowsAffected() == 1
+		if added {
+			if _, err := tx.Exec(ctx, `INSERT INTO tag_changes (contact_id, tag, change) VALUES ($1, $2, 'added')`, contactID, tag); err != nil {
+				return nil, fmt.Errorf("record tag change: %w", err)
+			}
+			if err := appendEvent(ctx, tx, contactID, "tag_added", map[string]any{"tag": tag}, key); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]any{"tag": tag, "added": added}, nil
+	})
+}
+
+// QueueEmail puts one email in the outbox per idempotency key. A contact without an address
+// gets ErrNoEmail: a send is never skipped silently.
+func (s *Store) QueueEmail(ctx context.Context, key string, contactID int64, template string) (ActionResult, error) {
+	return s.ledger(ctx, key, "send_email", contactID, func(tx pgx.Tx) (map[string]any, error) {
+		var to *string
+		if err := tx.QueryRow(ctx, `SELECT email FROM contacts WHERE id = $1`, contactID).Scan(&to); err != nil {
+			return nil, fmt.Errorf("read contact email: %w", err)
+		}
+		if to == nil || *to == "" {
+			return nil, fmt.Errorf("contact %d: %w", contactID, ErrNoEmail)
+		}
+		var id int64
+		if err := tx.QueryRow(ctx, `INSERT INTO email_outbox (idempotency_key, contact_id, template, to_address)
+			VALUES ($1, $2, $3, $4) RETURNING id`, key, contactID, template, *to).Scan(&id); err != nil {
+			return nil, fmt.Errorf("queue email: %w", err)
+		}
+		if err := appendEvent(ctx, tx, contactID, "email_queued", map[string]any{"template": template, "message_id": id}, key); err != nil {
+			return nil, err
+		}
+		return map[string]any{"message_id": id, "to": *to}, nil
+	})
+}
+
+// JourneyVersion is one immutable version of a journey.
+type JourneyVersion struct {
+	JourneyID  string          `json:"id"`
+	Version    int             `json:"version"`
+	Paused     bool            `json:"paused"`
+	Definition journey.Journey `json:"definition"`
+	CreatedAt  time.Time       `json:"created_at"`
+}
+
+// ApplyJourney stores j as a new version unless the newest version is identical;
+// created says which happened.
+func (s *Store) ApplyJourney(ctx context.Context, j *journey.Journey, document string) (v JourneyVersion, created bool, err error) {
+	def, err := json.Marshal(j)
+	if err != nil {
+		return v, false, fmt.Errorf("encode journey: %w", err)
+	}
+	sum := sha256.Sum256(def)
+	digest := hex.EncodeToString(sum[:])
+	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO journeys (id) VALUES ($1) ON CONFLICT DO NOTHING`, j.ID); err != nil {
+			return fmt.Errorf("insert journey: %w", err)
+		}
+		// Lock the journey row so two concurrent applies cannot both take version n+1.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM journeys WHERE id = $1 FOR UPDATE`, j.ID); err != nil {
+			return fmt.Errorf("lock journey: %w", err)
+		}
+		var latest int
+		var latestDigest string
+		err := tx.QueryRow(ctx, `SELECT version, digest FROM journey_versions WHERE journey_id = $1 ORDER BY version DESC LIMIT 1`, j.ID).Scan(&latest, &latestDigest)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read latest version: %w", err)
+		}
+		if latestDigest == digest {
+			v.Version = latest
+			return nil
+		}
+		v.Version = latest + 1
+		created = true
+		_, err = tx.Exec(ctx, `INSERT INTO journey_versions (journey_id, version, definition, digest, document) VALUES ($1, $2, $3, $4, $5)`,
+			j.ID, v.Version, def, digest, document)
+		if err != nil {
+			return fmt.Errorf("insert journey version: %w", err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE journeys SET updated_at = now() WHERE id = $1`, j.ID)
+		return err
+	})
+	if err != nil {
+		return v, false, err
+	}
+	got, err := s.Journey(ctx, j.ID, v.Version)
+	if err != nil {
+		return v, false, err
+	}
+	return *got, created, nil
+}
+
+const journeyColumns = `v.journey_id, v.version, j.paused, v.definition, v.created_at`
+
+func scanJourney(row pgx.Row) (*JourneyVersion, error) {
+	v := &JourneyVersion{}
+	var def []byte
+	if err := row.Scan(&v.JourneyID, &v.Version, &v.Paused, &def, &v.CreatedAt); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(def, &v.Definition); err != nil {
+		return nil, fmt.Errorf("decode stored journey %s v%d: %w", v.JourneyID, v.Version, err)
+	}
+	return v, nil
+}
+
+// Journey returns one version of a journey; version 0 means the newest.
+func (s *Store) Journey(ctx context.Context, id string, version int) (*JourneyVersion, error) {
+	v, err := scanJourney(s.Pool.QueryRow(ctx, `SELECT `+journeyColumns+`
+		FROM journey_versions v JOIN journeys j ON j.id = v.journey_id
+		WHERE v.journey_id = $1 AND ($2 = 0 OR v.version = $2)
+		ORDER BY v.version DESC LIMIT 1`, id, version))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("journey %q: %w", id, ErrNotFound)
+	}
+	return v, err
+}
+
+// TriggeredBy returns the newest version of every unpaused journey whose trigger is the event.
+func (s *Store) TriggeredBy(ctx context.Context, db DB, eventName string) ([]JourneyVersion, error) {
+	rows, err := db.Query(ctx, `SELECT `+journeyColumns+`
+		FROM journeys j
+		JOIN LATERAL (SELECT * FROM journey_versions WHERE journey_id = j.id ORDER BY version DESC LIMIT 1) v ON true
+		WHERE NOT j.paused AND v.definition -> 'trigger' ->> 'event' = $1
+		ORDER BY j.id`, eventName)
+	if err != nil {
+		return nil, fmt.Errorf("match triggers: %w", err)
+	}
+	defer rows.Close()
+	var out []JourneyVersion
+	for rows.Next() {
+		v, err := scanJourney(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}
+
+// ClaimEvents locks up to limit undispatched events, oldest first, skipping rows another
+// dispatcher holds; they stay locked until tx ends.
+func ClaimEvents(ctx context.Context, tx pgx.Tx, limit int) ([]Event, error) {
+	rows, err := tx.Query(ctx, `SELECT id, contact_id, name, properties, source, occurred_at
+		FROM events WHERE dispatched_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.ContactID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt); err != nil {
+			return nil, fmt.Errorf("claim events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// MarkDispatched records that Temporal accepted everything the event caused.
+func MarkDispatched(ctx context.Context, tx pgx.Tx, id int64) error {
+	_, err := tx.Exec(ctx, `UPDATE events SET dispatched_at = now() WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("mark event %d dispatched: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package crm_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/pglocal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func setup(t *testing.T) (context.Context, *crm.Store) {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	require.NoError(t, crm.Migrate(ctx, pool))
+	return ctx, crm.New(pool)
+}
+
+func TestMigrateTwiceIsANoOp(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	require.NoError(t, crm.Migrate(ctx, s.Pool))
+	var n int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestRecordEventWithSeenDedupeKeyChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	in := crm.EventInput{ExternalID: "u1", Traits: map[string]any{"email": "a@example.com"}, Name: "Signed Up",
+		Source: "segment", DedupeKey: "segment:m1", OccurredAt: time.Now()}
+	id, inserted, err := s.RecordEvent(ctx, in)
+	require.NoError(t, err)
+	require.True(t, inserted)
+	require.NotZero(t, id)
+
+	in.Traits = map[string]any{"email": "changed@example.com"}
+	_, inserted, err = s.RecordEvent(ctx, in)
+	require.NoError(t, err)
+	require.False(t, inserted)
+
+	c, err := s.ContactByExternalID(ctx, "u1")
+	require.NoError(t, err)
+	require.Equal(t, "a@example.com", c.Email, "a replayed delivery must not touch the contact")
+	var n int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestConcurrentDuplicateDeliveriesRecordOneEvent(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	inserted := 0
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "u1", Name: "x", Source: "segment", DedupeKey: "segment:same", OccurredAt: time.Now()})
+			require.NoError(t, err)
+			if ok {
+				mu.Lock()
+				inserted++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, 1, inserted)
+}
+
+func TestAddTagRetriedWithSameKeyTagsOnceAndRecordsOneEvent(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	id, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "u1", Name: "x", Source: "test", OccurredAt: time.Now()})
+	require.NoError(t, err)
+	c, err := s.ContactByExternalID(ctx, "u1")
+	require.NoError(t, err)
+	_ = id
+
+	first, err := s.AddTag(ctx, "wf/run/1-add_tag/1", c.ID, "vip")
+	require.NoError(t, err)
+	require.False(t, first.Replayed)
+	again, err := s.AddTag(ctx, "wf/run/1-add_tag/1", c.ID, "vip")
+	require.NoError(t, err)
+	require.True(t, again.Replayed)
+	require.Equal(t, first.Detail["added"], again.Detail["added"])
+
+	c, err = s.Contact(ctx, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"vip"}, c.Tags)
+	var events, changes int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE name = 'tag_added'`).Scan(&events))
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM tag_changes`).Scan(&changes))
+	require.Equal(t, 1, events)
+	require.Equal(t, 1, changes)
+}
+
+func TestAddTagForUnknownContactIsNotFound(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	_, err := s.AddTag(ctx, "k", 999, "vip")
+	require.ErrorIs(t, err, crm.ErrNotFound)
+}
+
+func TestQueueEmailWithoutAddressFailsAndWritesNothing(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "u1", Name: "x", Source: "test", OccurredAt: time.Now()})
+	require.NoError(t, err)
+	c, err := s.ContactByExternalID(ctx, "u1")
+	require.NoError(t, err)
+	_, err = s.QueueEmail(ctx, "k1", c.ID, "welcome")
+	require.ErrorIs(t, err, crm.ErrNoEmail)
+	var ledger int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM action_ledger`).Scan(&ledger))
+	require.Zero(t, ledger, "a failed action must leave no ledger row, or its retry would be skipped")
+}
+
+func TestQueueEmailRetriedQueuesOneMessage(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "u1", Traits: map[string]any{"email": "a@example.com"}, Name: "x", Source: "test", OccurredAt: time.Now()})
+	require.NoError(t, err)
+	c, err := s.ContactByExternalID(ctx, "u1")
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		_, err = s.QueueEmail(ctx, "k1", c.ID, "welcome")
+		require.NoError(t, err)
+	}
+	var n int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM email_outbox WHERE to_address = 'a@example.com'`).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestApplyJourneyVersionsOnlyOnChange(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	j, err := journey.Decode([]byte("id: welcome\ntrigger: {event: Signed Up}\nsteps: [{add_tag: new}]"))
+	require.NoError(t, err)
+	v, created, err := s.ApplyJourney(ctx, j, "doc")
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, 1, v.Version)
+
+	v, created, err = s.ApplyJourney(ctx, j, "doc")
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, 1, v.Version)
+
+	j.Steps[0].AddTag = "newer"
+	v, created, err = s.ApplyJourney(ctx, j, "doc")
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, 2, v.Version)
+
+	old, err := s.Journey(ctx, "welcome", 1)
+	require.NoError(t, err)
+	require.Equal(t, "new", old.Definition.Steps[0].AddTag, "versions are immutable")
+
+	matched, err := s.TriggeredBy(ctx, s.Pool, "Signed Up")
+	require.NoError(t, err)
+	require.Len(t, matched, 1)
+	require.Equal(t, 2, matched[0].Version)
+}

@@ -1,0 +1,197 @@
+package journey
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Decode reads a journey from YAML or JSON (JSON is read as YAML, so both give the same
+// paths in errors), assigns ids to steps that have none, and validates it. The error, when
+// not nil, is a *ValidationError listing every problem with its path and line.
+func Decode(doc []byte) (*Journey, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return nil, &ValidationError{Problems: []Problem{{Message: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
+	}
+	if len(root.Content) == 0 || len(bytes.TrimSpace(doc)) == 0 {
+		return nil, &ValidationError{Problems: []Problem{{Message: "the document is empty"}}}
+	}
+	d := &decoder{}
+	j := d.journey(root.Content[0])
+	if len(d.probs) > 0 {
+		return nil, &ValidationError{Problems: d.probs}
+	}
+	j.assignIDs()
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+type decoder struct {
+	probs []Problem
+}
+
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	p := Problem{Path: path, Message: fmt.Sprintf(format, args...)}
+	if n != nil {
+		p.Line = n.Line
+	}
+	d.probs = append(d.probs, p)
+}
+
+// fields reads a mapping, reporting keys that are not allowed and keys given twice.
+func (d *decoder) fields(n *yaml.Node, path string, allowed ...string) map[string]*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "must be a mapping (an object), not %s", describe(n))
+		return nil
+	}
+	out := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case !contains(allowed, k.Value):
+			d.fail(k, join(path, k.Value), "unknown key (allowed here: %s)", strings.Join(allowed, ", "))
+		case out[k.Value] != nil:
+			d.fail(k, join(path, k.Value), "is given twice")
+		default:
+			out[k.Value] = v
+		}
+	}
+	return out
+}
+
+func (d *decoder) str(n *yaml.Node, path string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		d.fail(n, path, "must be a string, not %s", describe(n))
+		return ""
+	}
+	return n.Value
+}
+
+func (d *decoder) journey(n *yaml.Node) *Journey {
+	j := &Journey{}
+	f := d.fields(n, "", "id", "name", "trigger", "steps")
+	if f == nil {
+		return j
+	}
+	if v := f["id"]; v != nil {
+		j.ID = d.str(v, "id")
+	}
+	if v := f["name"]; v != nil {
+		j.Name = d.str(v, "name")
+	}
+	if v := f["trigger"]; v != nil {
+		if t := d.fields(v, "trigger", "event"); t != nil && t["event"] != nil {
+			j.Trigger.Event = d.str(t["event"], "trigger.event")
+		}
+	} else {
+		d.fail(n, "trigger", "is required")
+	}
+	if v := f["steps"]; v != nil {
+		if v.Kind != yaml.SequenceNode {
+			d.fail(v, "steps", "must be a list of steps, not %s", describe(v))
+		} else {
+			for i, s := range v.Content {
+				j.Steps = append(j.Steps, d.step(s, fmt.Sprintf("steps[%d]", i)))
+			}
+		}
+	}
+	return j
+}
+
+func (d *decoder) step(n *yaml.Node, path string) Step {
+	var s Step
+	if n.Kind == yaml.ScalarNode && n.Value == KindEnd {
+		s.End = true
+		return s
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "a step must be a mapping such as {add_tag: vip}, not %s", describe(n))
+		return s
+	}
+	var kinds []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if k != "id" && !contains(Kinds, k) {
+			d.fail(n.Content[i], path, "unknown step kind %q (known: %s)", k, strings.Join(Kinds, ", "))
+			return s
+		}
+		if k != "id" {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) > 1 {
+		sort.Strings(kinds)
+		d.fail(n, path, "has %s: a step does exactly one thing", strings.Join(kinds, " and "))
+		return s
+	}
+	f := d.fields(n, path, append([]string{"id"}, Kinds...)...)
+	if v := f["id"]; v != nil {
+		s.ID = d.str(v, path+".id")
+	}
+	if v := f[KindAddTag]; v != nil {
+		s.AddTag = d.str(v, path+".add_tag")
+		if s.AddTag == "" && v.Kind == yaml.ScalarNode {
+			d.fail(v, path+".add_tag", "needs a tag name")
+		}
+	}
+	if v := f[KindWait]; v != nil {
+		if raw := d.str(v, path+".wait"); raw != "" {
+			w, err := ParseDuration(raw)
+			if err != nil {
+				d.fail(v, path+".wait", "%s", err)
+			} else {
+				s.Wait = &w
+			}
+		}
+	}
+	if v := f[KindSendEmail]; v != nil {
+		s.SendEmail = &SendEmail{}
+		if e := d.fields(v, path+".send_email", "template"); e != nil && e["template"] != nil {
+			s.SendEmail.Template = d.str(e["template"], path+".send_email.template")
+		}
+	}
+	if v := f[KindEnd]; v != nil {
+		if v.Kind != yaml.ScalarNode || (v.Value != "true" && v.Value != "") {
+			d.fail(v, path+".end", "must be true")
+		}
+		s.End = true
+	}
+	return s
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	if n.Tag == "!!null" {
+		return "null"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
