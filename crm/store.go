@@ -75,6 +75,7 @@ type EventInput struct {
 type Event struct {
 	ID         int64          `json:"id"`
 	ContactID  int64          `json:"contact_id"`
+	ExternalID string         `json:"external_id,omitempty"`
 	Name       string         `json:"name"`
 	Properties map[string]any `json:"properties"`
 	Source     string         `json:"source"`
@@ -375,8 +376,9 @@ func (s *Store) TriggeredBy(ctx context.Context, db DB, eventName string) ([]Jou
 // ClaimEvents locks up to limit undispatched events, oldest first, skipping rows another
 // dispatcher holds; they stay locked until tx ends.
 func ClaimEvents(ctx context.Context, tx pgx.Tx, limit int) ([]Event, error) {
-	rows, err := tx.Query(ctx, `SELECT id, contact_id, name, properties, source, occurred_at
-		FROM events WHERE dispatched_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+	rows, err := tx.Query(ctx, `SELECT e.id, e.contact_id, c.external_id, e.name, e.properties, e.source, e.occurred_at
+		FROM events e JOIN contacts c ON c.id = e.contact_id
+		WHERE e.dispatched_at IS NULL ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim events: %w", err)
 	}
@@ -384,7 +386,7 @@ func ClaimEvents(ctx context.Context, tx pgx.Tx, limit int) ([]Event, error) {
 	var out []Event
 	for rows.Next() {
 		var e Event
-		if err := rows.Scan(&e.ID, &e.ContactID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt); err != nil {
+		if err := rows.Scan(&e.ID, &e.ContactID, &e.ExternalID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt); err != nil {
 			return nil, fmt.Errorf("claim events: %w", err)
 		}
 		out = append(out, e)

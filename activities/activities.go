@@ -1,0 +1,69 @@
+// Package activities holds every effect and check a journey step has, as methods on one
+// Activities struct. Each effect is idempotent: it is recorded in the action ledger under the
+// key the workflow derives, so a retry changes nothing and returns the first result.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cairnhq/cairn/crm"
+)
+
+// Activities holds the dependencies of every activity.
+type Activities struct {
+	Store *crm.Store
+}
+
+// Error types that are not worth a retry; Temporal fails the activity at once.
+const (
+	ErrTypeNotFound = "NotFound"
+	ErrTypeNoEmail  = "NoEmailAddress"
+)
+
+// AddTagInput adds a tag. Key is the workflow's idempotency key for the step visit.
+type AddTagInput struct {
+	Key       string `json:"key"`
+	ContactID int64  `json:"contact_id"`
+	Tag       string `json:"tag"`
+}
+
+// ActionOutput reports what an action did; Replayed means an earlier attempt had done it.
+type ActionOutput struct {
+	Replayed bool           `json:"replayed"`
+	Detail   map[string]any `json:"detail,omitempty"`
+}
+
+// AddTag tags the contact (and records tag_added so tag-triggered journeys start).
+func (a *Activities) AddTag(ctx context.Context, in AddTagInput) (ActionOutput, error) {
+	res, err := a.Store.AddTag(ctx, in.Key, in.ContactID, in.Tag)
+	return output(res, err)
+}
+
+// SendEmailInput sends a template to the contact.
+type SendEmailInput struct {
+	Key       string `json:"key"`
+	ContactID int64  `json:"contact_id"`
+	Template  string `json:"template"`
+}
+
+// SendEmail queues the email in the outbox, once per key.
+func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOutput, error) {
+	res, err := a.Store.QueueEmail(ctx, in.Key, in.ContactID, in.Template)
+	return output(res, err)
+}
+
+func output(res crm.ActionResult, err error) (ActionOutput, error) {
+	switch {
+	case errors.Is(err, crm.ErrNotFound):
+		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
+	case errors.Is(err, crm.ErrNoEmail):
+		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoEmail, err)
+	case err != nil:
+		return ActionOutput{}, fmt.Errorf("activity: %w", err)
+	}
+	return ActionOutput{Replayed: res.Replayed, Detail: res.Detail}, nil
+}

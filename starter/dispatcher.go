@@ -1,0 +1,182 @@
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/workflows"
+)
+
+// Dispatcher turns stored events into Temporal calls: for each event, in id order, a
+// SignalWithStart of every journey it triggers. Several dispatchers (one per starter replica)
+// share the work through FOR UPDATE SKIP LOCKED.
+type Dispatcher struct {
+	Store    *crm.Store
+	Temporal client.Client
+	Logger   *slog.Logger
+	// Batch is how many events one transaction claims; PollEvery is the fallback when no
+	// notification arrives.
+	Batch     int
+	PollEvery time.Duration
+}
+
+// Run dispatches until ctx is cancelled. It wakes on LISTEN/NOTIFY and polls as a fallback;
+// while Temporal is unreachable it backs off and leaves events undispatched, so nothing
+// accepted is lost.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.Batch == 0 {
+		d.Batch = 100
+	}
+	if d.PollEvery == 0 {
+		d.PollEvery = time.Second
+	}
+	wake := make(chan struct{}, 1)
+	go d.listen(ctx, wake)
+	backoff := time.Duration(0)
+	for {
+		n, err := d.DispatchBatch(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+			d.Logger.Warn("dispatch failed; events stay queued", "error", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		if n == d.Batch {
+			continue // more may be waiting
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-time.After(d.PollEvery):
+		}
+	}
+}
+
+// DispatchBatch dispatches up to Batch events and reports how many it finished. When a
+// Temporal call fails it commits the events done before it and returns the error; the failed
+// event and those after it stay queued, in order.
+func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
+	done := 0
+	var failure error
+	err := d.Store.WithTx(ctx, func(tx pgx.Tx) error {
+		events, err := crm.ClaimEvents(ctx, tx, d.Batch)
+		if err != nil {
+			return err
+		}
+		for _, ev := range events {
+			if err := d.dispatch(ctx, tx, ev); err != nil {
+				failure = fmt.Errorf("event %d (%s): %w", ev.ID, ev.Name, err)
+				return nil
+			}
+			if err := crm.MarkDispatched(ctx, tx, ev.ID); err != nil {
+				return err
+			}
+			done++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return done, failure
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) error {
+	journeys, err := d.Store.TriggeredBy(ctx, tx, ev.Name)
+	if err != nil {
+		return err
+	}
+	signal := workflows.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
+	for _, j := range journeys {
+		id := workflows.WorkflowID(j.JourneyID, ev.ContactID)
+		first := ""
+		if len(j.Definition.Steps) > 0 {
+			first = j.Definition.Steps[0].ID
+		}
+		opts := client.StartWorkflowOptions{
+			ID:        id,
+			TaskQueue: workflows.TaskQueue,
+			// A finished run may be followed by a new one when the trigger fires again; a running
+			// one only hears the event.
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				workflows.AttrJourney.ValueSet(j.JourneyID),
+				workflows.AttrContact.ValueSet(fmt.Sprint(ev.ContactID)),
+				workflows.AttrStep.ValueSet(first),
+				workflows.AttrJourneyVersion.ValueSet(int64(j.Version)),
+			),
+			StaticSummary: fmt.Sprintf("%s v%d for contact %d (%s), triggered by %q", j.JourneyID, j.Version, ev.ContactID, ev.ExternalID, ev.Name),
+		}
+		in := workflows.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, workflows.SignalEvent, signal, opts, workflows.WorkflowType, in)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("signal-with-start %s: %w", id, err)
+		}
+		d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
+	}
+	return nil
+}
+
+// listen wakes the loop on every NOTIFY, reconnecting after errors.
+func (d *Dispatcher) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := d.listenOnce(ctx, d.Store.Pool, wake)
+		if ctx.Err() != nil {
+			return
+		}
+		d.Logger.Warn("event notifications lost; polling until reconnected", "error", err)
+		sleep(ctx, time.Second)
+	}
+}
+
+func (d *Dispatcher) listenOnce(ctx context.Context, pool *pgxpool.Pool, wake chan<- struct{}) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+crm.EventsChannel); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+crm.EventsChannel)
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}

@@ -1,0 +1,199 @@
+package starter
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
+)
+
+// Body size limits. Segment's own API takes 32 KB per message and 500 KB per batch; journeys
+// are documents a person writes.
+const (
+	maxIngestBody  = 512 << 10
+	maxJourneyBody = 1 << 20
+)
+
+// API is the starter's HTTP interface.
+type API struct {
+	Store     *crm.Store
+	WriteKeys []string // accepted as the Basic-auth user name on ingestion endpoints
+	AdminKey  string   // Bearer token for management endpoints
+	Logger    *slog.Logger
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Handler routes every endpoint.
+func (a *API) Handler() http.Handler {
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("POST /v1/track", a.ingest(a.track))
+	mux.Handle("POST /v1/identify", a.ingest(a.identify))
+	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney))
+	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney))
+	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+// apiError is every error the API returns, as {"error": {...}}.
+type apiError struct {
+	Status   int               `json:"-"`
+	Code     string            `json:"code"`
+	Message  string            `json:"message"`
+	Path     string            `json:"path,omitempty"`
+	Problems []journey.Problem `json:"problems,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func badRequest(path, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Path: path, Message: fmt.Sprintf(format, args...)}
+}
+
+// writeError maps any error to a status and a JSON body, in this one place.
+func writeError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	var ve *journey.ValidationError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &ve):
+		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_journey", Message: ve.Error(), Problems: ve.Problems}
+	case errors.As(err, &mbe):
+		ae = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, crm.ErrNotFound):
+		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	default:
+		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the starter's log"}
+	}
+	writeJSON(w, ae.Status, map[string]any{"error": ae})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, h handlerFunc) {
+	if err := h(w, r); err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) {
+			a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		}
+		writeError(w, err)
+	}
+}
+
+// ingest guards an ingestion endpoint: a write key as the Basic-auth user name (Segment's
+// scheme), and a body size limit.
+func (a *API) ingest(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="cairn"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing write key: send it as the HTTP Basic auth user name"})
+			return
+		}
+		if !anyKey(a.WriteKeys, user) {
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown write key"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxIngestBody)
+		a.serve(w, r, h)
+	})
+}
+
+// admin guards a management endpoint with the admin API key; write keys are refused.
+func (a *API) admin(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing admin API key: send Authorization: Bearer <key>"})
+			return
+		}
+		if a.AdminKey == "" || !anyKey([]string{a.AdminKey}, token) {
+			writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "the key is not the admin API key (write keys cannot manage journeys)"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxJourneyBody)
+		a.serve(w, r, h)
+	})
+}
+
+func anyKey(keys []string, got string) bool {
+	ok := false
+	for _, k := range keys {
+		if k != "" && subtle.ConstantTimeCompare([]byte(k), []byte(got)) == 1 {
+			ok = true
+		}
+	}
+	return ok
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := a.Store.Pool.Ping(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "database": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
+	doc, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	j, err := journey.Decode(doc)
+	if err != nil {
+		return err
+	}
+	if id := r.PathValue("id"); j.ID != id {
+		return badRequest("id", "the document's id %q does not match the URL's %q", j.ID, id)
+	}
+	v, created, err := a.Store.ApplyJourney(r.Context(), j, string(doc))
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]any{"id": v.JourneyID, "version": v.Version, "created": created, "paused": v.Paused, "definition": v.Definition})
+	return nil
+}
+
+func (a *API) getJourney(w http.ResponseWriter, r *http.Request) error {
+	v, err := a.Store.Journey(r.Context(), r.PathValue("id"), 0)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
+	c, err := a.Store.ContactByExternalID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}

@@ -1,0 +1,114 @@
+// Package starter is Cairn's trigger service: the HTTP API that accepts events and journey
+// definitions, and the dispatcher that turns stored events into journey starts and signals.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/crm"
+)
+
+// Config is what a starter needs.
+type Config struct {
+	Temporal    cluster.Config
+	DatabaseURL string
+	HTTPAddr    string   // CAIRN_HTTP_ADDR, default 127.0.0.1:8080
+	WriteKeys   []string // CAIRN_WRITE_KEYS, comma-separated
+	AdminKey    string   // CAIRN_ADMIN_KEY
+	Logger      *slog.Logger
+	// Ready, when set, receives the listening address once the HTTP server accepts requests.
+	Ready chan<- string
+}
+
+// ConfigFromEnv reads the starter's configuration from the environment.
+func ConfigFromEnv() Config {
+	c := Config{
+		Temporal:    cluster.FromEnv(),
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		HTTPAddr:    os.Getenv("CAIRN_HTTP_ADDR"),
+		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
+	}
+	for _, k := range strings.Split(os.Getenv("CAIRN_WRITE_KEYS"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.WriteKeys = append(c.WriteKeys, k)
+		}
+	}
+	return c
+}
+
+// Run serves the HTTP API and runs the dispatcher until ctx is cancelled. The starter does
+// not need Temporal to accept events: it connects lazily and dispatches when Temporal is up.
+func Run(ctx context.Context, cfg Config) error {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("starter: DATABASE_URL is not set")
+	}
+	if len(cfg.WriteKeys) == 0 {
+		return errors.New("starter: CAIRN_WRITE_KEYS is not set: no source could send events")
+	}
+	if cfg.AdminKey == "" {
+		return errors.New("starter: CAIRN_ADMIN_KEY is not set: journeys could not be managed")
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:8080"
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("starter: database: %w", err)
+	}
+	defer pool.Close()
+	if err := crm.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("starter: %w", err)
+	}
+	store := crm.New(pool)
+	tc, err := cluster.Lazy(cfg.Temporal, logger.With("component", "temporal-sdk"))
+	if err != nil {
+		return fmt.Errorf("starter: %w", err)
+	}
+	defer tc.Close()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("starter: listen on %s (set CAIRN_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
+	}
+	api := &API{Store: store, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, Logger: logger}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if cfg.Ready != nil {
+		cfg.Ready <- ln.Addr().String()
+	}
+	logger.Info("starter listening", "addr", ln.Addr().String())
+
+	disp := &Dispatcher{Store: store, Temporal: tc, Logger: logger}
+	dispatched := make(chan error, 1)
+	dctx, stopDispatch := context.WithCancel(ctx)
+	defer stopDispatch()
+	go func() { dispatched <- disp.Run(dctx) }()
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("starter: http: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	stopDispatch()
+	<-dispatched
+	return err
+}

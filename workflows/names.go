@@ -1,0 +1,105 @@
+// Package workflows holds ContactJourney, the interpreter that walks one contact through one
+// journey version, and every name Temporal shows for it. Code here is deterministic.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cairnhq/cairn/journey"
+)
+
+// Names users see in Temporal UI, dashboards and `temporal workflow list` queries. Changing any
+// of them breaks those users.
+const (
+	// TaskQueue is where ContactJourney workflows and their activities run.
+	TaskQueue = "cairn-journeys"
+	// WorkflowType is the registered name of ContactJourney.
+	WorkflowType = "ContactJourney"
+	// SignalEvent delivers a contact event (a journey's trigger, or anything that happens to
+	// the contact while the journey runs).
+	SignalEvent = "event"
+	// QueryState answers with State.
+	QueryState = "state"
+)
+
+// Custom search attributes. dev registers them; worker checks they exist.
+var (
+	AttrJourney        = temporal.NewSearchAttributeKeyKeyword("CairnJourney")
+	AttrContact        = temporal.NewSearchAttributeKeyKeyword("CairnContact")
+	AttrStep           = temporal.NewSearchAttributeKeyKeyword("CairnStep")
+	AttrJourneyVersion = temporal.NewSearchAttributeKeyInt64("CairnJourneyVersion")
+)
+
+// SearchAttributes maps each custom search attribute to its type, for registration and checks.
+var SearchAttributes = map[string]enumspb.IndexedValueType{
+	AttrJourney.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	AttrContact.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	AttrStep.GetName():           enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	AttrJourneyVersion.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
+}
+
+// WorkflowID is the one open run per contact per journey: journey:<journeyID>:<contactID>.
+func WorkflowID(journeyID string, contactID int64) string {
+	return fmt.Sprintf("journey:%s:%d", journeyID, contactID)
+}
+
+// StepEnded is the CairnStep value of a journey that has finished.
+const StepEnded = "(ended)"
+
+// Input starts a ContactJourney. The journey definition travels with it, pinning the version
+// for the life of the run: replay never depends on what the database says today.
+type Input struct {
+	Journey   journey.Journey `json:"journey"`
+	Version   int             `json:"version"`
+	ContactID int64           `json:"contact_id"`
+}
+
+// Event is a contact event as delivered by SignalEvent.
+type Event struct {
+	ID         int64          `json:"id"`
+	Name       string         `json:"name"`
+	Properties map[string]any `json:"properties,omitempty"`
+	OccurredAt time.Time      `json:"occurred_at"`
+}
+
+// State is the answer to QueryState and the workflow's result: where the contact is, how it
+// got there and what it waits for.
+type State struct {
+	JourneyID   string     `json:"journey_id"`
+	Version     int        `json:"version"`
+	ContactID   int64      `json:"contact_id"`
+	Status      string     `json:"status"` // running, waiting, completed, failed
+	CurrentStep string     `json:"current_step"`
+	WaitingFor  string     `json:"waiting_for,omitempty"`
+	WaitUntil   *time.Time `json:"wait_until,omitempty"`
+	Path        []Visit    `json:"path"`
+	GoalsMet    []string   `json:"goals_met"`
+	Events      []Event    `json:"events"`
+	Error       string     `json:"error,omitempty"`
+}
+
+// Visit is one step taken.
+type Visit struct {
+	Step      string     `json:"step"`
+	Kind      string     `json:"kind"`
+	Summary   string     `json:"summary"`
+	EnteredAt time.Time  `json:"entered_at"`
+	LeftAt    *time.Time `json:"left_at,omitempty"`
+	Outcome   string     `json:"outcome,omitempty"`
+}
+
+// Statuses of a run.
+const (
+	StatusRunning   = "running"
+	StatusWaiting   = "waiting"
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+)
+
+// maxEventsKept bounds the events the state query shows, so a chatty contact cannot grow
+// the workflow's state without limit.
+const maxEventsKept = 50
