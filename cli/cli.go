@@ -1,0 +1,133 @@
+// Package cli defines the cairn command's subcommands; each reads its configuration and
+// calls a package's Run.
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/dev"
+	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/starter"
+	"github.com/cairnhq/cairn/worker"
+)
+
+// Root returns the cairn command.
+func Root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cairn",
+		Short:         "Cairn runs marketing-automation journeys as durable Temporal workflows",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd())
+	return root
+}
+
+func logger() *slog.Logger {
+	level := slog.LevelInfo
+	if strings.EqualFold(os.Getenv("CAIRN_LOG_LEVEL"), "debug") {
+		level = slog.LevelDebug
+	} else if strings.EqualFold(os.Getenv("CAIRN_LOG_LEVEL"), "warn") {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func devCmd() *cobra.Command {
+	var cfg dev.Config
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: Temporal + UI, PostgreSQL, worker, starter, example journeys",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.DatabaseURL = os.Getenv("DATABASE_URL")
+			if v := os.Getenv("CAIRN_HTTP_ADDR"); v != "" && !cmd.Flags().Changed("http") {
+				cfg.HTTPAddr = v
+			}
+			cfg.Logger = logger()
+			if !cmd.Flags().Changed("log") {
+				// dev prints its banner on stdout; keep routine logs quieter unless asked.
+				if os.Getenv("CAIRN_LOG_LEVEL") == "" {
+					cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				}
+			}
+			return dev.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.StateDir, "state", ".cairn", "folder holding Temporal's and PostgreSQL's data and the dev keys")
+	f.BoolVar(&cfg.Fresh, "fresh", false, "delete the state folder first: start with no contacts and no journeys in flight")
+	f.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "starter HTTP address (CAIRN_HTTP_ADDR)")
+	f.IntVar(&cfg.TemporalPort, "temporal-port", 7233, "Temporal gRPC port")
+	f.IntVar(&cfg.UIPort, "ui-port", 8233, "Temporal Web UI port")
+	f.StringVar(&cfg.ExamplesDir, "journeys", "examples", "folder of journeys to apply at start")
+	f.Bool("log", false, "show info-level logs (or set CAIRN_LOG_LEVEL)")
+	return cmd
+}
+
+func workerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run a Temporal worker for ContactJourney (TEMPORAL_*, DATABASE_URL)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := worker.ConfigFromEnv()
+			cfg.Logger = logger()
+			return worker.Run(cmd.Context(), cfg)
+		},
+	}
+}
+
+func starterCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "starter",
+		Short: "Run the trigger service: HTTP API and dispatcher (CAIRN_*, TEMPORAL_*, DATABASE_URL)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := starter.ConfigFromEnv()
+			cfg.Logger = logger()
+			return starter.Run(cmd.Context(), cfg)
+		},
+	}
+}
+
+func journeysCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "journeys", Short: "Work with journey documents"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check journey documents and list every problem with its path",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			bad := 0
+			for _, f := range files {
+				doc, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				j, err := journey.Decode(doc)
+				if ve, ok := err.(*journey.ValidationError); ok {
+					bad++
+					for _, p := range ve.Problems {
+						loc := f
+						if p.Line > 0 {
+							loc = fmt.Sprintf("%s:%d", f, p.Line)
+						}
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", loc, p)
+					}
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (journey %s, %d steps)\n", f, j.ID, len(j.Steps))
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d journeys are invalid", bad, len(files))
+			}
+			return nil
+		},
+	})
+	return cmd
+}

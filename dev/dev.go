@@ -1,0 +1,296 @@
+// Package dev runs all of Cairn on one machine in one process: an embedded Temporal server
+// with its Web UI, PostgreSQL (DATABASE_URL or a local cluster), a worker, a starter, and the
+// example journeys. State lives under one folder so a restart resumes every journey in flight.
+package dev
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/dev/embedded"
+	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/pglocal"
+	"github.com/cairnhq/cairn/starter"
+	"github.com/cairnhq/cairn/worker"
+	"github.com/cairnhq/cairn/workflows"
+)
+
+// Config says where dev keeps its state and which ports it uses. Port 0 picks a free one.
+type Config struct {
+	StateDir     string // default .cairn
+	Fresh        bool   // delete StateDir first
+	DatabaseURL  string // use this PostgreSQL instead of a local cluster under StateDir
+	HTTPAddr     string // starter; default 127.0.0.1:8080
+	TemporalPort int    // default 7233
+	UIPort       int    // default 8233
+	ExamplesDir  string // journeys applied at start; default examples
+	Out          io.Writer
+	Logger       *slog.Logger
+	// Ready, when set, receives what dev printed, once everything is up.
+	Ready chan<- Info
+}
+
+// Info is what a user needs to use a running dev.
+type Info struct {
+	TemporalUI   string `json:"temporal_ui"`
+	TemporalGRPC string `json:"temporal_grpc"`
+	StarterURL   string `json:"starter_url"`
+	WriteKey     string `json:"write_key"`
+	AdminKey     string `json:"admin_key"`
+	DatabaseURL  string `json:"database_url"`
+	Journeys     []string
+}
+
+// Keys are the dev credentials, generated once and kept in the state folder.
+type Keys struct {
+	WriteKey string `json:"write_key"`
+	AdminKey string `json:"admin_key"`
+}
+
+// Run starts everything, prints where to look, and runs until ctx is cancelled; then it stops
+// the parts in reverse order, leaving state on disk for the next start.
+func Run(ctx context.Context, cfg Config) (err error) {
+	cfg.defaults()
+	logger := cfg.Logger
+	started := time.Now()
+	if cfg.Fresh {
+		if err := os.RemoveAll(cfg.StateDir); err != nil {
+			return fmt.Errorf("dev: remove %s: %w", cfg.StateDir, err)
+		}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return fmt.Errorf("dev: state folder: %w", err)
+	}
+	stateDir, _ := filepath.Abs(cfg.StateDir)
+	// The postgres user (when running as root) must be able to reach its data folder.
+	_ = os.Chmod(stateDir, 0o755)
+
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		pg, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(stateDir, "postgres")})
+		if err != nil {
+			return fmt.Errorf("dev: postgres: %w", err)
+		}
+		defer func() {
+			if stopErr := pg.Stop(); stopErr != nil {
+				logger.Warn("stop postgres", "error", stopErr)
+			}
+		}()
+		dbURL = pg.URL
+	}
+
+	srv, err := embedded.Start(embedded.Options{
+		DatabaseFile:     filepath.Join(stateDir, "temporal.db"),
+		Namespace:        "default",
+		SearchAttributes: workflows.SearchAttributes,
+		GRPCPort:         cfg.TemporalPort,
+		UIPort:           cfg.UIPort,
+		LogFile:          filepath.Join(stateDir, "temporal.log"),
+	})
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer srv.Stop()
+
+	keys, err := loadKeys(filepath.Join(stateDir, "keys.json"))
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	if err := applyExamples(ctx, dbURL, cfg.ExamplesDir); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+
+	tc := cluster.Config{Address: srv.GRPCAddress(), Namespace: srv.Namespace()}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	workerReady := make(chan struct{})
+	starterReady := make(chan string, 1)
+	errs := make(chan error, 2)
+	go func() {
+		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: logger.With("component", "worker"), Ready: workerReady})
+	}()
+	go func() {
+		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr,
+			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, Logger: logger.With("component", "starter"), Ready: starterReady})
+	}()
+
+	var addr string
+	for addr == "" || workerReady != nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			return fmt.Errorf("dev: %w", err)
+		case addr = <-starterReady:
+		case <-workerReady:
+			workerReady = nil
+		}
+	}
+	info := Info{
+		TemporalUI: srv.UIURL(), TemporalGRPC: srv.GRPCAddress(), StarterURL: "http://" + addr,
+		WriteKey: keys.WriteKey, AdminKey: keys.AdminKey, DatabaseURL: dbURL,
+	}
+	info.Journeys, _ = journeyFiles(cfg.ExamplesDir)
+	printBanner(cfg.Out, info, time.Since(started))
+	if cfg.Ready != nil {
+		cfg.Ready <- info
+	}
+
+	running := 2
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+		running--
+		err = fmt.Errorf("dev: %w", err)
+	}
+	stop()
+	for ; running > 0; running-- {
+		if e := <-errs; e != nil && err == nil {
+			err = fmt.Errorf("dev: %w", e)
+		}
+	}
+	return err
+}
+
+func (c *Config) defaults() {
+	if c.StateDir == "" {
+		c.StateDir = ".cairn"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.TemporalPort == 0 {
+		c.TemporalPort = 7233
+	}
+	if c.UIPort == 0 {
+		c.UIPort = 8233
+	}
+	if c.ExamplesDir == "" {
+		c.ExamplesDir = "examples"
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// FreePort returns a free loopback port, for callers (tests) that want dev off its defaults.
+func FreePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func loadKeys(path string) (Keys, error) {
+	var k Keys
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &k); err != nil {
+			return k, fmt.Errorf("read %s: %w (delete it to get new keys)", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return k, err
+	}
+	k = Keys{WriteKey: "wk_" + randomHex(16), AdminKey: "ak_" + randomHex(24)}
+	b, _ = json.MarshalIndent(k, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return k, fmt.Errorf("save keys: %w", err)
+	}
+	return k, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func journeyFiles(dir string) ([]string, error) {
+	var files []string
+	for _, pat := range []string{"*.yaml", "*.yml", "*.json"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// applyExamples validates and applies every journey in dir; one bad file stops dev with its
+// problems listed, rather than starting with a journey silently missing.
+func applyExamples(ctx context.Context, dbURL, dir string) error {
+	files, err := journeyFiles(dir)
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer pool.Close()
+	if err := crm.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	store := crm.New(pool)
+	for _, f := range files {
+		doc, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		j, err := journey.Decode(doc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if _, _, err := store.ApplyJourney(ctx, j, string(doc)); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+func printBanner(w io.Writer, in Info, took time.Duration) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nCairn dev is ready (%s)\n\n", took.Round(10*time.Millisecond))
+	fmt.Fprintf(&b, "  Temporal UI     %s/namespaces/default/workflows\n", in.TemporalUI)
+	fmt.Fprintf(&b, "  Temporal gRPC   %s   (temporal workflow list --address %s --query \"CairnJourney='welcome'\")\n", in.TemporalGRPC, in.TemporalGRPC)
+	fmt.Fprintf(&b, "  Starter         %s\n", in.StarterURL)
+	fmt.Fprintf(&b, "  Write key       %s   (HTTP Basic user name, for /v1/track, /v1/identify)\n", in.WriteKey)
+	fmt.Fprintf(&b, "  Admin key       %s   (Authorization: Bearer, for /v1/journeys, /v1/contacts)\n", in.AdminKey)
+	fmt.Fprintf(&b, "  PostgreSQL      %s\n", in.DatabaseURL)
+	if len(in.Journeys) > 0 {
+		fmt.Fprintf(&b, "  Journeys        %s\n", strings.Join(in.Journeys, ", "))
+	}
+	fmt.Fprintf(&b, "\nStart the welcome journey for a contact:\n\n")
+	fmt.Fprintf(&b, "  curl -u %s: %s/v1/track -H 'Content-Type: application/json' \\\n", in.WriteKey, in.StarterURL)
+	fmt.Fprintf(&b, "    -d '{\"userId\":\"ada\",\"event\":\"Signed Up\",\"context\":{\"traits\":{\"email\":\"ada@example.com\"}}}'\n")
+	fmt.Fprintf(&b, "\nThen look at it:\n\n")
+	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/v1/contacts/ada\n", in.AdminKey, in.StarterURL)
+	fmt.Fprintf(&b, "  open %s/namespaces/default/workflows?query=%s\n\n", in.TemporalUI, "CairnJourney%3D%22welcome%22")
+	fmt.Fprint(w, b.String())
+}
+
