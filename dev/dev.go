@@ -293,4 +293,3 @@ func printBanner(w io.Writer, in Info, took time.Duration) {
 	fmt.Fprintf(&b, "  open %s/namespaces/default/workflows?query=%s\n\n", in.TemporalUI, "CairnJourney%3D%22welcome%22")
 	fmt.Fprint(w, b.String())
 }
-
