@@ -67,6 +67,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("postgres data dir: %w", err)
 	}
+	if c.cred != nil {
+		if dir := unreachable(filepath.Dir(dataDir)); dir != "" {
+			return nil, fmt.Errorf("running as root, so PostgreSQL runs as the postgres user, which cannot reach %s (%s is not searchable by others): choose a state folder it can reach (e.g. under /var/tmp), or set DATABASE_URL", dataDir, dir)
+		}
+	}
 	if err := c.chown(dataDir); err != nil {
 		return nil, err
 	}
@@ -152,6 +157,19 @@ func (c *Cluster) chown(dir string) error {
 		}
 		return os.Lchown(p, int(c.cred.Uid), int(c.cred.Gid))
 	})
+}
+
+// unreachable returns the first folder on the way to dir that users other than its owner
+// cannot pass through, or "".
+func unreachable(dir string) string {
+	for d := dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return d
+		}
+		if d == filepath.Dir(d) {
+			return ""
+		}
+	}
 }
 
 func findBin() (string, error) {

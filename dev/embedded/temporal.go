@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -286,10 +287,46 @@ func newLogger(path string) (log.Logger, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded temporal: log file: %w", err)
 	}
+	sink := &logSink{f: f}
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	core := zapcore.NewCore(enc, zapcore.AddSync(f), zapcore.WarnLevel)
-	zl := zap.New(core)
-	return log.NewZapLogger(zl), func() error { _ = zl.Sync(); return f.Close() }, nil
+	core := zapcore.NewCore(enc, sink, zapcore.WarnLevel)
+	return log.NewZapLogger(zap.New(core)), sink.Close, nil
+}
+
+// logSink is the server log file. Some server goroutines still log after Stop returns; once
+// closed, the sink drops their lines instead of failing on a closed file.
+type logSink struct {
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return len(p), nil
+	}
+	return s.f.Write(p)
+}
+
+func (s *logSink) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	return s.f.Sync()
+}
+
+func (s *logSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.f.Close()
 }
 
 func freePort(ip string) (int, error) {

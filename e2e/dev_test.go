@@ -1,0 +1,121 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/cairnhq/cairn/dev"
+	"github.com/cairnhq/cairn/workflows"
+)
+
+type devRun struct {
+	info   dev.Info
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startDev(t *testing.T, state, journeys string) *devRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan dev.Info, 1)
+	r := &devRun{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		r.done <- dev.Run(ctx, dev.Config{
+			StateDir: state, ExamplesDir: journeys, Out: io.Discard, Logger: quiet(), Ready: ready,
+			HTTPAddr: fmt.Sprintf("127.0.0.1:%d", dev.FreePort()), TemporalPort: dev.FreePort(), UIPort: dev.FreePort(),
+		})
+	}()
+	select {
+	case r.info = <-ready:
+	case err := <-r.done:
+		t.Fatalf("dev stopped during start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev not ready after 60s")
+	}
+	return r
+}
+
+func (r *devRun) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev did not stop within 60s")
+	}
+}
+
+func TestDevResumesAJourneyInFlightAfterRestartWithoutRepeatingEffects(t *testing.T) {
+	// Not t.TempDir(): its parent is private to root, and PostgreSQL runs as postgres.
+	state, err := os.MkdirTemp("", "cairn-dev-test-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(state, 0o755))
+	t.Cleanup(func() { os.RemoveAll(state) })
+	journeys := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(journeys, "drip.yaml"), []byte(`
+id: drip
+trigger: {event: Signed Up}
+steps:
+  - {add_tag: dripping}
+  - {send_email: {template: first}}
+  - {id: pause, wait: 5s}
+  - {send_email: {template: second}}
+`), 0o644))
+
+	first := startDev(t, state, journeys)
+	require.Contains(t, first.info.TemporalUI, "http://127.0.0.1:")
+	body := `{"userId":"cy","event":"Signed Up","context":{"traits":{"email":"cy@example.com"}}}`
+	req, _ := http.NewRequest("POST", first.info.StarterURL+"/v1/track", strings.NewReader(body))
+	req.SetBasicAuth(first.info.WriteKey, "")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+
+	cl, err := client.Dial(client.Options{HostPort: first.info.TemporalGRPC, Logger: sdklog.NewStructuredLogger(quiet())})
+	require.NoError(t, err)
+	wfID := workflows.WorkflowID("drip", 1)
+	require.Eventually(t, func() bool {
+		v, err := cl.QueryWorkflow(context.Background(), wfID, "", workflows.QueryState)
+		var st workflows.State
+		return err == nil && v.Get(&st) == nil && st.CurrentStep == "pause"
+	}, 20*time.Second, 50*time.Millisecond, "the contact reaches the wait")
+	cl.Close()
+	first.stop(t)
+
+	second := startDev(t, state, journeys)
+	defer second.stop(t)
+	require.Equal(t, first.info.WriteKey, second.info.WriteKey, "keys survive a restart")
+	cl, err = client.Dial(client.Options{HostPort: second.info.TemporalGRPC, Logger: sdklog.NewStructuredLogger(quiet())})
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var st workflows.State
+	require.NoError(t, cl.GetWorkflow(ctx, wfID, "").Get(ctx, &st))
+	require.Equal(t, workflows.StatusCompleted, st.Status)
+
+	pool, err := pgxpool.New(ctx, second.info.DatabaseURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	var tags, emails, runs int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM contact_tags WHERE tag = 'dripping'`).Scan(&tags))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM email_outbox`).Scan(&emails))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE name = 'Signed Up'`).Scan(&runs))
+	require.Equal(t, 1, tags)
+	require.Equal(t, 2, emails, "first before the restart, second after, neither twice")
+	require.Equal(t, 1, runs)
+}
