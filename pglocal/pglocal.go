@@ -84,7 +84,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if running {
 		c.adopted = true
 	} else {
-		if port, err = freePort(); err != nil {
+		if port, err = c.port(); err != nil {
 			return nil, err
 		}
 		args := []string{"start", "-D", dataDir, "-w", "-t", "60", "-l", filepath.Join(dataDir, "server.log"),
@@ -114,6 +114,26 @@ func (c *Cluster) Stop() error {
 		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
 	}
 	return nil
+}
+
+// port reuses the port of the cluster's last start when it is free, so the URL dev prints
+// stays the same from one start to the next.
+func (c *Cluster) port() (int, error) {
+	file := filepath.Join(c.dataDir, "cairn.port")
+	if b, err := os.ReadFile(file); err == nil {
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+				l.Close()
+				return p, nil
+			}
+		}
+	}
+	p, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	_ = os.WriteFile(file, []byte(strconv.Itoa(p)), 0o644)
+	return p, nil
 }
 
 // runningPort reads postmaster.pid: a cluster left running by a killed process is reused.
