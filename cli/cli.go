@@ -48,13 +48,11 @@ func devCmd() *cobra.Command {
 			if v := os.Getenv("CAIRN_HTTP_ADDR"); v != "" && !cmd.Flags().Changed("http") {
 				cfg.HTTPAddr = v
 			}
-			cfg.Logger = logger()
-			if !cmd.Flags().Changed("log") {
-				// dev prints its banner on stdout; keep routine logs quieter unless asked.
-				if os.Getenv("CAIRN_LOG_LEVEL") == "" {
-					cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				}
+			if os.Getenv("CAIRN_LOG_LEVEL") == "" {
+				// dev prints its banner on stdout; routine info logs would bury it.
+				os.Setenv("CAIRN_LOG_LEVEL", "warn")
 			}
+			cfg.Logger = logger()
 			return dev.Run(cmd.Context(), cfg)
 		},
 	}
@@ -65,7 +63,6 @@ func devCmd() *cobra.Command {
 	f.IntVar(&cfg.TemporalPort, "temporal-port", 7233, "Temporal gRPC port")
 	f.IntVar(&cfg.UIPort, "ui-port", 8233, "Temporal Web UI port")
 	f.StringVar(&cfg.ExamplesDir, "journeys", "examples", "folder of journeys to apply at start")
-	f.Bool("log", false, "show info-level logs (or set CAIRN_LOG_LEVEL)")
 	return cmd
 }
 

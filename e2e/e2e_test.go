@@ -257,3 +257,20 @@ func recordHistory(t *testing.T, s *system, wfID, name string) {
 	require.NoError(t, os.WriteFile(path, b, 0o644))
 	t.Logf("recorded %d events to %s", len(hist.Events), path)
 }
+
+func TestWorkerRefusesANamespaceWithoutCairnsSearchAttributes(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Namespace: "default", UIPort: -1})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = worker.Run(ctx, worker.Config{
+		Temporal:    cluster.Config{Address: srv.GRPCAddress(), Namespace: "default"},
+		DatabaseURL: pgtest.URL(t), Logger: quiet(),
+	})
+	require.Error(t, err)
+	for _, name := range []string{"CairnJourney", "CairnContact", "CairnStep", "CairnJourneyVersion"} {
+		require.Contains(t, err.Error(), name)
+	}
+	require.Contains(t, err.Error(), "temporal operator search-attribute create --namespace default --name CairnJourneyVersion --type Int")
+}
