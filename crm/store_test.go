@@ -2,6 +2,7 @@ package crm_test
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +30,9 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	require.NoError(t, crm.Migrate(ctx, s.Pool))
 	var n int
 	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n))
-	require.Equal(t, 1, n)
+	files, err := filepath.Glob("migrations/*.sql")
+	require.NoError(t, err)
+	require.Equal(t, len(files), n)
 }
 
 func TestRecordEventWithSeenDedupeKeyChangesNothing(t *testing.T) {

@@ -1,0 +1,282 @@
+package journey
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// conditionKinds are the keys that say what a condition tests.
+var conditionKinds = []string{"all", "any", "not", "tag", "field", "score", "event"}
+
+// DecodeCondition reads a standalone condition (a segment's, say) from YAML or JSON.
+func DecodeCondition(doc []byte) (*Condition, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return nil, &ValidationError{Problems: []Problem{{Message: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
+	}
+	if len(root.Content) == 0 {
+		return nil, &ValidationError{Problems: []Problem{{Message: "the condition is empty"}}}
+	}
+	d := &decoder{}
+	c := d.condition(root.Content[0], "")
+	if len(d.probs) > 0 {
+		return nil, &ValidationError{Problems: d.probs}
+	}
+	return &c, nil
+}
+
+func (d *decoder) condition(n *yaml.Node, path string) Condition {
+	var c Condition
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "a condition must be a mapping such as {tag: vip}, not %s", describe(n))
+		return c
+	}
+	var kinds []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if contains(conditionKinds, n.Content[i].Value) {
+			kinds = append(kinds, n.Content[i].Value)
+		}
+	}
+	switch len(kinds) {
+	case 0:
+		keys := []string{}
+		for i := 0; i < len(n.Content); i += 2 {
+			keys = append(keys, n.Content[i].Value)
+		}
+		d.fail(n, path, "unknown condition %q (known: %s)", strings.Join(keys, ", "), strings.Join(conditionKinds, ", "))
+		return c
+	case 1:
+	default:
+		d.fail(n, path, "has %s: use all or any to combine conditions", strings.Join(kinds, " and "))
+		return c
+	}
+	switch kinds[0] {
+	case "all", "any":
+		f := d.fields(n, path, kinds[0])
+		list := d.conditions(f[kinds[0]], join(path, kinds[0]))
+		if kinds[0] == "all" {
+			c.All = list
+		} else {
+			c.Any = list
+		}
+	case "not":
+		f := d.fields(n, path, "not")
+		inner := d.condition(f["not"], join(path, "not"))
+		c.Not = &inner
+	case "tag":
+		f := d.fields(n, path, "tag")
+		if c.Tag = d.str(f["tag"], join(path, "tag")); c.Tag == "" && f["tag"].Kind == yaml.ScalarNode {
+			d.fail(f["tag"], join(path, "tag"), "needs a tag name")
+		}
+	case "field":
+		c.Field = d.fieldTest(n, path)
+	case "score":
+		f := d.fields(n, path, "score")
+		c.Score = d.scoreTest(f["score"], join(path, "score"))
+	case "event":
+		c.Event = d.eventTest(n, path)
+	}
+	return c
+}
+
+func (d *decoder) conditions(n *yaml.Node, path string) []Condition {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		d.fail(n, path, "must be a non-empty list of conditions")
+		return []Condition{}
+	}
+	out := make([]Condition, len(n.Content))
+	for i, s := range n.Content {
+		out[i] = d.condition(s, fmt.Sprintf("%s[%d]", path, i))
+	}
+	return out
+}
+
+func (d *decoder) fieldTest(n *yaml.Node, path string) *FieldTest {
+	f := d.fields(n, path, append([]string{"field"}, FieldOps...)...)
+	t := &FieldTest{}
+	if f == nil {
+		return t
+	}
+	t.Name = d.str(f["field"], join(path, "field"))
+	for _, op := range FieldOps {
+		if f[op] == nil {
+			continue
+		}
+		if t.Op != "" {
+			d.fail(f[op], join(path, op), "a field test takes one operator; %s is already given", t.Op)
+			return t
+		}
+		t.Op = op
+		v, p := f[op], join(path, op)
+		switch op {
+		case OpEquals, OpNotEquals:
+			t.Value = d.scalar(v, p)
+		case OpContains, OpStartsWith:
+			t.Value = d.str(v, p)
+		case OpGT, OpGTE, OpLT, OpLTE:
+			t.Value = d.number(v, p)
+		case OpBetween:
+			t.Range = d.numberPair(v, p)
+		case OpIsSet, OpIsBlank:
+			if v.Kind != yaml.ScalarNode || v.Value != "true" {
+				d.fail(v, p, "must be true")
+			}
+		case OpBefore, OpAfter:
+			s := d.str(v, p)
+			if _, err := ParseDate(s); err != nil && s != "" {
+				d.fail(v, p, "%s", err)
+			}
+			t.Value = s
+		case OpWithinLast:
+			if raw := d.str(v, p); raw != "" {
+				w, err := ParseDuration(raw)
+				if err != nil {
+					d.fail(v, p, "%s", err)
+				}
+				t.Within = &w
+			}
+		}
+	}
+	if t.Op == "" {
+		d.fail(n, path, "field %q needs an operator (one of %s)", t.Name, strings.Join(FieldOps, ", "))
+	}
+	return t
+}
+
+func (d *decoder) scoreTest(n *yaml.Node, path string) *ScoreTest {
+	s := &ScoreTest{}
+	f := d.fields(n, path, "name", "gte", "gt", "lte", "lt", "between")
+	if f == nil {
+		return s
+	}
+	if v := f["name"]; v != nil {
+		s.Name = d.str(v, join(path, "name"))
+	}
+	num := func(key string) *float64 {
+		if f[key] == nil {
+			return nil
+		}
+		v := d.number(f[key], join(path, key))
+		return &v
+	}
+	s.GTE, s.GT, s.LTE, s.LT = num("gte"), num("gt"), num("lte"), num("lt")
+	if v := f["between"]; v != nil {
+		if r := d.numberPair(v, join(path, "between")); len(r) == 2 {
+			s.GTE, s.LTE = &r[0], &r[1]
+		}
+	}
+	if s.GTE == nil && s.GT == nil && s.LTE == nil && s.LT == nil {
+		d.fail(n, path, "needs a bound: gte, gt, lte, lt or between")
+	}
+	return s
+}
+
+func (d *decoder) eventTest(n *yaml.Node, path string) *EventTest {
+	e := &EventTest{}
+	f := d.fields(n, path, "event", "within", "since_entry", "where", "at_least", "at_most", "exactly")
+	if f == nil {
+		return e
+	}
+	if e.Name = d.str(f["event"], join(path, "event")); e.Name == "" && f["event"].Kind == yaml.ScalarNode {
+		d.fail(f["event"], join(path, "event"), "needs an event name")
+	}
+	if v := f["within"]; v != nil {
+		if raw := d.str(v, join(path, "within")); raw != "" {
+			w, err := ParseDuration(raw)
+			if err != nil {
+				d.fail(v, join(path, "within"), "%s", err)
+			}
+			e.Within = &w
+		}
+	}
+	if v := f["since_entry"]; v != nil {
+		e.SinceEntry = v.Kind == yaml.ScalarNode && v.Value == "true"
+		if !e.SinceEntry && v.Value != "false" {
+			d.fail(v, join(path, "since_entry"), "must be true or false")
+		}
+	}
+	if v := f["where"]; v != nil {
+		if v.Kind != yaml.MappingNode {
+			d.fail(v, join(path, "where"), "must be a mapping of property: value")
+		} else {
+			e.Where = map[string]any{}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				e.Where[v.Content[i].Value] = d.scalar(v.Content[i+1], join(path, "where."+v.Content[i].Value))
+			}
+		}
+	}
+	counts := 0
+	count := func(key string) *int {
+		v := f[key]
+		if v == nil {
+			return nil
+		}
+		counts++
+		x, err := strconv.Atoi(v.Value)
+		if v.Kind != yaml.ScalarNode || err != nil || x < 0 {
+			d.fail(v, join(path, key), "must be a whole number ≥ 0, not %s", describe(v))
+			return nil
+		}
+		return &x
+	}
+	e.AtLeast, e.AtMost, e.Exactly = count("at_least"), count("at_most"), count("exactly")
+	if counts > 1 {
+		d.fail(n, path, "give one of at_least, at_most, exactly")
+	}
+	return e
+}
+
+// scalar reads a string, number or boolean as its Go value.
+func (d *decoder) scalar(n *yaml.Node, path string) any {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		d.fail(n, path, "must be a string, number or boolean, not %s", describe(n))
+		return nil
+	}
+	switch n.Tag {
+	case "!!int", "!!float":
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if err == nil {
+			return f
+		}
+	case "!!bool":
+		return n.Value == "true"
+	}
+	return n.Value
+}
+
+func (d *decoder) number(n *yaml.Node, path string) float64 {
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") {
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			return f
+		}
+	}
+	d.fail(n, path, "must be a number, not %s", describe(n))
+	return 0
+}
+
+func (d *decoder) numberPair(n *yaml.Node, path string) []float64 {
+	if n.Kind != yaml.SequenceNode || len(n.Content) != 2 {
+		d.fail(n, path, "must be a list of two numbers, [low, high]")
+		return nil
+	}
+	lo, hi := d.number(n.Content[0], path+"[0]"), d.number(n.Content[1], path+"[1]")
+	if lo > hi {
+		d.fail(n, path, "low bound %v is above high bound %v", lo, hi)
+	}
+	return []float64{lo, hi}
+}
+
+// ParseDate reads a date (2026-12-24) or a time (RFC 3339).
+func ParseDate(s string) (time.Time, error) {
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date (write 2026-12-24 or 2026-12-24T09:00:00Z)", s)
+}
