@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
 )
 
 // Activities holds the dependencies of every activity.
@@ -66,4 +68,29 @@ func output(res crm.ActionResult, err error) (ActionOutput, error) {
 		return ActionOutput{}, fmt.Errorf("activity: %w", err)
 	}
 	return ActionOutput{Replayed: res.Replayed, Detail: res.Detail}, nil
+}
+
+// ErrTypeCondition marks a condition that cannot be evaluated as written.
+const ErrTypeCondition = "InvalidCondition"
+
+// CheckInput asks whether a contact matches a condition now.
+type CheckInput struct {
+	ContactID int64             `json:"contact_id"`
+	Condition journey.Condition `json:"condition"`
+	// EnteredAt is when the contact entered the journey, for since_entry windows.
+	EnteredAt time.Time `json:"entered_at"`
+}
+
+// CheckCondition answers if/else, wait-until and exit questions against the CRM.
+func (a *Activities) CheckCondition(ctx context.Context, in CheckInput) (bool, error) {
+	ok, err := a.Store.Matches(ctx, in.ContactID, in.Condition, crm.Env{Now: time.Now(), EnteredAt: in.EnteredAt})
+	switch {
+	case errors.Is(err, crm.ErrCondition):
+		return false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCondition, err)
+	case errors.Is(err, crm.ErrNotFound):
+		return false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
+	case err != nil:
+		return false, fmt.Errorf("check condition: %w", err)
+	}
+	return ok, nil
 }

@@ -307,8 +307,8 @@ func (s *Store) ApplyJourney(ctx context.Context, j *journey.Journey, document s
 		}
 		v.Version = latest + 1
 		created = true
-		_, err = tx.Exec(ctx, `INSERT INTO journey_versions (journey_id, version, definition, digest, document) VALUES ($1, $2, $3, $4, $5)`,
-			j.ID, v.Version, def, digest, document)
+		_, err = tx.Exec(ctx, `INSERT INTO journey_versions (journey_id, version, definition, digest, document, interests) VALUES ($1, $2, $3, $4, $5, $6)`,
+			j.ID, v.Version, def, digest, document, j.Interests())
 		if err != nil {
 			return fmt.Errorf("insert journey version: %w", err)
 		}
@@ -399,6 +399,64 @@ func MarkDispatched(ctx context.Context, tx pgx.Tx, id int64) error {
 	_, err := tx.Exec(ctx, `UPDATE events SET dispatched_at = now() WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("mark event %d dispatched: %w", id, err)
+	}
+	return nil
+}
+
+// Enroll records the run a SignalWithStart reached. A run ID other than the stored one means
+// a new run (a new entry, perhaps on a newer version); the same one means the event only
+// reached the open run.
+func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, version int, workflowID, runID string) error {
+	_, err := db.Exec(ctx, `INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (journey_id, contact_id) DO UPDATE
+		SET version = $3, workflow_id = $4, run_id = $5, entered_at = now(), ended_at = NULL
+		WHERE enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL`,
+		journeyID, contactID, version, workflowID, runID)
+	if err != nil {
+		return fmt.Errorf("enroll contact %d in %s: %w", contactID, journeyID, err)
+	}
+	return nil
+}
+
+// Enrollment is an open run of a contact.
+type Enrollment struct {
+	JourneyID  string
+	WorkflowID string
+	RunID      string
+}
+
+// Interested lists the contact's open runs whose journey version wants events named name,
+// leaving out the journeys in skip (already reached through their trigger).
+func Interested(ctx context.Context, db DB, contactID int64, name string, skip []string) ([]Enrollment, error) {
+	if skip == nil {
+		skip = []string{}
+	}
+	rows, err := db.Query(ctx, `SELECT en.journey_id, en.workflow_id, en.run_id
+		FROM enrollments en
+		JOIN journey_versions v ON v.journey_id = en.journey_id AND v.version = en.version
+		WHERE en.contact_id = $1 AND en.ended_at IS NULL AND $2 = ANY (v.interests) AND en.journey_id <> ALL ($3)
+		ORDER BY en.journey_id`, contactID, name, skip)
+	if err != nil {
+		return nil, fmt.Errorf("route event: %w", err)
+	}
+	defer rows.Close()
+	var out []Enrollment
+	for rows.Next() {
+		var e Enrollment
+		if err := rows.Scan(&e.JourneyID, &e.WorkflowID, &e.RunID); err != nil {
+			return nil, fmt.Errorf("route event: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// EndEnrollment closes the row of a run that turned out to be finished.
+func EndEnrollment(ctx context.Context, db DB, journeyID string, contactID int64, runID string) error {
+	_, err := db.Exec(ctx, `UPDATE enrollments SET ended_at = now() WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3`, journeyID, contactID, runID)
+	if err != nil {
+		return fmt.Errorf("end enrollment: %w", err)
 	}
 	return nil
 }

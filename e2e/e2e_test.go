@@ -274,3 +274,70 @@ func TestWorkerRefusesANamespaceWithoutCairnsSearchAttributes(t *testing.T) {
 	}
 	require.Contains(t, err.Error(), "temporal operator search-attribute create --namespace default --name CairnJourneyVersion --type Int")
 }
+
+func (s *system) contact(t *testing.T, ext string) int64 {
+	t.Helper()
+	var id int64
+	require.Eventually(t, func() bool {
+		return s.db.QueryRow(s.ctx, `SELECT id FROM contacts WHERE external_id = $1`, ext).Scan(&id) == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	return id
+}
+
+func (s *system) state(t *testing.T, wfID string) workflows.State {
+	t.Helper()
+	var st workflows.State
+	require.Eventually(t, func() bool {
+		v, err := s.temporal.QueryWorkflow(s.ctx, wfID, "", workflows.QueryState)
+		return err == nil && v.Get(&st) == nil
+	}, 10*time.Second, 50*time.Millisecond)
+	return st
+}
+
+func TestEventsReachRunningJourneysWaitingOnThemAndExitTakesContactsOut(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-trial", `
+id: e2e-trial
+trigger: {event: Trial Started}
+exit: {event: Unsubscribed}
+steps:
+  - id: activated?
+    wait_until: {condition: {event: Feature Used, where: {feature: reports}, since_entry: true}, timeout: 1h}
+    then: [{add_tag: activated}]
+    else: [{add_tag: stalled}]
+`)
+	s.track(t, `{"userId":"dee","event":"Trial Started"}`)
+	s.track(t, `{"userId":"eve","event":"Trial Started"}`)
+	dee, eve := workflows.WorkflowID("e2e-trial", s.contact(t, "dee")), workflows.WorkflowID("e2e-trial", s.contact(t, "eve"))
+	for _, id := range []string{dee, eve} {
+		require.Eventually(t, func() bool {
+			st := s.state(t, id)
+			return st.CurrentStep == "activated?" && st.Status == workflows.StatusWaiting
+		}, 10*time.Second, 50*time.Millisecond)
+	}
+
+	// Not the feature it waits for: dee keeps waiting.
+	s.track(t, `{"userId":"dee","event":"Feature Used","properties":{"feature":"billing"}}`)
+	require.Eventually(t, func() bool { return len(s.state(t, dee).Events) == 2 }, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, workflows.StatusWaiting, s.state(t, dee).Status)
+
+	s.track(t, `{"userId":"dee","event":"Feature Used","properties":{"feature":"reports"}}`)
+	s.track(t, `{"userId":"eve","event":"Unsubscribed"}`)
+
+	var st workflows.State
+	require.NoError(t, s.temporal.GetWorkflow(s.ctx, dee, "").Get(s.ctx, &st))
+	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'activated'`))
+
+	require.NoError(t, s.temporal.GetWorkflow(s.ctx, eve, "").Get(s.ctx, &st))
+	require.Equal(t, workflows.StatusExited, st.Status)
+	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s'", eve, workflows.StepExited))
+	require.Zero(t, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('stalled', 'activated') AND contact_id = (SELECT id FROM contacts WHERE external_id = 'eve')`))
+
+	// A later event for a finished run closes its enrollment instead of failing dispatch.
+	s.track(t, `{"userId":"dee","event":"Feature Used","properties":{"feature":"reports"}}`)
+	require.Eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM enrollments WHERE ended_at IS NULL AND contact_id = (SELECT id FROM contacts WHERE external_id = 'dee')`) == 0
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Zero(t, s.count(t, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`))
+}

@@ -75,7 +75,7 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 
 func (d *decoder) journey(n *yaml.Node) *Journey {
 	j := &Journey{}
-	f := d.fields(n, "", "id", "name", "trigger", "steps")
+	f := d.fields(n, "", "id", "name", "trigger", "exit", "steps")
 	if f == nil {
 		return j
 	}
@@ -92,17 +92,30 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 	} else {
 		d.fail(n, "trigger", "is required")
 	}
+	if v := f["exit"]; v != nil {
+		c := d.condition(v, "exit")
+		j.Exit = &c
+	}
 	if v := f["steps"]; v != nil {
-		if v.Kind != yaml.SequenceNode {
-			d.fail(v, "steps", "must be a list of steps, not %s", describe(v))
-		} else {
-			for i, s := range v.Content {
-				j.Steps = append(j.Steps, d.step(s, fmt.Sprintf("steps[%d]", i)))
-			}
-		}
+		j.Steps = d.steps(v, "steps")
 	}
 	return j
 }
+
+func (d *decoder) steps(n *yaml.Node, path string) []Step {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "must be a list of steps, not %s", describe(n))
+		return nil
+	}
+	out := make([]Step, 0, len(n.Content))
+	for i, s := range n.Content {
+		out = append(out, d.step(s, fmt.Sprintf("%s[%d]", path, i)))
+	}
+	return out
+}
+
+// pathKeys may stand beside a step kind: the id, and the then/else paths of if and wait_until.
+var pathKeys = []string{"id", "then", "else"}
 
 func (d *decoder) step(n *yaml.Node, path string) Step {
 	var s Step
@@ -117,11 +130,11 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 	var kinds []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i].Value
-		if k != "id" && !contains(Kinds, k) {
+		if !contains(pathKeys, k) && !contains(Kinds, k) {
 			d.fail(n.Content[i], path, "unknown step kind %q (known: %s)", k, strings.Join(Kinds, ", "))
 			return s
 		}
-		if k != "id" {
+		if !contains(pathKeys, k) {
 			kinds = append(kinds, k)
 		}
 	}
@@ -130,7 +143,7 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 		d.fail(n, path, "has %s: a step does exactly one thing", strings.Join(kinds, " and "))
 		return s
 	}
-	f := d.fields(n, path, append([]string{"id"}, Kinds...)...)
+	f := d.fields(n, path, append(append([]string{}, pathKeys...), Kinds...)...)
 	if v := f["id"]; v != nil {
 		s.ID = d.str(v, path+".id")
 	}
@@ -155,6 +168,36 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 		if e := d.fields(v, path+".send_email", "template"); e != nil && e["template"] != nil {
 			s.SendEmail.Template = d.str(e["template"], path+".send_email.template")
 		}
+	}
+	if v := f[KindIf]; v != nil {
+		c := d.condition(v, path+".if")
+		s.If = &c
+	}
+	if v := f[KindWaitUntil]; v != nil {
+		s.WaitUntil = &WaitUntil{}
+		if w := d.fields(v, path+".wait_until", "condition", "timeout"); w != nil {
+			if w["condition"] == nil {
+				d.fail(v, path+".wait_until.condition", "is required")
+			} else {
+				s.WaitUntil.Condition = d.condition(w["condition"], path+".wait_until.condition")
+			}
+			if t := w["timeout"]; t != nil {
+				if raw := d.str(t, path+".wait_until.timeout"); raw != "" {
+					dur, err := ParseDuration(raw)
+					if err != nil {
+						d.fail(t, path+".wait_until.timeout", "%s", err)
+					} else {
+						s.WaitUntil.Timeout = &dur
+					}
+				}
+			}
+		}
+	}
+	if v := f["then"]; v != nil {
+		s.Then = d.steps(v, path+".then")
+	}
+	if v := f["else"]; v != nil {
+		s.Else = d.steps(v, path+".else")
 	}
 	if v := f[KindEnd]; v != nil {
 		if v.Kind != yaml.ScalarNode || (v.Value != "true" && v.Value != "") {

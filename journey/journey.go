@@ -6,6 +6,7 @@ package journey
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -15,7 +16,10 @@ type Journey struct {
 	ID      string  `json:"id"`
 	Name    string  `json:"name,omitempty"`
 	Trigger Trigger `json:"trigger"`
-	Steps   []Step  `json:"steps"`
+	// Exit takes the contact out of the journey the moment it holds (checked at entry and
+	// whenever an event it depends on arrives).
+	Exit  *Condition `json:"exit,omitempty"`
+	Steps []Step     `json:"steps"`
 }
 
 // Trigger says which contact event starts the journey for that contact.
@@ -35,6 +39,21 @@ type Step struct {
 	Wait      *Duration  `json:"wait,omitempty"`
 	SendEmail *SendEmail `json:"send_email,omitempty"`
 	End       bool       `json:"end,omitempty"`
+	If        *Condition `json:"if,omitempty"`
+	WaitUntil *WaitUntil `json:"wait_until,omitempty"`
+
+	// Then and Else are the two paths of an if (condition holds / does not) and of a
+	// wait_until (condition met / timed out). After either, the journey goes on with the
+	// step after this one.
+	Then []Step `json:"then,omitempty"`
+	Else []Step `json:"else,omitempty"`
+}
+
+// WaitUntil holds the contact until the condition holds, re-checked whenever an event it
+// depends on arrives; Timeout (optional) bounds the wait.
+type WaitUntil struct {
+	Condition Condition `json:"condition"`
+	Timeout   *Duration `json:"timeout,omitempty"`
 }
 
 // SendEmail sends a template to the contact.
@@ -48,10 +67,12 @@ const (
 	KindWait      = "wait"
 	KindSendEmail = "send_email"
 	KindEnd       = "end"
+	KindIf        = "if"
+	KindWaitUntil = "wait_until"
 )
 
 // Kinds lists the step kinds in the order documentation shows them.
-var Kinds = []string{KindAddTag, KindWait, KindSendEmail, KindEnd}
+var Kinds = []string{KindAddTag, KindSendEmail, KindWait, KindWaitUntil, KindIf, KindEnd}
 
 // Kind names the step's kind, or "" for a step with none set.
 func (s Step) Kind() string {
@@ -64,6 +85,10 @@ func (s Step) Kind() string {
 		return KindSendEmail
 	case s.End:
 		return KindEnd
+	case s.If != nil:
+		return KindIf
+	case s.WaitUntil != nil:
+		return KindWaitUntil
 	}
 	return ""
 }
@@ -79,11 +104,51 @@ func (s Step) Summary() string {
 		return "send email " + s.SendEmail.Template
 	case KindEnd:
 		return "end"
+	case KindIf:
+		return "if " + s.If.String()
+	case KindWaitUntil:
+		if s.WaitUntil.Timeout != nil {
+			return fmt.Sprintf("wait until %s (at most %s)", s.WaitUntil.Condition, s.WaitUntil.Timeout)
+		}
+		return "wait until " + s.WaitUntil.Condition.String()
 	}
 	return ""
 }
 
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+// Interests lists the events a running journey wants to hear about: those its exit and
+// wait_until conditions depend on. The dispatcher signals enrolled contacts' runs only
+// for these.
+func (j *Journey) Interests() []string {
+	set := map[string]bool{}
+	if j.Exit != nil {
+		j.Exit.collectEvents(set)
+	}
+	walk(j.Steps, func(s *Step) {
+		if s.WaitUntil != nil {
+			s.WaitUntil.Condition.collectEvents(set)
+		}
+	})
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// walk visits every step, nested ones included, depth first.
+func walk(steps []Step, fn func(*Step)) {
+	for i := range steps {
+		fn(&steps[i])
+		walk(steps[i].Then, fn)
+		walk(steps[i].Else, fn)
+	}
+}
+
+var (
+	idPattern     = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+	stepIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.?!-]{0,127}$`)
+)
 
 // Problem is one thing wrong with a document, at a path such as `steps[3].wait`.
 type Problem struct {
@@ -114,73 +179,103 @@ func (e *ValidationError) Error() string {
 
 // Validate checks a decoded journey's meaning (the decoder has already checked its shape).
 func (j *Journey) Validate() error {
-	var probs []Problem
-	add := func(path, format string, args ...any) {
-		probs = append(probs, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
-	}
+	v := &validator{seen: map[string]string{}}
 	if j.ID == "" {
-		add("id", "is required")
+		v.add("id", "is required")
 	} else if !idPattern.MatchString(j.ID) {
-		add("id", "%q must be lower-case letters, digits, '-', '_' or '.', starting with a letter or digit (at most 63)", j.ID)
+		v.add("id", "%q must be lower-case letters, digits, '-', '_' or '.', starting with a letter or digit (at most 63)", j.ID)
 	}
 	if j.Trigger.Event == "" {
-		add("trigger.event", "is required")
+		v.add("trigger.event", "is required")
 	}
 	if len(j.Steps) == 0 {
-		add("steps", "a journey needs at least one step")
+		v.add("steps", "a journey needs at least one step")
 	}
-	seen := map[string]int{}
-	for i, s := range j.Steps {
-		path := fmt.Sprintf("steps[%d]", i)
-		if s.ID != "" {
-			if !idPattern.MatchString(s.ID) {
-				add(path+".id", "%q must be lower-case letters, digits, '-', '_' or '.'", s.ID)
-			}
-			if first, dup := seen[s.ID]; dup {
-				add(path+".id", "%q is already the id of steps[%d]", s.ID, first)
-			}
-			seen[s.ID] = i
-		}
-		switch s.Kind() {
-		case "":
-			add(path, "has no step kind (one of %s)", strings.Join(Kinds, ", "))
-		case KindWait:
-			if s.Wait.D <= 0 {
-				add(path+".wait", "must be longer than zero")
-			}
-		case KindSendEmail:
-			if s.SendEmail.Template == "" {
-				add(path+".send_email.template", "is required")
-			}
-		case KindEnd:
-			if i != len(j.Steps)-1 {
-				add(fmt.Sprintf("steps[%d]", i+1), "is unreachable: steps[%d] ends the journey", i)
-			}
-		}
-	}
-	if len(probs) > 0 {
-		return &ValidationError{Problems: probs}
+	v.steps(j.Steps, "steps")
+	if len(v.probs) > 0 {
+		return &ValidationError{Problems: v.probs}
 	}
 	return nil
 }
 
-// assignIDs gives every step without an id a readable one from its position and kind.
+type validator struct {
+	probs []Problem
+	seen  map[string]string // step id → path of the step that has it
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.probs = append(v.probs, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) steps(steps []Step, base string) {
+	for i, s := range steps {
+		path := fmt.Sprintf("%s[%d]", base, i)
+		if s.ID != "" {
+			if !stepIDPattern.MatchString(s.ID) {
+				v.add(path+".id", "%q must be lower-case letters, digits, '-', '_', '.', '?' or '!'", s.ID)
+			}
+			if first, dup := v.seen[s.ID]; dup {
+				v.add(path+".id", "%q is already the id of %s", s.ID, first)
+			} else {
+				v.seen[s.ID] = path
+			}
+		}
+		switch s.Kind() {
+		case "":
+			v.add(path, "has no step kind (one of %s)", strings.Join(Kinds, ", "))
+		case KindWait:
+			if s.Wait.D <= 0 {
+				v.add(path+".wait", "must be longer than zero")
+			}
+		case KindSendEmail:
+			if s.SendEmail.Template == "" {
+				v.add(path+".send_email.template", "is required")
+			}
+		case KindWaitUntil:
+			if t := s.WaitUntil.Timeout; t != nil && t.D <= 0 {
+				v.add(path+".wait_until.timeout", "must be longer than zero")
+			}
+		case KindEnd:
+			if i != len(steps)-1 {
+				v.add(fmt.Sprintf("%s[%d]", base, i+1), "is unreachable: %s ends the journey", path)
+			}
+		}
+		if (len(s.Then) > 0 || len(s.Else) > 0) && s.Kind() != KindIf && s.Kind() != KindWaitUntil {
+			v.add(path, "then/else belong to if and wait_until steps, not to %s", s.Kind())
+		}
+		if s.Kind() == KindIf && len(s.Then) == 0 && len(s.Else) == 0 {
+			v.add(path, "an if needs a then or an else path")
+		}
+		v.steps(s.Then, path+".then")
+		v.steps(s.Else, path+".else")
+	}
+}
+
+// assignIDs gives every step without an id a readable one from its position and kind:
+// "2-wait" at the top level, "3-if.then.1-add_tag" inside a path.
 func (j *Journey) assignIDs() {
 	taken := map[string]bool{}
-	for _, s := range j.Steps {
+	walk(j.Steps, func(s *Step) {
 		if s.ID != "" {
 			taken[s.ID] = true
 		}
-	}
-	for i := range j.Steps {
-		if j.Steps[i].ID != "" || j.Steps[i].Kind() == "" {
-			continue
+	})
+	assign(j.Steps, "", taken)
+}
+
+func assign(steps []Step, prefix string, taken map[string]bool) {
+	for i := range steps {
+		s := &steps[i]
+		if s.ID == "" && s.Kind() != "" {
+			base := fmt.Sprintf("%s%d-%s", prefix, i+1, s.Kind())
+			id := base
+			for n := 2; taken[id]; n++ {
+				id = fmt.Sprintf("%s-%d", base, n)
+			}
+			taken[id] = true
+			s.ID = id
 		}
-		id := fmt.Sprintf("%d-%s", i+1, j.Steps[i].Kind())
-		for n := 2; taken[id]; n++ {
-			id = fmt.Sprintf("%d-%s-%d", i+1, j.Steps[i].Kind(), n)
-		}
-		taken[id] = true
-		j.Steps[i].ID = id
+		assign(s.Then, s.ID+".then.", taken)
+		assign(s.Else, s.ID+".else.", taken)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -104,7 +105,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 		return err
 	}
 	signal := workflows.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
+	triggered := make([]string, 0, len(journeys))
 	for _, j := range journeys {
+		triggered = append(triggered, j.JourneyID)
 		id := workflows.WorkflowID(j.JourneyID, ev.ContactID)
 		first := ""
 		if len(j.Definition.Steps) > 0 {
@@ -126,12 +129,35 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 		}
 		in := workflows.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
 		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, workflows.SignalEvent, signal, opts, workflows.WorkflowType, in)
+		run, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, workflows.SignalEvent, signal, opts, workflows.WorkflowType, in)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("signal-with-start %s: %w", id, err)
 		}
+		if err := crm.Enroll(ctx, tx, j.JourneyID, ev.ContactID, j.Version, id, run.GetRunID()); err != nil {
+			return err
+		}
 		d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
+	}
+	// Runs already under way hear the events their exit and wait-until conditions depend on.
+	open, err := crm.Interested(ctx, tx, ev.ContactID, ev.Name, triggered)
+	if err != nil {
+		return err
+	}
+	for _, en := range open {
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := d.Temporal.SignalWorkflow(callCtx, en.WorkflowID, en.RunID, workflows.SignalEvent, signal)
+		cancel()
+		var notFound *serviceerror.NotFound
+		switch {
+		case errors.As(err, &notFound):
+			// The run has finished since: close its enrollment; nothing is lost.
+			if err := crm.EndEnrollment(ctx, tx, en.JourneyID, ev.ContactID, en.RunID); err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("signal %s: %w", en.WorkflowID, err)
+		}
 	}
 	return nil
 }

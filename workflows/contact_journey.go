@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,7 +17,7 @@ var a *activities.Activities
 
 // ContactJourney walks one contact through one pinned journey version.
 func ContactJourney(ctx workflow.Context, in Input) (State, error) {
-	it := &interpreter{in: in, visits: map[string]int{}}
+	it := &interpreter{in: in, visits: map[string]int{}, lastEvent: map[string]int{}}
 	if err := it.setup(ctx); err != nil {
 		return it.state, err
 	}
@@ -28,7 +29,16 @@ type interpreter struct {
 	in     Input
 	state  State
 	visits map[string]int // step id → times entered, for idempotency keys of loops
+
+	// seq counts events received; lastEvent holds, per event name, the seq of the latest.
+	// Waits compare them to know whether anything they depend on has happened since.
+	seq       int
+	lastEvent map[string]int
+	exited    bool
 }
+
+// errEnded unwinds nested paths when an end step is reached.
+var errEnded = errors.New("journey ended")
 
 // setup registers the query and signal handlers and sets the search attributes.
 func (it *interpreter) setup(ctx workflow.Context) error {
@@ -62,31 +72,104 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 }
 
 func (it *interpreter) record(ev Event) {
+	it.seq++
+	it.lastEvent[ev.Name] = it.seq
 	it.state.Events = append(it.state.Events, ev)
 	if n := len(it.state.Events); n > maxEventsKept {
 		it.state.Events = it.state.Events[n-maxEventsKept:]
 	}
 }
 
+// heardSince reports whether an event named in names arrived after seq.
+func (it *interpreter) heardSince(seq int, names []string) bool {
+	for _, n := range names {
+		if it.lastEvent[n] > seq {
+			return true
+		}
+	}
+	return false
+}
+
 func (it *interpreter) run(ctx workflow.Context) error {
-	for _, step := range it.in.Journey.Steps {
+	steps, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	if exit := it.in.Journey.Exit; exit != nil {
+		met, err := it.check(ctx, "exit", *exit)
+		if err != nil {
+			return it.fail("exit", err)
+		}
+		if met {
+			return it.finish(ctx, StatusExited)
+		}
+		workflow.Go(ctx, func(ctx workflow.Context) { it.watchExit(ctx, *exit, cancel) })
+	}
+	err := it.walk(steps, it.in.Journey.Steps)
+	switch {
+	case it.exited:
+		return it.finish(ctx, StatusExited)
+	case err != nil && !errors.Is(err, errEnded):
+		return err
+	}
+	return it.finish(ctx, StatusCompleted)
+}
+
+// watchExit re-checks the exit condition whenever an event it depends on arrives, and
+// cancels the steps (a pending timer, wait or activity) the moment it holds.
+func (it *interpreter) watchExit(ctx workflow.Context, exit journey.Condition, cancel workflow.CancelFunc) {
+	names := exit.Events()
+	for {
+		seen := it.seq
+		if err := workflow.Await(ctx, func() bool { return it.heardSince(seen, names) }); err != nil {
+			return
+		}
+		if met, err := it.check(ctx, "exit", exit); err == nil && met {
+			it.exited = true
+			cancel()
+			return
+		}
+	}
+}
+
+func (it *interpreter) finish(ctx workflow.Context, status string) error {
+	it.state.Status = status
+	it.state.CurrentStep = StepEnded
+	if status == StatusExited {
+		it.state.CurrentStep = StepExited
+	}
+	it.state.WaitingFor, it.state.WaitUntil = "", nil
+	return workflow.UpsertTypedSearchAttributes(ctx, AttrStep.ValueSet(it.state.CurrentStep))
+}
+
+func (it *interpreter) fail(step string, err error) error {
+	it.state.Status = StatusFailed
+	it.state.Error = fmt.Sprintf("step %s: %v", step, err)
+	return fmt.Errorf("step %s: %w", step, err)
+}
+
+// walk runs a list of steps (the journey's, or a then/else path); errEnded means an end step.
+func (it *interpreter) walk(ctx workflow.Context, steps []journey.Step) error {
+	for _, step := range steps {
 		if err := it.enter(ctx, step); err != nil {
 			return err
 		}
-		outcome, err := it.do(ctx, step)
+		outcome, path, err := it.do(ctx, step)
 		it.leave(ctx, outcome, err)
 		if err != nil {
-			it.state.Status = StatusFailed
-			it.state.Error = fmt.Sprintf("step %s: %v", step.ID, err)
-			return fmt.Errorf("step %s (%s): %w", step.ID, step.Summary(), err)
+			if it.exited || temporal.IsCanceledError(err) {
+				return err
+			}
+			return it.fail(fmt.Sprintf("%s (%s)", step.ID, step.Summary()), err)
 		}
 		if step.Kind() == journey.KindEnd {
-			break
+			return errEnded
+		}
+		if len(path) > 0 {
+			if err := it.walk(ctx, path); err != nil {
+				return err
+			}
 		}
 	}
-	it.state.Status = StatusCompleted
-	it.state.CurrentStep = StepEnded
-	return workflow.UpsertTypedSearchAttributes(ctx, AttrStep.ValueSet(StepEnded))
+	return nil
 }
 
 func (it *interpreter) enter(ctx workflow.Context, step journey.Step) error {
@@ -105,7 +188,10 @@ func (it *interpreter) leave(ctx workflow.Context, outcome string, err error) {
 	now := workflow.Now(ctx)
 	v.LeftAt = &now
 	v.Outcome = outcome
-	if err != nil {
+	switch {
+	case it.exited:
+		v.Outcome = "left: exit condition met"
+	case err != nil:
 		v.Outcome = "failed: " + err.Error()
 	}
 	it.state.WaitingFor, it.state.WaitUntil = "", nil
@@ -118,33 +204,114 @@ func (it *interpreter) key(ctx workflow.Context, step journey.Step) string {
 	return fmt.Sprintf("%s/%s/%s/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, step.ID, it.visits[step.ID])
 }
 
-func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, error) {
+// do performs one step and returns its outcome and, for if and wait_until, the path to take.
+func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []journey.Step, error) {
 	switch step.Kind() {
 	case journey.KindAddTag:
 		var out activities.ActionOutput
 		err := workflow.ExecuteActivity(actionContext(ctx, step), a.AddTag, activities.AddTagInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Tag: step.AddTag,
 		}).Get(ctx, &out)
-		return "tagged " + step.AddTag, err
+		return "tagged " + step.AddTag, nil, err
 	case journey.KindSendEmail:
 		var out activities.ActionOutput
 		err := workflow.ExecuteActivity(actionContext(ctx, step), a.SendEmail, activities.SendEmailInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
 		}).Get(ctx, &out)
-		return "queued " + step.SendEmail.Template, err
+		return "queued " + step.SendEmail.Template, nil, err
 	case journey.KindWait:
-		until := workflow.Now(ctx).Add(step.Wait.D)
-		it.state.Status = StatusWaiting
-		it.state.WaitingFor = "timer: " + step.Summary()
-		it.state.WaitUntil = &until
+		it.waiting(ctx, "timer: "+step.Summary(), step.Wait.D)
 		err := workflow.NewTimerWithOptions(ctx, step.Wait.D, workflow.TimerOptions{
 			Summary: fmt.Sprintf("%s: %s", step.ID, step.Summary()),
 		}).Get(ctx, nil)
-		return "waited " + step.Wait.String(), err
+		return "waited " + step.Wait.String(), nil, err
+	case journey.KindIf:
+		met, err := it.check(ctx, step.ID, *step.If)
+		if err != nil {
+			return "", nil, err
+		}
+		if met {
+			return "condition held: then", step.Then, nil
+		}
+		return "condition did not hold: else", step.Else, nil
+	case journey.KindWaitUntil:
+		return it.waitUntil(ctx, step)
 	case journey.KindEnd:
-		return "ended", nil
+		return "ended", nil, nil
 	}
-	return "", temporal.NewNonRetryableApplicationError("unknown step kind in "+step.ID, "UnknownStep", nil)
+	return "", nil, temporal.NewNonRetryableApplicationError("unknown step kind in "+step.ID, "UnknownStep", nil)
+}
+
+// waitUntil checks the condition, then waits for an event it depends on (or the timeout)
+// before checking again: no polling, and no worker slot held while waiting.
+func (it *interpreter) waitUntil(ctx workflow.Context, step journey.Step) (string, []journey.Step, error) {
+	w := step.WaitUntil
+	names := w.Condition.Events()
+	var deadline time.Time
+	if w.Timeout != nil {
+		deadline = workflow.Now(ctx).Add(w.Timeout.D)
+	}
+	for {
+		met, err := it.check(ctx, step.ID, w.Condition)
+		if err != nil {
+			return "", nil, err
+		}
+		if met {
+			return "condition met", step.Then, nil
+		}
+		seen := it.seq
+		if deadline.IsZero() {
+			it.waiting(ctx, "condition: "+w.Condition.String(), 0)
+			if err := workflow.Await(ctx, func() bool { return it.heardSince(seen, names) }); err != nil {
+				return "", nil, err
+			}
+			continue
+		}
+		left := deadline.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			return "timed out", step.Else, nil
+		}
+		it.waiting(ctx, "condition: "+w.Condition.String(), left)
+		heard, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout:      left,
+			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("%s: give up after %s", step.ID, w.Timeout)},
+		}, func() bool { return it.heardSince(seen, names) })
+		if err != nil {
+			return "", nil, err
+		}
+		if !heard {
+			return "timed out", step.Else, nil
+		}
+	}
+}
+
+func (it *interpreter) waiting(ctx workflow.Context, what string, d time.Duration) {
+	it.state.Status = StatusWaiting
+	it.state.WaitingFor = what
+	it.state.WaitUntil = nil
+	if d > 0 {
+		until := workflow.Now(ctx).Add(d)
+		it.state.WaitUntil = &until
+	}
+}
+
+// check asks the CRM whether the contact matches the condition now.
+func (it *interpreter) check(ctx workflow.Context, stepID string, c journey.Condition) (bool, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		Summary:             fmt.Sprintf("%s: check %s", stepID, c),
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+		ScheduleToCloseTimeout: 24 * time.Hour,
+	})
+	var met bool
+	err := workflow.ExecuteActivity(ctx, a.CheckCondition, activities.CheckInput{
+		ContactID: it.in.ContactID, Condition: c, EnteredAt: workflow.GetInfo(ctx).WorkflowStartTime,
+	}).Get(ctx, &met)
+	return met, err
 }
 
 // actionContext gives an action activity its timeout, retry policy and a UI summary.

@@ -47,8 +47,12 @@ func WorkflowID(journeyID string, contactID int64) string {
 	return fmt.Sprintf("journey:%s:%d", journeyID, contactID)
 }
 
-// StepEnded is the CairnStep value of a journey that has finished.
-const StepEnded = "(ended)"
+// CairnStep values of a run that is over: it finished its steps (or an end step), or its
+// exit condition took it out.
+const (
+	StepEnded  = "(ended)"
+	StepExited = "(exited)"
+)
 
 // Input starts a ContactJourney. The journey definition travels with it, pinning the version
 // for the life of the run: replay never depends on what the database says today.
@@ -72,7 +76,7 @@ type State struct {
 	JourneyID   string     `json:"journey_id"`
 	Version     int        `json:"version"`
 	ContactID   int64      `json:"contact_id"`
-	Status      string     `json:"status"` // running, waiting, completed, failed
+	Status      string     `json:"status"` // running, waiting, completed, exited, failed
 	CurrentStep string     `json:"current_step"`
 	WaitingFor  string     `json:"waiting_for,omitempty"`
 	WaitUntil   *time.Time `json:"wait_until,omitempty"`
@@ -97,6 +101,7 @@ const (
 	StatusRunning   = "running"
 	StatusWaiting   = "waiting"
 	StatusCompleted = "completed"
+	StatusExited    = "exited"
 	StatusFailed    = "failed"
 )
 
