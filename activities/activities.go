@@ -94,3 +94,25 @@ func (a *Activities) CheckCondition(ctx context.Context, in CheckInput) (bool, e
 	}
 	return ok, nil
 }
+
+// FirstMatchInput asks which of several conditions holds first.
+type FirstMatchInput struct {
+	ContactID  int64               `json:"contact_id"`
+	Conditions []journey.Condition `json:"conditions"`
+	EnteredAt  time.Time           `json:"entered_at"`
+}
+
+// FirstMatch returns the index of the first condition the contact matches, or -1: a
+// multi-branch step costs one activity, not one per branch.
+func (a *Activities) FirstMatch(ctx context.Context, in FirstMatchInput) (int, error) {
+	for i, c := range in.Conditions {
+		ok, err := a.CheckCondition(ctx, CheckInput{ContactID: in.ContactID, Condition: c, EnteredAt: in.EnteredAt})
+		if err != nil {
+			return -1, err
+		}
+		if ok {
+			return i, nil
+		}
+	}
+	return -1, nil
+}

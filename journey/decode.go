@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -75,7 +76,7 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 
 func (d *decoder) journey(n *yaml.Node) *Journey {
 	j := &Journey{}
-	f := d.fields(n, "", "id", "name", "trigger", "exit", "steps")
+	f := d.fields(n, "", "id", "name", "trigger", "exit", "goals", "steps")
 	if f == nil {
 		return j
 	}
@@ -96,10 +97,111 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 		c := d.condition(v, "exit")
 		j.Exit = &c
 	}
+	if v := f["goals"]; v != nil {
+		if v.Kind != yaml.SequenceNode {
+			d.fail(v, "goals", "must be a list of goals")
+		} else {
+			for i, g := range v.Content {
+				j.Goals = append(j.Goals, d.goal(g, fmt.Sprintf("goals[%d]", i)))
+			}
+		}
+	}
 	if v := f["steps"]; v != nil {
 		j.Steps = d.steps(v, "steps")
 	}
 	return j
+}
+
+func (d *decoder) goal(n *yaml.Node, path string) Goal {
+	var g Goal
+	f := d.fields(n, path, "id", "when", "then", "on_reach", "wait_timeout")
+	if f == nil {
+		return g
+	}
+	for _, key := range []string{"id", "when", "then"} {
+		if f[key] == nil {
+			d.fail(n, join(path, key), "is required")
+		}
+	}
+	if v := f["id"]; v != nil {
+		g.ID = d.str(v, path+".id")
+	}
+	if v := f["when"]; v != nil {
+		g.When = d.condition(v, path+".when")
+	}
+	if v := f["then"]; v != nil {
+		g.Then = d.str(v, path+".then")
+	}
+	if v := f["on_reach"]; v != nil {
+		g.OnReach = d.str(v, path+".on_reach")
+	}
+	if v := f["wait_timeout"]; v != nil {
+		g.WaitTimeout = d.duration(v, path+".wait_timeout")
+	}
+	return g
+}
+
+func (d *decoder) duration(n *yaml.Node, path string) *Duration {
+	raw := d.str(n, path)
+	if raw == "" {
+		return nil
+	}
+	w, err := ParseDuration(raw)
+	if err != nil {
+		d.fail(n, path, "%s", err)
+		return nil
+	}
+	return &w
+}
+
+// paths reads the list of a split (percent + steps) or a branch (when + steps, else).
+func (d *decoder) paths(n *yaml.Node, path, kind string) []Path {
+	if n.Kind != yaml.SequenceNode || len(n.Content) < 2 {
+		d.fail(n, path, "must be a list of at least two paths")
+		return []Path{}
+	}
+	out := make([]Path, 0, len(n.Content))
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		var pa Path
+		if kind == KindSplit {
+			f := d.fields(item, p, "percent", "steps")
+			if f != nil {
+				if f["percent"] == nil {
+					d.fail(item, p+".percent", "is required")
+				} else if x, err := strconv.Atoi(f["percent"].Value); err != nil || x < 1 || x > 99 {
+					d.fail(f["percent"], p+".percent", "must be a whole number from 1 to 99")
+				} else {
+					pa.Percent = x
+				}
+				if f["steps"] != nil {
+					pa.Steps = d.steps(f["steps"], p+".steps")
+				}
+			}
+		} else {
+			f := d.fields(item, p, "when", "steps", "else")
+			switch {
+			case f == nil:
+			case f["else"] != nil:
+				if f["when"] != nil || f["steps"] != nil {
+					d.fail(item, p, "the default path is just {else: [steps]}")
+				}
+				pa.Steps = d.steps(f["else"], p+".else")
+			default:
+				if f["when"] == nil {
+					d.fail(item, p+".when", "is required (or write the default path as {else: [steps]})")
+				} else {
+					c := d.condition(f["when"], p+".when")
+					pa.When = &c
+				}
+				if f["steps"] != nil {
+					pa.Steps = d.steps(f["steps"], p+".steps")
+				}
+			}
+		}
+		out = append(out, pa)
+	}
+	return out
 }
 
 func (d *decoder) steps(n *yaml.Node, path string) []Step {
@@ -192,6 +294,31 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 				}
 			}
 		}
+	}
+	if v := f[KindGoto]; v != nil {
+		s.Goto = &Goto{Max: 1}
+		if v.Kind == yaml.ScalarNode {
+			s.Goto.Step = d.str(v, path+".goto")
+		} else if g := d.fields(v, path+".goto", "step", "max"); g != nil {
+			if g["step"] != nil {
+				s.Goto.Step = d.str(g["step"], path+".goto.step")
+			} else {
+				d.fail(v, path+".goto.step", "is required")
+			}
+			if m := g["max"]; m != nil {
+				if x, err := strconv.Atoi(m.Value); err != nil {
+					d.fail(m, path+".goto.max", "must be a whole number")
+				} else {
+					s.Goto.Max = x
+				}
+			}
+		}
+	}
+	if v := f[KindSplit]; v != nil {
+		s.Split = d.paths(v, path+".split", KindSplit)
+	}
+	if v := f[KindBranch]; v != nil {
+		s.Branch = d.paths(v, path+".branch", KindBranch)
 	}
 	if v := f["then"]; v != nil {
 		s.Then = d.steps(v, path+".then")

@@ -18,9 +18,32 @@ type Journey struct {
 	Trigger Trigger `json:"trigger"`
 	// Exit takes the contact out of the journey the moment it holds (checked at entry and
 	// whenever an event it depends on arrives).
-	Exit  *Condition `json:"exit,omitempty"`
-	Steps []Step     `json:"steps"`
+	Exit *Condition `json:"exit,omitempty"`
+	// Goals jump a contact ahead to a top-level step the moment their condition holds.
+	Goals []Goal `json:"goals,omitempty"`
+	Steps []Step `json:"steps"`
 }
+
+// Goal is a condition plus a target step. When it becomes true while the contact is before
+// the target, whatever the contact is doing (a wait, a wait-until, an activity not yet
+// started) is cancelled and the contact jumps to the target. OnReach says what a contact
+// that reaches the target without having met the goal does.
+type Goal struct {
+	ID   string    `json:"id"`
+	When Condition `json:"when"`
+	Then string    `json:"then"`
+	// OnReach is continue (the default), wait (until met; WaitTimeout bounds it, after which
+	// the contact continues) or end.
+	OnReach     string    `json:"on_reach,omitempty"`
+	WaitTimeout *Duration `json:"wait_timeout,omitempty"`
+}
+
+// What a contact reaching a goal's step without having met it does.
+const (
+	OnReachContinue = "continue"
+	OnReachWait     = "wait"
+	OnReachEnd      = "end"
+)
 
 // Trigger says which contact event starts the journey for that contact.
 type Trigger struct {
@@ -41,12 +64,30 @@ type Step struct {
 	End       bool       `json:"end,omitempty"`
 	If        *Condition `json:"if,omitempty"`
 	WaitUntil *WaitUntil `json:"wait_until,omitempty"`
+	Goto      *Goto      `json:"goto,omitempty"`
+	Split     []Path     `json:"split,omitempty"`
+	Branch    []Path     `json:"branch,omitempty"`
 
 	// Then and Else are the two paths of an if (condition holds / does not) and of a
 	// wait_until (condition met / timed out). After either, the journey goes on with the
 	// step after this one.
 	Then []Step `json:"then,omitempty"`
 	Else []Step `json:"else,omitempty"`
+}
+
+// Goto jumps back (or ahead) to a top-level step, at most Max times per run; after that the
+// journey goes on past the goto. A loop back must contain a wait.
+type Goto struct {
+	Step string `json:"step"`
+	Max  int    `json:"max"`
+}
+
+// Path is one way through a split (Percent of contacts, drawn once per run and recorded in
+// history) or a branch (the first path whose When holds; a path without When is the default).
+type Path struct {
+	Percent int        `json:"percent,omitempty"`
+	When    *Condition `json:"when,omitempty"`
+	Steps   []Step     `json:"steps"`
 }
 
 // WaitUntil holds the contact until the condition holds, re-checked whenever an event it
@@ -69,10 +110,13 @@ const (
 	KindEnd       = "end"
 	KindIf        = "if"
 	KindWaitUntil = "wait_until"
+	KindGoto      = "goto"
+	KindSplit     = "split"
+	KindBranch    = "branch"
 )
 
 // Kinds lists the step kinds in the order documentation shows them.
-var Kinds = []string{KindAddTag, KindSendEmail, KindWait, KindWaitUntil, KindIf, KindEnd}
+var Kinds = []string{KindAddTag, KindSendEmail, KindWait, KindWaitUntil, KindIf, KindBranch, KindSplit, KindGoto, KindEnd}
 
 // Kind names the step's kind, or "" for a step with none set.
 func (s Step) Kind() string {
@@ -89,8 +133,44 @@ func (s Step) Kind() string {
 		return KindIf
 	case s.WaitUntil != nil:
 		return KindWaitUntil
+	case s.Goto != nil:
+		return KindGoto
+	case s.Split != nil:
+		return KindSplit
+	case s.Branch != nil:
+		return KindBranch
 	}
 	return ""
+}
+
+// paths lists the step lists nested in s with the label their ids carry ("then", "1", ...).
+func (s *Step) paths() []struct {
+	label string
+	steps *[]Step
+} {
+	var out []struct {
+		label string
+		steps *[]Step
+	}
+	add := func(label string, steps *[]Step) {
+		out = append(out, struct {
+			label string
+			steps *[]Step
+		}{label, steps})
+	}
+	if len(s.Then) > 0 {
+		add("then", &s.Then)
+	}
+	if len(s.Else) > 0 {
+		add("else", &s.Else)
+	}
+	for i := range s.Split {
+		add(fmt.Sprint(i+1), &s.Split[i].Steps)
+	}
+	for i := range s.Branch {
+		add(fmt.Sprint(i+1), &s.Branch[i].Steps)
+	}
+	return out
 }
 
 // Summary is a short human sentence for the step, used as Temporal UI summaries.
@@ -111,6 +191,16 @@ func (s Step) Summary() string {
 			return fmt.Sprintf("wait until %s (at most %s)", s.WaitUntil.Condition, s.WaitUntil.Timeout)
 		}
 		return "wait until " + s.WaitUntil.Condition.String()
+	case KindGoto:
+		return fmt.Sprintf("go to %s (at most %d times)", s.Goto.Step, s.Goto.Max)
+	case KindSplit:
+		parts := make([]string, len(s.Split))
+		for i, p := range s.Split {
+			parts[i] = fmt.Sprintf("%d%%", p.Percent)
+		}
+		return "random split " + strings.Join(parts, "/")
+	case KindBranch:
+		return fmt.Sprintf("branch on %d conditions", len(s.Branch))
 	}
 	return ""
 }
@@ -122,6 +212,9 @@ func (j *Journey) Interests() []string {
 	set := map[string]bool{}
 	if j.Exit != nil {
 		j.Exit.collectEvents(set)
+	}
+	for _, g := range j.Goals {
+		g.When.collectEvents(set)
 	}
 	walk(j.Steps, func(s *Step) {
 		if s.WaitUntil != nil {
@@ -140,9 +233,31 @@ func (j *Journey) Interests() []string {
 func walk(steps []Step, fn func(*Step)) {
 	for i := range steps {
 		fn(&steps[i])
-		walk(steps[i].Then, fn)
-		walk(steps[i].Else, fn)
+		for _, p := range steps[i].paths() {
+			walk(*p.steps, fn)
+		}
 	}
+}
+
+// TopLevel returns the index of the top-level step with the given id, or -1.
+func (j *Journey) TopLevel(id string) int {
+	for i, s := range j.Steps {
+		if s.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// hasWait reports whether any of the steps (nested ones included) waits.
+func hasWait(steps []Step) bool {
+	found := false
+	walk(steps, func(s *Step) {
+		if s.Wait != nil || s.WaitUntil != nil {
+			found = true
+		}
+	})
+	return found
 }
 
 var (
@@ -192,6 +307,7 @@ func (j *Journey) Validate() error {
 		v.add("steps", "a journey needs at least one step")
 	}
 	v.steps(j.Steps, "steps")
+	v.jumps(j)
 	if len(v.probs) > 0 {
 		return &ValidationError{Problems: v.probs}
 	}
@@ -246,9 +362,85 @@ func (v *validator) steps(steps []Step, base string) {
 		if s.Kind() == KindIf && len(s.Then) == 0 && len(s.Else) == 0 {
 			v.add(path, "an if needs a then or an else path")
 		}
+		if s.Kind() == KindSplit {
+			total := 0
+			for _, p := range s.Split {
+				total += p.Percent
+			}
+			if total != 100 {
+				v.add(path+".split", "percentages add up to %d, not 100", total)
+			}
+		}
+		if s.Kind() == KindBranch {
+			for k, p := range s.Branch {
+				if p.When == nil && k != len(s.Branch)-1 {
+					v.add(fmt.Sprintf("%s.branch[%d]", path, k+1), "is unreachable: branch[%d] (the default) catches every contact", k)
+				}
+			}
+		}
+		if s.Kind() == KindGoto && (s.Goto.Max < 1 || s.Goto.Max > 1000) {
+			v.add(path+".goto.max", "must be between 1 and 1000 (a loop needs a bound)")
+		}
 		v.steps(s.Then, path+".then")
 		v.steps(s.Else, path+".else")
+		for k := range s.Split {
+			v.steps(s.Split[k].Steps, fmt.Sprintf("%s.split[%d].steps", path, k))
+		}
+		for k := range s.Branch {
+			v.steps(s.Branch[k].Steps, fmt.Sprintf("%s.branch[%d].steps", path, k))
+		}
 	}
+}
+
+// jumps checks goal and goto targets: they must name top-level steps, and a loop back must
+// wait somewhere, or it would spin without end within one workflow task.
+func (v *validator) jumps(j *Journey) {
+	goalIDs := map[string]bool{}
+	for i, g := range j.Goals {
+		path := fmt.Sprintf("goals[%d]", i)
+		if !idPattern.MatchString(g.ID) {
+			v.add(path+".id", "%q must be lower-case letters, digits, '-', '_' or '.'", g.ID)
+		}
+		if goalIDs[g.ID] {
+			v.add(path+".id", "%q names two goals", g.ID)
+		}
+		goalIDs[g.ID] = true
+		if j.TopLevel(g.Then) < 0 {
+			v.add(path+".then", "%q is not a top-level step of this journey%s", g.Then, v.nestedHint(g.Then))
+		}
+		switch g.OnReach {
+		case "", OnReachContinue, OnReachEnd:
+			if g.WaitTimeout != nil {
+				v.add(path+".wait_timeout", "only applies with on_reach: wait")
+			}
+		case OnReachWait:
+		default:
+			v.add(path+".on_reach", "%q is not one of continue, wait, end", g.OnReach)
+		}
+	}
+	for top := range j.Steps {
+		walk(j.Steps[top:top+1], func(s *Step) {
+			if s.Goto == nil {
+				return
+			}
+			path := v.seen[s.ID]
+			target := j.TopLevel(s.Goto.Step)
+			if target < 0 {
+				v.add(path+".goto.step", "%q is not a top-level step of this journey%s", s.Goto.Step, v.nestedHint(s.Goto.Step))
+				return
+			}
+			if target <= top && !hasWait(j.Steps[target:top+1]) {
+				v.add(path+".goto", "loops back to %q without a wait or wait_until in between", s.Goto.Step)
+			}
+		})
+	}
+}
+
+func (v *validator) nestedHint(id string) string {
+	if p, ok := v.seen[id]; ok {
+		return " (it is nested at " + p + "; jumps land on top-level steps)"
+	}
+	return ""
 }
 
 // assignIDs gives every step without an id a readable one from its position and kind:
@@ -275,7 +467,8 @@ func assign(steps []Step, prefix string, taken map[string]bool) {
 			taken[id] = true
 			s.ID = id
 		}
-		assign(s.Then, s.ID+".then.", taken)
-		assign(s.Else, s.ID+".else.", taken)
+		for _, p := range s.paths() {
+			assign(*p.steps, s.ID+"."+p.label+".", taken)
+		}
 	}
 }

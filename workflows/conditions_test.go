@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/workflows"
@@ -28,15 +29,25 @@ func (f *crmFake) set(cond string, v bool) {
 	f.holds[cond] = v
 }
 
-func withCRM(t *testing.T, doc string) (*crmFake, func() (workflows.State, error), func(func(), time.Duration), func(string)) {
-	t.Helper()
-	env, in := setup(t, doc)
+// wireFake answers the activities from a crmFake.
+func wireFake(env *testsuite.TestWorkflowEnvironment) *crmFake {
 	f := &crmFake{holds: map[string]bool{}}
 	env.OnActivity("CheckCondition", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CheckInput) (bool, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.checks++
 		return f.holds[in.Condition.String()], nil
+	})
+	env.OnActivity("FirstMatch", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FirstMatchInput) (int, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.checks++
+		for i, c := range in.Conditions {
+			if f.holds[c.String()] {
+				return i, nil
+			}
+		}
+		return -1, nil
 	})
 	env.OnActivity("AddTag", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AddTagInput) (activities.ActionOutput, error) {
 		f.mu.Lock()
@@ -45,6 +56,17 @@ func withCRM(t *testing.T, doc string) (*crmFake, func() (workflows.State, error
 		return activities.ActionOutput{}, nil
 	})
 	env.OnActivity("SendEmail", mock.Anything, mock.Anything).Return(activities.ActionOutput{}, nil)
+	return f
+}
+
+func withCRMFirstMatch(t *testing.T, doc string) (*crmFake, func() (workflows.State, error), func(func(), time.Duration), func(string)) {
+	return withCRM(t, doc)
+}
+
+func withCRM(t *testing.T, doc string) (*crmFake, func() (workflows.State, error), func(func(), time.Duration), func(string)) {
+	t.Helper()
+	env, in := setup(t, doc)
+	f := wireFake(env)
 	run := func() (workflows.State, error) {
 		env.ExecuteWorkflow(workflows.ContactJourney, in)
 		var st workflows.State

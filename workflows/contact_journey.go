@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -17,7 +18,7 @@ var a *activities.Activities
 
 // ContactJourney walks one contact through one pinned journey version.
 func ContactJourney(ctx workflow.Context, in Input) (State, error) {
-	it := &interpreter{in: in, visits: map[string]int{}, lastEvent: map[string]int{}}
+	it := &interpreter{in: in, visits: map[string]int{}, lastEvent: map[string]int{}, jump: -1, cancelStep: func() {}}
 	if err := it.setup(ctx); err != nil {
 		return it.state, err
 	}
@@ -35,6 +36,12 @@ type interpreter struct {
 	seq       int
 	lastEvent map[string]int
 	exited    bool
+
+	// pc is the top-level step being run; jump is where a goal sends the contact (-1: none);
+	// cancelStep cancels the top-level step being run.
+	pc         int
+	jump       int
+	cancelStep workflow.CancelFunc
 }
 
 // errEnded unwinds nested paths when an end step is reached.
@@ -50,6 +57,14 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 		Path:      []Visit{},
 		GoalsMet:  []string{},
 		Events:    []Event{},
+	}
+	if r := it.in.Resume; r != nil {
+		it.state.GoalsMet = append(it.state.GoalsMet, r.GoalsMet...)
+		it.state.Events = append(it.state.Events, r.Events...)
+		it.state.Path = append(it.state.Path, r.Path...)
+		for k, v := range r.Visits {
+			it.visits[k] = v
+		}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return it.state, nil }); err != nil {
 		return fmt.Errorf("register %s query: %w", QueryState, err)
@@ -91,43 +106,219 @@ func (it *interpreter) heardSince(seq int, names []string) bool {
 }
 
 func (it *interpreter) run(ctx workflow.Context) error {
-	steps, cancel := workflow.WithCancel(ctx)
-	defer cancel()
-	if exit := it.in.Journey.Exit; exit != nil {
-		met, err := it.check(ctx, "exit", *exit)
+	j := &it.in.Journey
+	pc := 0
+	if r := it.in.Resume; r != nil {
+		pc = r.Next
+	}
+	if j.Exit != nil {
+		met, err := it.check(ctx, "exit", *j.Exit)
 		if err != nil {
 			return it.fail("exit", err)
 		}
 		if met {
 			return it.finish(ctx, StatusExited)
 		}
-		workflow.Go(ctx, func(ctx workflow.Context) { it.watchExit(ctx, *exit, cancel) })
 	}
-	err := it.walk(steps, it.in.Journey.Steps)
-	switch {
-	case it.exited:
-		return it.finish(ctx, StatusExited)
-	case err != nil && !errors.Is(err, errEnded):
-		return err
+	// A goal already met on entry jumps the contact straight to its step.
+	for _, g := range j.Goals {
+		if it.goalMet(g.ID) {
+			continue
+		}
+		met, err := it.check(ctx, "goal "+g.ID, g.When)
+		if err != nil {
+			return it.fail("goal "+g.ID, err)
+		}
+		if met {
+			it.meetGoal(ctx, g)
+			if to := j.TopLevel(g.Then); to > pc {
+				pc = to
+			}
+		}
+	}
+	if j.Exit != nil || len(j.Goals) > 0 {
+		workflow.Go(ctx, it.watch)
+	}
+	for pc < len(j.Steps) {
+		if it.shouldContinueAsNew(ctx) {
+			return it.continueAsNew(ctx, pc)
+		}
+		step := j.Steps[pc]
+		if g := it.goalAt(step.ID); g != nil && !it.goalMet(g.ID) {
+			done, err := it.reachGoal(ctx, *g)
+			if err != nil || done {
+				return err
+			}
+		}
+		it.pc = pc
+		stepCtx, cancel := workflow.WithCancel(ctx)
+		it.cancelStep = cancel
+		err := it.walk(stepCtx, j.Steps[pc:pc+1])
+		cancel()
+		var jump *jumpTo
+		switch {
+		case it.exited:
+			return it.finish(ctx, StatusExited)
+		case it.jump > pc:
+			pc, it.jump = it.jump, -1
+			continue
+		case errors.As(err, &jump):
+			pc = jump.index
+			continue
+		case errors.Is(err, errEnded):
+			return it.finish(ctx, StatusCompleted)
+		case err != nil:
+			return err
+		}
+		pc++
 	}
 	return it.finish(ctx, StatusCompleted)
 }
 
-// watchExit re-checks the exit condition whenever an event it depends on arrives, and
-// cancels the steps (a pending timer, wait or activity) the moment it holds.
-func (it *interpreter) watchExit(ctx workflow.Context, exit journey.Condition, cancel workflow.CancelFunc) {
-	names := exit.Events()
+// jumpTo is how a goto step unwinds to the top-level loop.
+type jumpTo struct{ index int }
+
+func (j *jumpTo) Error() string { return fmt.Sprintf("go to step %d", j.index) }
+
+// watch re-checks the exit and goal conditions whenever an event they depend on arrives.
+// The exit cancels the current step and ends the run; a goal whose step is ahead cancels the
+// current step (a pending timer, wait or activity) and makes the loop jump there.
+func (it *interpreter) watch(ctx workflow.Context) {
+	j := &it.in.Journey
+	var exitNames []string
+	if j.Exit != nil {
+		exitNames = j.Exit.Events()
+	}
+	all := j.Interests()
 	for {
 		seen := it.seq
-		if err := workflow.Await(ctx, func() bool { return it.heardSince(seen, names) }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return it.heardSince(seen, all) }); err != nil {
 			return
 		}
-		if met, err := it.check(ctx, "exit", exit); err == nil && met {
-			it.exited = true
-			cancel()
-			return
+		if j.Exit != nil && it.heardSince(seen, exitNames) {
+			if met, err := it.check(ctx, "exit", *j.Exit); err == nil && met {
+				it.exited = true
+				it.cancelStep()
+				return
+			}
+		}
+		for _, g := range j.Goals {
+			if it.goalMet(g.ID) || !it.heardSince(seen, g.When.Events()) {
+				continue
+			}
+			met, err := it.check(ctx, "goal "+g.ID, g.When)
+			if err != nil || !met {
+				continue
+			}
+			it.meetGoal(ctx, g)
+			if to := j.TopLevel(g.Then); to > it.pc && it.jump < 0 {
+				it.jump = to
+				it.cancelStep()
+			}
 		}
 	}
+}
+
+func (it *interpreter) goalMet(id string) bool {
+	for _, g := range it.state.GoalsMet {
+		if g == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (it *interpreter) meetGoal(ctx workflow.Context, g journey.Goal) {
+	it.state.GoalsMet = append(it.state.GoalsMet, g.ID)
+	workflow.GetLogger(ctx).Info("goal met", "goal", g.ID, "then", g.Then)
+}
+
+func (it *interpreter) goalAt(stepID string) *journey.Goal {
+	for i, g := range it.in.Journey.Goals {
+		if g.Then == stepID {
+			return &it.in.Journey.Goals[i]
+		}
+	}
+	return nil
+}
+
+// reachGoal handles a contact arriving at a goal's step without having met it; done means
+// the run is over.
+func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done bool, err error) {
+	switch g.OnReach {
+	case journey.OnReachEnd:
+		return true, it.finish(ctx, StatusCompleted)
+	case journey.OnReachWait:
+		it.state.CurrentStep = g.Then
+		if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStep.ValueSet(g.Then)); err != nil {
+			return true, err
+		}
+		met := func() bool { return it.goalMet(g.ID) || it.exited }
+		if g.WaitTimeout == nil {
+			it.waiting(ctx, "goal "+g.ID, 0)
+			if err := workflow.Await(ctx, met); err != nil {
+				return true, err
+			}
+		} else {
+			it.waiting(ctx, "goal "+g.ID, g.WaitTimeout.D)
+			if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout:      g.WaitTimeout.D,
+				TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("goal %s: wait at most %s", g.ID, g.WaitTimeout)},
+			}, met); err != nil {
+				return true, err
+			}
+		}
+		it.state.WaitingFor, it.state.WaitUntil = "", nil
+		if it.exited {
+			return true, it.finish(ctx, StatusExited)
+		}
+	}
+	return false, nil
+}
+
+// shouldContinueAsNew is asked between top-level steps, where the run's whole position is
+// the index of the next step.
+func (it *interpreter) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	limit := it.in.HistoryLimit
+	if limit == 0 {
+		limit = defaultHistoryLimit
+	}
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > limit
+}
+
+// continueAsNew carries the run's state into a fresh history. Signals that arrived in this
+// workflow task are drained into the state first; any that arrive later make the server
+// reject the completion and replay this task with them, so none is lost.
+func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
+	ch := workflow.GetSignalChannel(ctx, SignalEvent)
+	for {
+		var ev Event
+		if !ch.ReceiveAsync(&ev) {
+			break
+		}
+		it.record(ev)
+	}
+	in := it.in
+	in.Resume = &Resume{
+		Next:      next,
+		EnteredAt: it.enteredAt(ctx),
+		Visits:    it.visits,
+		GoalsMet:  it.state.GoalsMet,
+		Events:    it.state.Events,
+		Path:      it.state.Path,
+	}
+	if n := len(in.Resume.Path); n > maxPathKept {
+		in.Resume.Path = in.Resume.Path[n-maxPathKept:]
+	}
+	return workflow.NewContinueAsNewError(ctx, WorkflowType, in)
+}
+
+func (it *interpreter) enteredAt(ctx workflow.Context) time.Time {
+	if it.in.Resume != nil && !it.in.Resume.EnteredAt.IsZero() {
+		return it.in.Resume.EnteredAt
+	}
+	return workflow.GetInfo(ctx).WorkflowStartTime
 }
 
 func (it *interpreter) finish(ctx workflow.Context, status string) error {
@@ -153,9 +344,14 @@ func (it *interpreter) walk(ctx workflow.Context, steps []journey.Step) error {
 			return err
 		}
 		outcome, path, err := it.do(ctx, step)
+		var jump *jumpTo
+		if errors.As(err, &jump) {
+			it.leave(ctx, outcome, nil)
+			return err
+		}
 		it.leave(ctx, outcome, err)
 		if err != nil {
-			if it.exited || temporal.IsCanceledError(err) {
+			if it.exited || it.jump >= 0 || temporal.IsCanceledError(err) {
 				return err
 			}
 			return it.fail(fmt.Sprintf("%s (%s)", step.ID, step.Summary()), err)
@@ -191,6 +387,8 @@ func (it *interpreter) leave(ctx workflow.Context, outcome string, err error) {
 	switch {
 	case it.exited:
 		v.Outcome = "left: exit condition met"
+	case it.jump >= 0 && err != nil:
+		v.Outcome = "left: goal met"
 	case err != nil:
 		v.Outcome = "failed: " + err.Error()
 	}
@@ -236,6 +434,42 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		return "condition did not hold: else", step.Else, nil
 	case journey.KindWaitUntil:
 		return it.waitUntil(ctx, step)
+	case journey.KindGoto:
+		if it.visits[step.ID] > step.Goto.Max {
+			return fmt.Sprintf("loop limit %d reached: going on", step.Goto.Max), nil, nil
+		}
+		return "going to " + step.Goto.Step, nil, &jumpTo{index: it.in.Journey.TopLevel(step.Goto.Step)}
+	case journey.KindSplit:
+		// Drawn once and recorded in history: replay takes the same path.
+		var draw int
+		if err := workflow.SideEffect(ctx, func(workflow.Context) any { return rand.IntN(100) }).Get(&draw); err != nil {
+			return "", nil, err
+		}
+		for i, p := range step.Split {
+			if draw -= p.Percent; draw < 0 {
+				return fmt.Sprintf("drew path %d (%d%%)", i+1, p.Percent), p.Steps, nil
+			}
+		}
+		return "", nil, fmt.Errorf("split percentages do not add up to 100")
+	case journey.KindBranch:
+		conds := []journey.Condition{}
+		for _, p := range step.Branch {
+			if p.When != nil {
+				conds = append(conds, *p.When)
+			}
+		}
+		first, err := it.firstMatch(ctx, step.ID, conds)
+		if err != nil {
+			return "", nil, err
+		}
+		if first < 0 {
+			last := step.Branch[len(step.Branch)-1]
+			if last.When == nil {
+				return "no condition held: default path", last.Steps, nil
+			}
+			return "no condition held", nil, nil
+		}
+		return fmt.Sprintf("path %d: %s", first+1, step.Branch[first].When), step.Branch[first].Steps, nil
 	case journey.KindEnd:
 		return "ended", nil, nil
 	}
@@ -297,21 +531,35 @@ func (it *interpreter) waiting(ctx workflow.Context, what string, d time.Duratio
 
 // check asks the CRM whether the contact matches the condition now.
 func (it *interpreter) check(ctx workflow.Context, stepID string, c journey.Condition) (bool, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	ctx = workflow.WithActivityOptions(ctx, checkOptions(fmt.Sprintf("%s: check %s", stepID, c)))
+	var met bool
+	err := workflow.ExecuteActivity(ctx, a.CheckCondition, activities.CheckInput{
+		ContactID: it.in.ContactID, Condition: c, EnteredAt: it.enteredAt(ctx),
+	}).Get(ctx, &met)
+	return met, err
+}
+
+// firstMatch asks, in one activity, which condition of a branch holds first (-1: none).
+func (it *interpreter) firstMatch(ctx workflow.Context, stepID string, conds []journey.Condition) (int, error) {
+	ctx = workflow.WithActivityOptions(ctx, checkOptions(fmt.Sprintf("%s: check %d conditions", stepID, len(conds))))
+	var first int
+	err := workflow.ExecuteActivity(ctx, a.FirstMatch, activities.FirstMatchInput{
+		ContactID: it.in.ContactID, Conditions: conds, EnteredAt: it.enteredAt(ctx),
+	}).Get(ctx, &first)
+	return first, err
+}
+
+func checkOptions(summary string) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
-		Summary:             fmt.Sprintf("%s: check %s", stepID, c),
+		Summary:             summary,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    time.Minute,
 		},
 		ScheduleToCloseTimeout: 24 * time.Hour,
-	})
-	var met bool
-	err := workflow.ExecuteActivity(ctx, a.CheckCondition, activities.CheckInput{
-		ContactID: it.in.ContactID, Condition: c, EnteredAt: workflow.GetInfo(ctx).WorkflowStartTime,
-	}).Get(ctx, &met)
-	return met, err
+	}
 }
 
 // actionContext gives an action activity its timeout, retry policy and a UI summary.

@@ -60,7 +60,28 @@ type Input struct {
 	Journey   journey.Journey `json:"journey"`
 	Version   int             `json:"version"`
 	ContactID int64           `json:"contact_id"`
+	// Resume is set when a run continues as new: where to pick up, and what it carries.
+	Resume *Resume `json:"resume,omitempty"`
+	// HistoryLimit makes the run continue as new past this many history events (0: the
+	// default, 10,000; Temporal's own suggestion applies either way).
+	HistoryLimit int `json:"history_limit,omitempty"`
 }
+
+// Resume is the state a run carries across continue-as-new.
+type Resume struct {
+	Next      int            `json:"next"`
+	EnteredAt time.Time      `json:"entered_at"`
+	Visits    map[string]int `json:"visits,omitempty"`
+	GoalsMet  []string       `json:"goals_met,omitempty"`
+	Events    []Event        `json:"events,omitempty"`
+	Path      []Visit        `json:"path,omitempty"`
+}
+
+const (
+	defaultHistoryLimit = 10000
+	// maxPathKept bounds the path carried across continue-as-new.
+	maxPathKept = 200
+)
 
 // Event is a contact event as delivered by SignalEvent.
 type Event struct {
