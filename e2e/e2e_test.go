@@ -341,3 +341,73 @@ steps:
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Zero(t, s.count(t, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`))
 }
+
+func TestPurchaseGoalJumpsAContactOutOfAWaitToTheThankYouStep(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-cart", `
+id: e2e-cart
+trigger: {event: Cart Abandoned}
+goals:
+  - {id: purchased, when: {event: Order Completed, since_entry: true}, then: thank-you}
+steps:
+  - {id: reminder-1, add_tag: cart-reminded}
+  - {id: pause, wait: 1h}
+  - branch:
+      - when: {tag: vip}
+        steps: [{add_tag: vip-reminder}]
+      - else: [{add_tag: plain-reminder}]
+  - split:
+      - {percent: 50, steps: [{add_tag: variant-a}]}
+      - {percent: 50, steps: [{add_tag: variant-b}]}
+  - {id: thank-you, add_tag: thanked}
+`)
+	s.track(t, `{"userId":"fay","event":"Cart Abandoned"}`)
+	wfID := workflows.WorkflowID("e2e-cart", s.contact(t, "fay"))
+	require.Eventually(t, func() bool { return s.state(t, wfID).CurrentStep == "pause" }, 10*time.Second, 50*time.Millisecond)
+
+	s.track(t, `{"userId":"fay","event":"Order Completed","properties":{"total":42}}`)
+	var st workflows.State
+	require.NoError(t, s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, &st))
+	require.Equal(t, []string{"purchased"}, st.GoalsMet)
+	var tags []string
+	rows, err := s.db.Query(s.ctx, `SELECT tag FROM contact_tags ORDER BY tag`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var tag string
+		require.NoError(t, rows.Scan(&tag))
+		tags = append(tags, tag)
+	}
+	require.Equal(t, []string{"cart-reminded", "thanked"}, tags, "the hour's wait and the reminders after it were skipped")
+	recordHistory(t, s, wfID, "cart-goal")
+}
+
+func TestBranchAndSplitRunAgainstTheRealCRM(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-paths", `
+id: e2e-paths
+trigger: {event: Signed Up}
+steps:
+  - id: opened?
+    wait_until: {condition: {event: Email Opened}, timeout: 2s}
+    then: [{add_tag: opener}]
+    else: [{add_tag: no-open}]
+  - branch:
+      - when: {field: plan, equals: pro}
+        steps: [{add_tag: pro-path}]
+      - when: {tag: no-open}
+        steps: [{add_tag: nudge}]
+      - else: [{add_tag: default}]
+  - split:
+      - {percent: 50, steps: [{add_tag: a}]}
+      - {percent: 50, steps: [{add_tag: b}]}
+`)
+	s.track(t, `{"userId":"gus","event":"Signed Up","context":{"traits":{"plan":"free"}}}`)
+	wfID := workflows.WorkflowID("e2e-paths", s.contact(t, "gus"))
+	var st workflows.State
+	require.NoError(t, s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, &st))
+	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'no-open'`))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'nudge'`))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('a', 'b')`))
+	recordHistory(t, s, wfID, "paths")
+}
