@@ -307,8 +307,9 @@ func (s *Store) ApplyJourney(ctx context.Context, j *journey.Journey, document s
 		}
 		v.Version = latest + 1
 		created = true
-		_, err = tx.Exec(ctx, `INSERT INTO journey_versions (journey_id, version, definition, digest, document, interests) VALUES ($1, $2, $3, $4, $5, $6)`,
-			j.ID, v.Version, def, digest, document, j.Interests())
+		_, err = tx.Exec(ctx, `INSERT INTO journey_versions (journey_id, version, definition, digest, document, interests, trigger_events)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			j.ID, v.Version, def, digest, document, j.Interests(), j.TriggerEvents())
 		if err != nil {
 			return fmt.Errorf("insert journey version: %w", err)
 		}
@@ -351,12 +352,13 @@ func (s *Store) Journey(ctx context.Context, id string, version int) (*JourneyVe
 	return v, err
 }
 
-// TriggeredBy returns the newest version of every unpaused journey whose trigger is the event.
+// TriggeredBy returns the newest version of every unpaused journey with a trigger listening
+// for the event name; the caller applies the triggers' filters.
 func (s *Store) TriggeredBy(ctx context.Context, db DB, eventName string) ([]JourneyVersion, error) {
 	rows, err := db.Query(ctx, `SELECT `+journeyColumns+`
 		FROM journeys j
 		JOIN LATERAL (SELECT * FROM journey_versions WHERE journey_id = j.id ORDER BY version DESC LIMIT 1) v ON true
-		WHERE NOT j.paused AND v.definition -> 'trigger' ->> 'event' = $1
+		WHERE NOT j.paused AND $1 = ANY (v.trigger_events)
 		ORDER BY j.id`, eventName)
 	if err != nil {
 		return nil, fmt.Errorf("match triggers: %w", err)
@@ -452,11 +454,36 @@ func Interested(ctx context.Context, db DB, contactID int64, name string, skip [
 	return out, rows.Err()
 }
 
-// EndEnrollment closes the row of a run that turned out to be finished.
-func EndEnrollment(ctx context.Context, db DB, journeyID string, contactID int64, runID string) error {
-	_, err := db.Exec(ctx, `UPDATE enrollments SET ended_at = now() WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3`, journeyID, contactID, runID)
+// EndEnrollment closes the row of a run that turned out to be finished (at, or now if zero).
+func EndEnrollment(ctx context.Context, db DB, journeyID string, contactID int64, runID string, at time.Time) error {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	_, err := db.Exec(ctx, `UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3`, journeyID, contactID, runID, at)
 	if err != nil {
 		return fmt.Errorf("end enrollment: %w", err)
 	}
 	return nil
+}
+
+// EnrollmentRecord is a contact's last run of a journey.
+type EnrollmentRecord struct {
+	Version   int
+	RunID     string
+	EnteredAt time.Time
+	EndedAt   *time.Time
+}
+
+// EnrollmentOf returns the contact's last run of the journey, or nil if it never entered.
+func EnrollmentOf(ctx context.Context, db DB, journeyID string, contactID int64) (*EnrollmentRecord, error) {
+	e := &EnrollmentRecord{}
+	err := db.QueryRow(ctx, `SELECT version, run_id, entered_at, ended_at FROM enrollments WHERE journey_id = $1 AND contact_id = $2`,
+		journeyID, contactID).Scan(&e.Version, &e.RunID, &e.EnteredAt, &e.EndedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read enrollment: %w", err)
+	}
+	return e, nil
 }

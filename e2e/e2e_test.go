@@ -205,13 +205,12 @@ steps:
 func TestTagAddedByOneJourneyTriggersAnother(t *testing.T) {
 	s := setup(t)
 	s.apply(t, "tagger", "id: tagger\ntrigger: {event: Order Completed}\nsteps: [{add_tag: customer}]")
-	s.apply(t, "on-tag", "id: on-tag\ntrigger: {event: tag_added}\nsteps: [{add_tag: greeted}]")
+	s.apply(t, "on-tag", "id: on-tag\ntrigger: {tag_added: customer}\nsteps: [{add_tag: greeted}]")
 	s.track(t, `{"userId":"bo","event":"Order Completed"}`)
 
 	var contactID int64
 	require.NoError(t, s.db.QueryRow(s.ctx, `SELECT id FROM contacts WHERE external_id = 'bo'`).Scan(&contactID))
-	// on-tag fires on "customer", and again on its own "greeted" (as a signal to the open run,
-	// or as a second run that finds the tag already there and so records no new event: no loop).
+	// on-tag fires on "customer", not on its own "greeted".
 	require.Eventually(t, func() bool {
 		return s.count(t, `SELECT count(*) FROM contact_tags WHERE contact_id = $1 AND tag = 'greeted'`, contactID) == 1
 	}, 20*time.Second, 100*time.Millisecond)
@@ -220,10 +219,7 @@ func TestTagAddedByOneJourneyTriggersAnother(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond)
 	require.Equal(t, 2, s.count(t, `SELECT count(*) FROM events WHERE name = 'tag_added' AND contact_id = $1`, contactID),
 		"customer and greeted, each once")
-	resp, err := s.temporal.ListWorkflow(s.ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("CairnJourney='on-tag' AND CairnContact='%d'", contactID)})
-	require.NoError(t, err)
-	require.NotEmpty(t, resp.Executions)
+	s.find(t, fmt.Sprintf("CairnJourney='on-tag' AND CairnContact='%d'", contactID))
 }
 
 func decodeAttrs(t *testing.T, fields map[string]*commonpb.Payload) map[string]any {
@@ -403,6 +399,7 @@ steps:
 `)
 	s.track(t, `{"userId":"gus","event":"Signed Up","context":{"traits":{"plan":"free"}}}`)
 	wfID := workflows.WorkflowID("e2e-paths", s.contact(t, "gus"))
+	s.finished(t, wfID)
 	var st workflows.State
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, &st))
 	require.Equal(t, workflows.StatusCompleted, st.Status)
@@ -410,4 +407,60 @@ steps:
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'nudge'`))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('a', 'b')`))
 	recordHistory(t, s, wfID, "paths")
+}
+
+func (s *system) runs(t *testing.T, journeyID string, contactID int64) int {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`) == 0
+	}, 10*time.Second, 20*time.Millisecond)
+	resp, err := s.temporal.ListWorkflow(s.ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("CairnJourney='%s' AND CairnContact='%d'", journeyID, contactID)})
+	require.NoError(t, err)
+	return len(resp.Executions)
+}
+
+// finished waits for the run to exist and complete.
+func (s *system) finished(t *testing.T, wfID string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, nil) == nil
+	}, 20*time.Second, 50*time.Millisecond, "run %s did not complete", wfID)
+}
+
+func TestReentryOnceAndEntryConditionDecideWhoStarts(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-once", `
+id: e2e-once
+trigger: {event: Ping}
+reentry: {mode: once}
+entry: {not: {field: plan, equals: blocked}}
+steps: [{add_tag: pinged}]
+`)
+	s.track(t, `{"userId":"hal","event":"Ping"}`)
+	hal := s.contact(t, "hal")
+	s.finished(t, workflows.WorkflowID("e2e-once", hal))
+	s.track(t, `{"userId":"hal","event":"Ping"}`)
+	require.Equal(t, 1, s.runs(t, "e2e-once", hal), "once means once, even after the run ended")
+
+	s.track(t, `{"userId":"ivy","event":"Ping","context":{"traits":{"plan":"blocked"}}}`)
+	require.Zero(t, s.runs(t, "e2e-once", s.contact(t, "ivy")), "the entry condition keeps ivy out")
+}
+
+func TestReentryAfterAWaitLetsAContactBackOnlyOnceItHasPassed(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-after", `
+id: e2e-after
+trigger: {event: Ping}
+reentry: {mode: after, wait: 3s}
+steps: [{add_tag: pinged}]
+`)
+	s.track(t, `{"userId":"jo","event":"Ping"}`)
+	jo := s.contact(t, "jo")
+	s.finished(t, workflows.WorkflowID("e2e-after", jo))
+	s.track(t, `{"userId":"jo","event":"Ping"}`)
+	require.Equal(t, 1, s.runs(t, "e2e-after", jo), "too soon")
+	time.Sleep(3 * time.Second)
+	s.track(t, `{"userId":"jo","event":"Ping"}`)
+	require.Eventually(t, func() bool { return s.runs(t, "e2e-after", jo) == 2 }, 10*time.Second, 100*time.Millisecond)
 }

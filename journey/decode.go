@@ -76,7 +76,7 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 
 func (d *decoder) journey(n *yaml.Node) *Journey {
 	j := &Journey{}
-	f := d.fields(n, "", "id", "name", "trigger", "exit", "goals", "steps")
+	f := d.fields(n, "", "id", "name", "trigger", "triggers", "entry", "reentry", "exit", "goals", "steps")
 	if f == nil {
 		return j
 	}
@@ -86,12 +86,36 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 	if v := f["name"]; v != nil {
 		j.Name = d.str(v, "name")
 	}
-	if v := f["trigger"]; v != nil {
-		if t := d.fields(v, "trigger", "event"); t != nil && t["event"] != nil {
-			j.Trigger.Event = d.str(t["event"], "trigger.event")
+	switch {
+	case f["trigger"] != nil && f["triggers"] != nil:
+		d.fail(f["triggers"], "triggers", "give trigger (one) or triggers (a list), not both")
+	case f["trigger"] != nil:
+		j.Triggers = []Trigger{d.trigger(f["trigger"], "trigger")}
+	case f["triggers"] != nil:
+		if v := f["triggers"]; v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+			d.fail(v, "triggers", "must be a non-empty list of triggers")
+		} else {
+			for i, t := range v.Content {
+				j.Triggers = append(j.Triggers, d.trigger(t, fmt.Sprintf("triggers[%d]", i)))
+			}
 		}
-	} else {
-		d.fail(n, "trigger", "is required")
+	default:
+		d.fail(n, "trigger", "is required (e.g. trigger: {event: Signed Up})")
+	}
+	if v := f["entry"]; v != nil {
+		c := d.condition(v, "entry")
+		j.Entry = &c
+	}
+	j.Reentry.Mode = ReentryAlways
+	if v := f["reentry"]; v != nil {
+		if r := d.fields(v, "reentry", "mode", "wait"); r != nil {
+			if r["mode"] != nil {
+				j.Reentry.Mode = d.str(r["mode"], "reentry.mode")
+			}
+			if r["wait"] != nil {
+				j.Reentry.Wait = d.duration(r["wait"], "reentry.wait")
+			}
+		}
 	}
 	if v := f["exit"]; v != nil {
 		c := d.condition(v, "exit")
@@ -110,6 +134,77 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 		j.Steps = d.steps(v, "steps")
 	}
 	return j
+}
+
+func (d *decoder) trigger(n *yaml.Node, path string) Trigger {
+	var t Trigger
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "a trigger must be a mapping such as {event: Signed Up}, not %s", describe(n))
+		return t
+	}
+	var kinds []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if _, ok := triggerShortcuts[n.Content[i].Value]; ok {
+			kinds = append(kinds, n.Content[i].Value)
+		}
+	}
+	if len(kinds) != 1 {
+		if len(kinds) == 0 {
+			d.fail(n, path, "names no trigger (one of %s)", strings.Join(TriggerKinds(), ", "))
+		} else {
+			d.fail(n, path, "has %s: one trigger per entry (use triggers: [...] for several)", strings.Join(kinds, " and "))
+		}
+		return t
+	}
+	t.Kind = kinds[0]
+	allowed := []string{t.Kind, "where"}
+	if t.Kind == "score_above" {
+		allowed = append(allowed, "score")
+	}
+	f := d.fields(n, path, allowed...)
+	if f == nil {
+		return t
+	}
+	sc := triggerShortcuts[t.Kind]
+	t.Event = sc.event
+	v, p := f[t.Kind], join(path, t.Kind)
+	switch t.Kind {
+	case "event":
+		t.Event = d.str(v, p)
+	case "cart_abandoned", "manual":
+		if v.Kind != yaml.ScalarNode || v.Value != "true" {
+			d.fail(v, p, "must be true")
+		}
+	case "page_visited":
+		if t.URL = d.str(v, p); t.URL == "" && v.Kind == yaml.ScalarNode {
+			d.fail(v, p, "needs a URL or path pattern such as \"/pricing*\"")
+		}
+	case "product_purchased":
+		t.Product = d.str(v, p)
+	case "score_above":
+		x := d.number(v, p)
+		t.ScoreAbove = &x
+		if s := f["score"]; s != nil {
+			t.ScoreName = d.str(s, join(path, "score"))
+		}
+	default:
+		if val := d.str(v, p); val != "" {
+			t.Where = map[string]any{sc.prop: val}
+		}
+	}
+	if w := f["where"]; w != nil {
+		if w.Kind != yaml.MappingNode {
+			d.fail(w, join(path, "where"), "must be a mapping of property: value")
+		} else {
+			if t.Where == nil {
+				t.Where = map[string]any{}
+			}
+			for i := 0; i+1 < len(w.Content); i += 2 {
+				t.Where[w.Content[i].Value] = d.scalar(w.Content[i+1], join(path, "where."+w.Content[i].Value))
+			}
+		}
+	}
+	return t
 }
 
 func (d *decoder) goal(n *yaml.Node, path string) Goal {

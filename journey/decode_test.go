@@ -74,7 +74,7 @@ func TestMeaningProblemsAreReportedTogether(t *testing.T) {
 	t.Parallel()
 	probs := problems(t, `
 id: Bad Id
-trigger: {}
+trigger: {event: ""}
 steps:
   - {id: a, add_tag: x}
   - {id: a, end: true}

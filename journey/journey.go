@@ -13,9 +13,14 @@ import (
 // Journey is one automation: what starts it and the steps a contact walks through.
 // It is also the pinned definition a running ContactJourney carries, so its JSON form is stable.
 type Journey struct {
-	ID      string  `json:"id"`
-	Name    string  `json:"name,omitempty"`
-	Trigger Trigger `json:"trigger"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Triggers start the journey for a contact; any one of them suffices.
+	Triggers []Trigger `json:"triggers"`
+	// Entry, when set, must hold for the contact at the trigger, or the journey does not start.
+	Entry *Condition `json:"entry,omitempty"`
+	// Reentry says whether a contact who has been through the journey may enter again.
+	Reentry Reentry `json:"reentry"`
 	// Exit takes the contact out of the journey the moment it holds (checked at entry and
 	// whenever an event it depends on arrives).
 	Exit *Condition `json:"exit,omitempty"`
@@ -45,11 +50,43 @@ const (
 	OnReachEnd      = "end"
 )
 
-// Trigger says which contact event starts the journey for that contact.
-type Trigger struct {
-	// Event is the event name, e.g. a Segment track event ("Signed Up") or an internal
-	// one ("tag_added").
-	Event string `json:"event"`
+// Reentry is the re-entry rule. A contact is never in a journey twice at once.
+type Reentry struct {
+	// Mode is always (the default: again after each run ends), once (once ever) or after
+	// (again only once Wait has passed since the last run ended).
+	Mode string    `json:"mode"`
+	Wait *Duration `json:"wait,omitempty"`
+}
+
+// Re-entry modes.
+const (
+	ReentryAlways = "always"
+	ReentryOnce   = "once"
+	ReentryAfter  = "after"
+)
+
+// TriggerEvents lists the event names the journey's triggers listen for, sorted.
+func (j *Journey) TriggerEvents() []string {
+	set := map[string]bool{}
+	for _, t := range j.Triggers {
+		set[t.Event] = true
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TriggeredBy returns the first trigger the event matches, or nil.
+func (j *Journey) TriggeredBy(name string, props map[string]any) *Trigger {
+	for i, t := range j.Triggers {
+		if t.Matches(name, props) {
+			return &j.Triggers[i]
+		}
+	}
+	return nil
 }
 
 // Step is one thing the journey does. Exactly one of the kind fields is set; Kind names it.
@@ -300,8 +337,29 @@ func (j *Journey) Validate() error {
 	} else if !idPattern.MatchString(j.ID) {
 		v.add("id", "%q must be lower-case letters, digits, '-', '_' or '.', starting with a letter or digit (at most 63)", j.ID)
 	}
-	if j.Trigger.Event == "" {
-		v.add("trigger.event", "is required")
+	if len(j.Triggers) == 0 {
+		v.add("trigger", "a journey needs a trigger")
+	}
+	for i, t := range j.Triggers {
+		if t.Event == "" {
+			path := fmt.Sprintf("triggers[%d]", i)
+			if len(j.Triggers) == 1 {
+				path = "trigger"
+			}
+			v.add(path+"."+t.Kind, "names no event")
+		}
+	}
+	switch j.Reentry.Mode {
+	case ReentryAlways, ReentryOnce:
+		if j.Reentry.Wait != nil {
+			v.add("reentry.wait", "only applies with mode: after")
+		}
+	case ReentryAfter:
+		if j.Reentry.Wait == nil || j.Reentry.Wait.D <= 0 {
+			v.add("reentry.wait", "mode after needs a wait, e.g. 30d")
+		}
+	default:
+		v.add("reentry.mode", "%q is not one of always, once, after", j.Reentry.Mode)
 	}
 	if len(j.Steps) == 0 {
 		v.add("steps", "a journey needs at least one step")

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -107,6 +108,17 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 	signal := workflows.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
 	triggered := make([]string, 0, len(journeys))
 	for _, j := range journeys {
+		trig := j.Definition.TriggeredBy(ev.Name, ev.Properties)
+		if trig == nil {
+			continue
+		}
+		enter, err := d.admit(ctx, tx, j, ev)
+		if err != nil {
+			return err
+		}
+		if !enter {
+			continue
+		}
 		triggered = append(triggered, j.JourneyID)
 		id := workflows.WorkflowID(j.JourneyID, ev.ContactID)
 		first := ""
@@ -125,7 +137,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 				workflows.AttrStep.ValueSet(first),
 				workflows.AttrJourneyVersion.ValueSet(int64(j.Version)),
 			),
-			StaticSummary: fmt.Sprintf("%s v%d for contact %d (%s), triggered by %q", j.JourneyID, j.Version, ev.ContactID, ev.ExternalID, ev.Name),
+			StaticSummary: fmt.Sprintf("%s v%d for contact %d (%s), triggered by %s", j.JourneyID, j.Version, ev.ContactID, ev.ExternalID, trig),
 		}
 		in := workflows.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
 		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -152,7 +164,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 		switch {
 		case errors.As(err, &notFound):
 			// The run has finished since: close its enrollment; nothing is lost.
-			if err := crm.EndEnrollment(ctx, tx, en.JourneyID, ev.ContactID, en.RunID); err != nil {
+			if err := crm.EndEnrollment(ctx, tx, en.JourneyID, ev.ContactID, en.RunID, time.Time{}); err != nil {
 				return err
 			}
 		case err != nil:
@@ -160,6 +172,53 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 		}
 	}
 	return nil
+}
+
+// admit applies the re-entry rule and the entry condition. An open run always hears the
+// trigger (SignalWithStart reaches it); the rules decide only whether a new run may start.
+func (d *Dispatcher) admit(ctx context.Context, tx pgx.Tx, j crm.JourneyVersion, ev crm.Event) (bool, error) {
+	def := &j.Definition
+	last, err := crm.EnrollmentOf(ctx, tx, j.JourneyID, ev.ContactID)
+	if err != nil {
+		return false, err
+	}
+	open := last != nil && last.EndedAt == nil
+	if open && def.Reentry.Mode != journey.ReentryAlways {
+		// The row says open; ask Temporal whether that run has finished since.
+		desc, err := d.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
+		var notFound *serviceerror.NotFound
+		switch {
+		case errors.As(err, &notFound):
+			open, last.EndedAt = false, &last.EnteredAt
+		case err != nil:
+			return false, fmt.Errorf("describe run of %s: %w", j.JourneyID, err)
+		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
+			closed := desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+			open, last.EndedAt = false, &closed
+		}
+		if !open {
+			if err := crm.EndEnrollment(ctx, tx, j.JourneyID, ev.ContactID, last.RunID, *last.EndedAt); err != nil {
+				return false, err
+			}
+		}
+	}
+	if open {
+		return true, nil
+	}
+	switch {
+	case last != nil && def.Reentry.Mode == journey.ReentryOnce:
+		return false, nil
+	case last != nil && def.Reentry.Mode == journey.ReentryAfter && last.EndedAt != nil && time.Since(*last.EndedAt) < def.Reentry.Wait.D:
+		return false, nil
+	}
+	if def.Entry != nil {
+		ok, err := d.Store.Matches(ctx, ev.ContactID, *def.Entry, crm.Env{Now: time.Now()})
+		if err != nil {
+			return false, fmt.Errorf("entry condition of %s: %w", j.JourneyID, err)
+		}
+		return ok, nil
+	}
+	return true, nil
 }
 
 // listen wakes the loop on every NOTIFY, reconnecting after errors.
