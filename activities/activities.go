@@ -116,3 +116,70 @@ func (a *Activities) FirstMatch(ctx context.Context, in FirstMatchInput) (int, e
 	}
 	return -1, nil
 }
+
+// ScheduleInput asks when a calendar wait ends for a contact.
+type ScheduleInput struct {
+	ContactID       int64             `json:"contact_id"`
+	Date            *journey.DateWait `json:"date,omitempty"`
+	Window          *journey.Window   `json:"window,omitempty"`
+	DefaultTimezone string            `json:"default_timezone,omitempty"`
+	// After is the workflow's now: the wait is computed from it, not from the wall clock.
+	After time.Time `json:"after"`
+}
+
+// ScheduleOutput is when the wait ends (At zero: no wait) and how that was decided.
+type ScheduleOutput struct {
+	At   time.Time `json:"at"`
+	Zone string    `json:"zone"`
+	Note string    `json:"note"`
+}
+
+// ScheduleWait reads the contact's time zone (contact → journey → UTC) and, for a field
+// wait, the field, and computes when the wait ends. It runs as a local activity: the result
+// is recorded in history, so the time zone data of whichever worker replays does not matter.
+func (a *Activities) ScheduleWait(ctx context.Context, in ScheduleInput) (ScheduleOutput, error) {
+	c, err := a.Store.Contact(ctx, in.ContactID)
+	if err != nil {
+		return ScheduleOutput{}, output2(err)
+	}
+	loc, zone := time.UTC, "UTC"
+	for _, cand := range []struct{ name, from string }{{fmt.Sprint(c.Traits["timezone"]), "contact"}, {in.DefaultTimezone, "journey"}} {
+		if cand.name == "" || cand.name == "<nil>" {
+			continue
+		}
+		if l, err := time.LoadLocation(cand.name); err == nil {
+			loc, zone = l, cand.name+" ("+cand.from+")"
+			break
+		}
+	}
+	out := ScheduleOutput{Zone: zone}
+	switch {
+	case in.Window != nil:
+		out.At = in.Window.Next(in.After, loc)
+		out.Note = "window opens " + out.At.In(loc).Format("Mon 2006-01-02 15:04 MST")
+	case in.Date != nil:
+		field := ""
+		if in.Date.Field != "" {
+			v, ok := c.Traits[in.Date.Field]
+			if !ok || v == nil || fmt.Sprint(v) == "" {
+				out.Note = fmt.Sprintf("field %s is not set: not waiting", in.Date.Field)
+				return out, nil
+			}
+			field = fmt.Sprint(v)
+		}
+		at, err := in.Date.Target(field, loc)
+		if err != nil {
+			out.Note = fmt.Sprintf("field %s: %v: not waiting", in.Date.Field, err)
+			return out, nil
+		}
+		out.At = at
+		out.Note = "until " + at.In(loc).Format("Mon 2006-01-02 15:04 MST")
+	}
+	return out, nil
+}
+
+// output2 maps store errors for activities that return no ActionOutput.
+func output2(err error) error {
+	_, err = output(crm.ActionResult{}, err)
+	return err
+}

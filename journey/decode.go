@@ -76,7 +76,7 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 
 func (d *decoder) journey(n *yaml.Node) *Journey {
 	j := &Journey{}
-	f := d.fields(n, "", "id", "name", "trigger", "triggers", "entry", "reentry", "exit", "goals", "steps")
+	f := d.fields(n, "", "id", "name", "trigger", "triggers", "entry", "reentry", "timezone", "exit", "goals", "steps")
 	if f == nil {
 		return j
 	}
@@ -101,6 +101,9 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 		}
 	default:
 		d.fail(n, "trigger", "is required (e.g. trigger: {event: Signed Up})")
+	}
+	if v := f["timezone"]; v != nil {
+		j.Timezone = d.str(v, "timezone")
 	}
 	if v := f["entry"]; v != nil {
 		c := d.condition(v, "entry")
@@ -234,6 +237,84 @@ func (d *decoder) goal(n *yaml.Node, path string) Goal {
 		g.WaitTimeout = d.duration(v, path+".wait_timeout")
 	}
 	return g
+}
+
+func (d *decoder) dateWait(n *yaml.Node, path string) *DateWait {
+	w := &DateWait{}
+	f := d.fields(n, path, "date", "field", "offset", "at")
+	if f == nil {
+		return w
+	}
+	switch {
+	case f["date"] != nil && f["field"] != nil:
+		d.fail(n, path, "give a date or a field, not both")
+	case f["date"] != nil:
+		w.Date = d.str(f["date"], path+".date")
+		if _, err := ParseDate(w.Date); err != nil && w.Date != "" {
+			d.fail(f["date"], path+".date", "%s", err)
+		}
+	case f["field"] != nil:
+		w.Field = d.str(f["field"], path+".field")
+	default:
+		d.fail(n, path, "needs a date (2026-12-24) or a field holding one")
+	}
+	if v := f["offset"]; v != nil {
+		if raw := d.str(v, path+".offset"); raw != "" {
+			o, err := ParseOffset(raw)
+			if err != nil {
+				d.fail(v, path+".offset", "%s", err)
+			} else {
+				w.Offset = &o
+			}
+		}
+	}
+	if v := f["at"]; v != nil {
+		w.At = d.str(v, path+".at")
+		if _, _, err := ParseClock(w.At); err != nil {
+			d.fail(v, path+".at", "%s", err)
+		}
+	}
+	return w
+}
+
+func (d *decoder) window(n *yaml.Node, path string) *Window {
+	w := &Window{}
+	f := d.fields(n, path, "days", "from", "to")
+	if f == nil {
+		return w
+	}
+	if v := f["days"]; v != nil {
+		if v.Kind != yaml.SequenceNode {
+			d.fail(v, path+".days", "must be a list such as [mon, tue, wed, thu, fri]")
+		} else {
+			for i, day := range v.Content {
+				name := strings.ToLower(d.str(day, fmt.Sprintf("%s.days[%d]", path, i)))
+				if _, ok := weekdays[name]; !ok && name != "" {
+					d.fail(day, fmt.Sprintf("%s.days[%d]", path, i), "%q is not a day (mon, tue, wed, thu, fri, sat, sun)", name)
+				}
+				w.Days = append(w.Days, name)
+			}
+		}
+	}
+	for _, key := range []string{"from", "to"} {
+		if f[key] == nil {
+			d.fail(n, path+"."+key, "is required (e.g. from: \"09:00\", to: \"17:00\")")
+			continue
+		}
+		val := d.str(f[key], path+"."+key)
+		if _, _, err := ParseClock(val); err != nil {
+			d.fail(f[key], path+"."+key, "%s", err)
+		}
+		if key == "from" {
+			w.From = val
+		} else {
+			w.To = val
+		}
+	}
+	if w.From != "" && w.To != "" && w.From >= w.To && len(w.From) == len(w.To) {
+		d.fail(n, path, "from %s is not before to %s", w.From, w.To)
+	}
+	return w
 }
 
 func (d *decoder) duration(n *yaml.Node, path string) *Duration {
@@ -408,6 +489,12 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 				}
 			}
 		}
+	}
+	if v := f[KindDate]; v != nil {
+		s.WaitUntilDate = d.dateWait(v, path+"."+KindDate)
+	}
+	if v := f[KindWindow]; v != nil {
+		s.WaitForWindow = d.window(v, path+"."+KindWindow)
 	}
 	if v := f[KindSplit]; v != nil {
 		s.Split = d.paths(v, path+".split", KindSplit)

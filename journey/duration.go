@@ -61,6 +61,10 @@ func (d Duration) String() string {
 	}
 	var b strings.Builder
 	rest := d.D
+	if rest < 0 {
+		b.WriteString("-")
+		rest = -rest
+	}
 	for _, u := range []struct {
 		name string
 		d    time.Duration
@@ -82,7 +86,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("duration must be a string such as \"2d\"")
 	}
-	v, err := ParseDuration(s)
+	v, err := ParseOffset(s)
 	if err != nil {
 		return err
 	}

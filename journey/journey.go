@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
+	_ "time/tzdata" // time zones the same on every machine, whatever it has installed
 )
 
 // Journey is one automation: what starts it and the steps a contact walks through.
@@ -21,6 +23,8 @@ type Journey struct {
 	Entry *Condition `json:"entry,omitempty"`
 	// Reentry says whether a contact who has been through the journey may enter again.
 	Reentry Reentry `json:"reentry"`
+	// Timezone (IANA, e.g. Europe/Lisbon) is used for contacts without a timezone field.
+	Timezone string `json:"timezone,omitempty"`
 	// Exit takes the contact out of the journey the moment it holds (checked at entry and
 	// whenever an event it depends on arrives).
 	Exit *Condition `json:"exit,omitempty"`
@@ -102,8 +106,11 @@ type Step struct {
 	If        *Condition `json:"if,omitempty"`
 	WaitUntil *WaitUntil `json:"wait_until,omitempty"`
 	Goto      *Goto      `json:"goto,omitempty"`
-	Split     []Path     `json:"split,omitempty"`
-	Branch    []Path     `json:"branch,omitempty"`
+	// WaitUntilDate and WaitForWindow are the calendar waits.
+	WaitUntilDate *DateWait `json:"wait_until_date,omitempty"`
+	WaitForWindow *Window   `json:"wait_for_window,omitempty"`
+	Split         []Path    `json:"split,omitempty"`
+	Branch        []Path    `json:"branch,omitempty"`
 
 	// Then and Else are the two paths of an if (condition holds / does not) and of a
 	// wait_until (condition met / timed out). After either, the journey goes on with the
@@ -150,10 +157,12 @@ const (
 	KindGoto      = "goto"
 	KindSplit     = "split"
 	KindBranch    = "branch"
+	KindDate      = "wait_until_date"
+	KindWindow    = "wait_for_window"
 )
 
 // Kinds lists the step kinds in the order documentation shows them.
-var Kinds = []string{KindAddTag, KindSendEmail, KindWait, KindWaitUntil, KindIf, KindBranch, KindSplit, KindGoto, KindEnd}
+var Kinds = []string{KindAddTag, KindSendEmail, KindWait, KindWaitUntil, KindDate, KindWindow, KindIf, KindBranch, KindSplit, KindGoto, KindEnd}
 
 // Kind names the step's kind, or "" for a step with none set.
 func (s Step) Kind() string {
@@ -176,6 +185,10 @@ func (s Step) Kind() string {
 		return KindSplit
 	case s.Branch != nil:
 		return KindBranch
+	case s.WaitUntilDate != nil:
+		return KindDate
+	case s.WaitForWindow != nil:
+		return KindWindow
 	}
 	return ""
 }
@@ -238,6 +251,21 @@ func (s Step) Summary() string {
 		return "random split " + strings.Join(parts, "/")
 	case KindBranch:
 		return fmt.Sprintf("branch on %d conditions", len(s.Branch))
+	case KindDate:
+		w := s.WaitUntilDate
+		what := w.Date
+		if w.Field != "" {
+			what = "field " + w.Field
+		}
+		if w.Offset != nil {
+			what += " " + w.Offset.String()
+		}
+		if w.At != "" {
+			what += " at " + w.At
+		}
+		return "wait until " + what
+	case KindWindow:
+		return fmt.Sprintf("wait for %s %s–%s", strings.Join(s.WaitForWindow.Days, ","), s.WaitForWindow.From, s.WaitForWindow.To)
 	}
 	return ""
 }
@@ -290,7 +318,7 @@ func (j *Journey) TopLevel(id string) int {
 func hasWait(steps []Step) bool {
 	found := false
 	walk(steps, func(s *Step) {
-		if s.Wait != nil || s.WaitUntil != nil {
+		if s.Wait != nil || s.WaitUntil != nil || s.WaitForWindow != nil || s.WaitUntilDate != nil {
 			found = true
 		}
 	})
@@ -347,6 +375,11 @@ func (j *Journey) Validate() error {
 				path = "trigger"
 			}
 			v.add(path+"."+t.Kind, "names no event")
+		}
+	}
+	if j.Timezone != "" {
+		if _, err := time.LoadLocation(j.Timezone); err != nil {
+			v.add("timezone", "%q is not an IANA time zone (e.g. Europe/Lisbon)", j.Timezone)
 		}
 	}
 	switch j.Reentry.Mode {

@@ -434,6 +434,8 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		return "condition did not hold: else", step.Else, nil
 	case journey.KindWaitUntil:
 		return it.waitUntil(ctx, step)
+	case journey.KindDate, journey.KindWindow:
+		return it.calendarWait(ctx, step)
 	case journey.KindGoto:
 		if it.visits[step.ID] > step.Goto.Max {
 			return fmt.Sprintf("loop limit %d reached: going on", step.Goto.Max), nil, nil
@@ -517,6 +519,32 @@ func (it *interpreter) waitUntil(ctx workflow.Context, step journey.Step) (strin
 			return "timed out", step.Else, nil
 		}
 	}
+}
+
+// calendarWait asks (in a local activity) when a date or window wait ends for this contact,
+// then sleeps on one timer until then.
+func (it *interpreter) calendarWait(ctx workflow.Context, step journey.Step) (string, []journey.Step, error) {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	var out activities.ScheduleOutput
+	err := workflow.ExecuteLocalActivity(lctx, a.ScheduleWait, activities.ScheduleInput{
+		ContactID: it.in.ContactID, Date: step.WaitUntilDate, Window: step.WaitForWindow,
+		DefaultTimezone: it.in.Journey.Timezone, After: workflow.Now(ctx),
+	}).Get(ctx, &out)
+	if err != nil {
+		return "", nil, err
+	}
+	left := out.At.Sub(workflow.Now(ctx))
+	if out.At.IsZero() || left <= 0 {
+		return "no wait: " + out.Note, nil, nil
+	}
+	it.waiting(ctx, step.Summary()+" in "+out.Zone, left)
+	err = workflow.NewTimerWithOptions(ctx, left, workflow.TimerOptions{
+		Summary: fmt.Sprintf("%s: %s (%s)", step.ID, out.Note, out.Zone),
+	}).Get(ctx, nil)
+	return "waited " + out.Note + " " + out.Zone, nil, err
 }
 
 func (it *interpreter) waiting(ctx workflow.Context, what string, d time.Duration) {
