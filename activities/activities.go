@@ -62,6 +62,8 @@ func output(res crm.ActionResult, err error) (ActionOutput, error) {
 	switch {
 	case errors.Is(err, crm.ErrNotFound):
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
+	case errors.Is(err, crm.ErrNoDeal):
+		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
 	case errors.Is(err, crm.ErrNoEmail):
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoEmail, err)
 	case err != nil:

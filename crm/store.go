@@ -208,9 +208,8 @@ func (s *Store) ledger(ctx context.Context, key, action string, contactID int64,
 		if err != nil {
 			return err
 		}
-		res.Detail = detail
-		_, err = tx.Exec(ctx, `UPDATE action_ledger SET result = $2 WHERE idempotency_key = $1`, key, detail)
-		return err
+		// Return what a retry will read back from the ledger, so both look the same.
+		return tx.QueryRow(ctx, `UPDATE action_ledger SET result = $2 WHERE idempotency_key = $1 RETURNING result`, key, detail).Scan(&res.Detail)
 	})
 	return res, err
 }

@@ -464,3 +464,54 @@ steps: [{add_tag: pinged}]
 	s.track(t, `{"userId":"jo","event":"Ping"}`)
 	require.Eventually(t, func() bool { return s.runs(t, "e2e-after", jo) == 2 }, 10*time.Second, 100*time.Millisecond)
 }
+
+func TestScoreCrossingStartsTheSalesJourneyThatCreatesADealATaskAndStartsAnother(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-nurture", `
+id: e2e-nurture
+trigger: {event: Whitepaper Downloaded}
+steps:
+  - {adjust_score: 30}
+  - {update_fields: {lifecycle: mql}}
+`)
+	s.apply(t, "e2e-hot-lead", `
+id: e2e-hot-lead
+trigger: {score_above: 50}
+steps:
+  - {create_deal: {title: Inbound, pipeline: sales, stage: qualified, value: 5000, owner: ana}}
+  - {create_task: {title: Call the lead, assignee: ana, due_in: 1d}}
+  - {start_journey: e2e-handoff}
+`)
+	s.apply(t, "e2e-handoff", `
+id: e2e-handoff
+trigger: {manual: true}
+steps:
+  - {move_deal: {pipeline: sales, stage: contacted}}
+  - {add_note: Handed to sales}
+`)
+	s.track(t, `{"userId":"kim","event":"Whitepaper Downloaded","messageId":"w1"}`)
+	kim := s.contact(t, "kim")
+	s.finished(t, workflows.WorkflowID("e2e-nurture", kim))
+	require.Zero(t, s.runs(t, "e2e-hot-lead", kim), "30 points do not cross 50")
+	s.track(t, `{"userId":"kim","event":"Whitepaper Downloaded","messageId":"w2"}`)
+
+	s.finished(t, workflows.WorkflowID("e2e-handoff", kim))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM deals WHERE contact_id = $1 AND stage = 'contacted' AND value = 5000`, kim))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM tasks WHERE contact_id = $1 AND assignee = 'ana'`, kim))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM notes WHERE contact_id = $1`, kim))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_scores WHERE contact_id = $1 AND value = 60`, kim))
+	require.Equal(t, 1, s.runs(t, "e2e-hot-lead", kim))
+}
+
+func TestDeliveryWithoutAProviderFailsTheRunWithTheSettingToAdd(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-sms", "id: e2e-sms\ntrigger: {event: Ping}\nsteps: [{id: text-them, send_sms: {text: Hello}}]")
+	s.track(t, `{"userId":"lou","event":"Ping"}`)
+	wfID := workflows.WorkflowID("e2e-sms", s.contact(t, "lou"))
+	var err error
+	require.Eventually(t, func() bool {
+		err = s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, nil)
+		return err != nil && strings.Contains(err.Error(), "CAIRN_SMS_URL")
+	}, 20*time.Second, 100*time.Millisecond)
+	require.Contains(t, err.Error(), "text-them")
+}

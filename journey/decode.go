@@ -490,6 +490,7 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 			}
 		}
 	}
+	d.actions(f, &s, path)
 	if v := f[KindDate]; v != nil {
 		s.WaitUntilDate = d.dateWait(v, path+"."+KindDate)
 	}

@@ -106,6 +106,21 @@ type Step struct {
 	If        *Condition `json:"if,omitempty"`
 	WaitUntil *WaitUntil `json:"wait_until,omitempty"`
 	Goto      *Goto      `json:"goto,omitempty"`
+	RemoveTag          string         `json:"remove_tag,omitempty"`
+	UpdateFields       map[string]any `json:"update_fields,omitempty"`
+	AdjustScore        *ScoreChange   `json:"adjust_score,omitempty"`
+	Subscribe          string         `json:"subscribe,omitempty"`
+	Unsubscribe        string         `json:"unsubscribe,omitempty"`
+	CreateDeal         *Deal          `json:"create_deal,omitempty"`
+	MoveDeal           *DealMove      `json:"move_deal,omitempty"`
+	CreateTask         *Task          `json:"create_task,omitempty"`
+	AddNote            string         `json:"add_note,omitempty"`
+	StartJourney       string         `json:"start_journey,omitempty"`
+	SendSMS            *Message       `json:"send_sms,omitempty"`
+	Notify             *Message       `json:"notify,omitempty"`
+	AddToAudience      string         `json:"add_to_audience,omitempty"`
+	RemoveFromAudience string         `json:"remove_from_audience,omitempty"`
+
 	// WaitUntilDate and WaitForWindow are the calendar waits.
 	WaitUntilDate *DateWait `json:"wait_until_date,omitempty"`
 	WaitForWindow *Window   `json:"wait_for_window,omitempty"`
@@ -162,7 +177,7 @@ const (
 )
 
 // Kinds lists the step kinds in the order documentation shows them.
-var Kinds = []string{KindAddTag, KindSendEmail, KindWait, KindWaitUntil, KindDate, KindWindow, KindIf, KindBranch, KindSplit, KindGoto, KindEnd}
+var Kinds = append(append([]string{}, ActionKinds...), KindWait, KindWaitUntil, KindDate, KindWindow, KindIf, KindBranch, KindSplit, KindGoto, KindEnd)
 
 // Kind names the step's kind, or "" for a step with none set.
 func (s Step) Kind() string {
@@ -190,7 +205,17 @@ func (s Step) Kind() string {
 	case s.WaitForWindow != nil:
 		return KindWindow
 	}
-	return ""
+	return s.actionKind()
+}
+
+// IsAction reports whether the step is an effect (run as an idempotent activity).
+func (s Step) IsAction() bool {
+	for _, k := range ActionKinds {
+		if k == s.Kind() {
+			return true
+		}
+	}
+	return false
 }
 
 // paths lists the step lists nested in s with the label their ids carry ("then", "1", ...).
@@ -267,7 +292,7 @@ func (s Step) Summary() string {
 	case KindWindow:
 		return fmt.Sprintf("wait for %s %s–%s", strings.Join(s.WaitForWindow.Days, ","), s.WaitForWindow.From, s.WaitForWindow.To)
 	}
-	return ""
+	return s.actionSummary()
 }
 
 // Interests lists the events a running journey wants to hear about: those its exit and
@@ -359,7 +384,7 @@ func (e *ValidationError) Error() string {
 
 // Validate checks a decoded journey's meaning (the decoder has already checked its shape).
 func (j *Journey) Validate() error {
-	v := &validator{seen: map[string]string{}}
+	v := &validator{seen: map[string]string{}, journeyID: j.ID}
 	if j.ID == "" {
 		v.add("id", "is required")
 	} else if !idPattern.MatchString(j.ID) {
@@ -406,7 +431,8 @@ func (j *Journey) Validate() error {
 }
 
 type validator struct {
-	probs []Problem
+	journeyID string
+	probs     []Problem
 	seen  map[string]string // step id → path of the step that has it
 }
 
@@ -437,6 +463,20 @@ func (v *validator) steps(steps []Step, base string) {
 		case KindSendEmail:
 			if s.SendEmail.Template == "" {
 				v.add(path+".send_email.template", "is required")
+			}
+		case KindStartJourney:
+			if s.StartJourney == v.journeyID {
+				v.add(path+".start_journey", "a journey cannot start itself (use goto to loop)")
+			} else if !idPattern.MatchString(s.StartJourney) {
+				v.add(path+".start_journey", "%q is not a journey id", s.StartJourney)
+			}
+		case KindSendSMS:
+			if s.SendSMS.Text == "" {
+				v.add(path+".send_sms.text", "is required")
+			}
+		case KindNotify:
+			if s.Notify.Text == "" {
+				v.add(path+".notify.text", "is required")
 			}
 		case KindWaitUntil:
 			if t := s.WaitUntil.Timeout; t != nil && t.D <= 0 {

@@ -105,10 +105,27 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 	if err != nil {
 		return err
 	}
+	requested := ""
+	if ev.Name == crm.StartJourneyEvent {
+		// A start_journey step or the API asks for one journey, whatever its triggers.
+		requested, _ = ev.Properties["journey"].(string)
+		v, err := d.Store.Journey(ctx, requested, 0)
+		switch {
+		case errors.Is(err, crm.ErrNotFound):
+			d.Logger.Warn("start requested for an unknown journey", "journey", requested, "event", ev.ID)
+		case err != nil:
+			return err
+		case !v.Paused:
+			journeys = append(journeys, *v)
+		}
+	}
 	signal := workflows.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
 	triggered := make([]string, 0, len(journeys))
 	for _, j := range journeys {
 		trig := j.Definition.TriggeredBy(ev.Name, ev.Properties)
+		if j.JourneyID == requested {
+			trig = &journey.Trigger{Kind: "start_journey", Event: ev.Name}
+		}
 		if trig == nil {
 			continue
 		}

@@ -417,6 +417,15 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
 		}).Get(ctx, &out)
 		return "queued " + step.SendEmail.Template, nil, err
+	case journey.KindRemoveTag, journey.KindUpdateFields, journey.KindAdjustScore, journey.KindSubscribe,
+		journey.KindUnsubscribe, journey.KindCreateDeal, journey.KindMoveDeal, journey.KindCreateTask,
+		journey.KindAddNote, journey.KindStartJourney, journey.KindSendSMS, journey.KindNotify,
+		journey.KindAddToAudience, journey.KindRemoveFromAudience:
+		var out activities.ActionOutput
+		err := workflow.ExecuteActivity(actionContext(ctx, step), actionActivity(step.Kind()), activities.ActionInput{
+			Key: it.key(ctx, step), ContactID: it.in.ContactID, Step: step, Journey: it.in.Journey.ID,
+		}).Get(ctx, &out)
+		return "done: " + step.Summary(), nil, err
 	case journey.KindWait:
 		it.waiting(ctx, "timer: "+step.Summary(), step.Wait.D)
 		err := workflow.NewTimerWithOptions(ctx, step.Wait.D, workflow.TimerOptions{
@@ -588,6 +597,39 @@ func checkOptions(summary string) workflow.ActivityOptions {
 		},
 		ScheduleToCloseTimeout: 24 * time.Hour,
 	}
+}
+
+// actionActivity names the activity that performs an action step.
+func actionActivity(kind string) any {
+	switch kind {
+	case journey.KindRemoveTag:
+		return a.RemoveTag
+	case journey.KindUpdateFields:
+		return a.UpdateFields
+	case journey.KindAdjustScore:
+		return a.AdjustScore
+	case journey.KindSubscribe:
+		return a.Subscribe
+	case journey.KindUnsubscribe:
+		return a.Unsubscribe
+	case journey.KindCreateDeal:
+		return a.CreateDeal
+	case journey.KindMoveDeal:
+		return a.MoveDeal
+	case journey.KindCreateTask:
+		return a.CreateTask
+	case journey.KindAddNote:
+		return a.AddNote
+	case journey.KindStartJourney:
+		return a.StartJourney
+	case journey.KindSendSMS:
+		return a.SendSMS
+	case journey.KindNotify:
+		return a.Notify
+	case journey.KindAddToAudience:
+		return a.AddToAudience
+	}
+	return a.RemoveFromAudience
 }
 
 // actionContext gives an action activity its timeout, retry policy and a UI summary.
