@@ -99,13 +99,13 @@ type Step struct {
 	// When a document leaves it out, Decode assigns "<position>-<kind>" (e.g. "2-wait").
 	ID string `json:"id"`
 
-	AddTag    string     `json:"add_tag,omitempty"`
-	Wait      *Duration  `json:"wait,omitempty"`
-	SendEmail *SendEmail `json:"send_email,omitempty"`
-	End       bool       `json:"end,omitempty"`
-	If        *Condition `json:"if,omitempty"`
-	WaitUntil *WaitUntil `json:"wait_until,omitempty"`
-	Goto      *Goto      `json:"goto,omitempty"`
+	AddTag             string         `json:"add_tag,omitempty"`
+	Wait               *Duration      `json:"wait,omitempty"`
+	SendEmail          *SendEmail     `json:"send_email,omitempty"`
+	End                bool           `json:"end,omitempty"`
+	If                 *Condition     `json:"if,omitempty"`
+	WaitUntil          *WaitUntil     `json:"wait_until,omitempty"`
+	Goto               *Goto          `json:"goto,omitempty"`
 	RemoveTag          string         `json:"remove_tag,omitempty"`
 	UpdateFields       map[string]any `json:"update_fields,omitempty"`
 	AdjustScore        *ScoreChange   `json:"adjust_score,omitempty"`
@@ -433,7 +433,7 @@ func (j *Journey) Validate() error {
 type validator struct {
 	journeyID string
 	probs     []Problem
-	seen  map[string]string // step id → path of the step that has it
+	seen      map[string]string // step id → path of the step that has it
 }
 
 func (v *validator) add(path, format string, args ...any) {
