@@ -192,3 +192,25 @@ steps:
 	require.Equal(t, []string{"lesson", "lesson", "lesson", "lesson", "done"}, f2.tags)
 	require.Equal(t, "Page Viewed", st.Events[0].Name)
 }
+
+func TestGoalMetDuringAWaitUntilLeavesItForTheGoalStep(t *testing.T) {
+	t.Parallel()
+	f, run, after, signal := withCRM(t, `
+id: demo
+trigger: {event: e}
+goals:
+  - {id: booked, when: {event: Call Booked}, then: prep}
+steps:
+  - id: opened?
+    wait_until: {condition: {event: Email Opened}, timeout: 7d}
+    else: [{add_tag: cold}]
+  - {add_tag: nudge}
+  - {id: prep, add_tag: call-prep}
+`)
+	after(func() { f.set("event Call Booked", true); signal("Call Booked") }, 3*24*time.Hour)
+	st, err := run()
+	require.NoError(t, err)
+	require.Equal(t, []string{"call-prep"}, f.tags)
+	require.Equal(t, []string{"booked"}, st.GoalsMet)
+	require.Equal(t, "left: goal met", st.Path[0].Outcome)
+}

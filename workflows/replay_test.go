@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"path/filepath"
+	"time"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -25,4 +26,21 @@ func TestRecordedHistoriesStillReplay(t *testing.T) {
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}
+}
+
+// TestReplayCatchesANonDeterministicChange proves the guard works: a version of the workflow
+// that sleeps before its first step no longer matches the recorded histories.
+func TestReplayCatchesANonDeterministicChange(t *testing.T) {
+	t.Parallel()
+	changed := func(ctx workflow.Context, in workflows.Input) (workflows.State, error) {
+		if err := workflow.Sleep(ctx, time.Second); err != nil {
+			return workflows.State{}, err
+		}
+		return workflows.ContactJourney(ctx, in)
+	}
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: workflows.WorkflowType})
+	err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/welcome.json")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "TMPRL1100", "the SDK's non-determinism error")
 }
