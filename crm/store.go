@@ -486,3 +486,15 @@ func EnrollmentOf(ctx context.Context, db DB, journeyID string, contactID int64)
 	}
 	return e, nil
 }
+
+// SetPaused pauses (no new entries) or resumes a journey; runs in flight go on either way.
+func (s *Store) SetPaused(ctx context.Context, id string, paused bool) error {
+	ct, err := s.Pool.Exec(ctx, `UPDATE journeys SET paused = $2, updated_at = now() WHERE id = $1`, id, paused)
+	if err != nil {
+		return fmt.Errorf("pause journey: %w", err)
+	}
+	if ct.RowsAffected() == 0 {
+		return fmt.Errorf("journey %q: %w", id, ErrNotFound)
+	}
+	return nil
+}

@@ -515,3 +515,25 @@ func TestDeliveryWithoutAProviderFailsTheRunWithTheSettingToAdd(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond)
 	require.Contains(t, err.Error(), "text-them")
 }
+
+func TestPausedJourneyTakesNoNewEntriesAndTheAPICanStartOne(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-pause", "id: e2e-pause\ntrigger: {event: Ping}\nsteps: [{add_tag: pinged}]")
+	status, body := s.call(t, "POST", "/v1/journeys/e2e-pause/pause", "", asAdmin)
+	require.Equal(t, 200, status, body)
+	require.Contains(t, body, `"paused":true`)
+	s.track(t, `{"userId":"max","event":"Ping"}`)
+	mx := s.contact(t, "max")
+	require.Zero(t, s.runs(t, "e2e-pause", mx))
+
+	status, body = s.call(t, "POST", "/v1/journeys/e2e-pause/resume", "", asAdmin)
+	require.Equal(t, 200, status, body)
+	status, body = s.call(t, "POST", "/v1/journeys/e2e-pause/start", `{"userId":"max"}`, asAdmin)
+	require.Equal(t, 202, status, body)
+	s.finished(t, workflows.WorkflowID("e2e-pause", mx))
+
+	status, body = s.call(t, "POST", "/v1/journeys/nope/start", `{"userId":"max"}`, asAdmin)
+	require.Equal(t, 404, status, body)
+	status, _ = s.call(t, "POST", "/v1/journeys/e2e-pause/start", `{"userId":"max"}`, asWriter)
+	require.Equal(t, 401, status)
+}

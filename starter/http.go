@@ -43,6 +43,9 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/identify", a.ingest(a.identify))
 	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney))
 	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney))
+	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true)))
+	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false)))
+	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney))
 	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
@@ -195,5 +198,46 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (a *API) pauseJourney(paused bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.Store.SetPaused(r.Context(), r.PathValue("id"), paused); err != nil {
+			return err
+		}
+		return a.getJourney(w, r)
+	}
+}
+
+// startJourney starts a journey for a contact by API ("manual" start): the request is an
+// event like any other, so the dispatcher applies re-entry and entry rules to it.
+func (a *API) startJourney(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		UserID    string `json:"userId"`
+		MessageID string `json:"messageId"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		return badRequest("", "body must be JSON like {\"userId\": \"ada\"}: %s", err)
+	}
+	if body.UserID == "" {
+		return badRequest("userId", "userId is required")
+	}
+	id := r.PathValue("id")
+	if _, err := a.Store.Journey(r.Context(), id, 0); err != nil {
+		return err
+	}
+	key := ""
+	if body.MessageID != "" {
+		key = "start:" + body.MessageID
+	}
+	_, _, err := a.Store.RecordEvent(r.Context(), crm.EventInput{
+		ExternalID: body.UserID, Name: crm.StartJourneyEvent, Properties: map[string]any{"journey": id},
+		Source: "api", DedupeKey: key, OccurredAt: a.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"journey": id, "userId": body.UserID, "accepted": true})
 	return nil
 }
