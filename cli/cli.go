@@ -93,6 +93,14 @@ func starterCmd() *cobra.Command {
 func journeysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "journeys", Short: "Work with journey documents"}
 	cmd.AddCommand(&cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of journey documents (for editor completion)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(journey.Schema)
+			return err
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check journey documents and list every problem with its path",
 		Args:  cobra.MinimumNArgs(1),

@@ -39,6 +39,10 @@ func (a *API) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /v1/schema/journey.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/schema+json")
+		_, _ = w.Write(journey.Schema)
+	})
 	mux.Handle("POST /v1/track", a.ingest(a.track))
 	mux.Handle("POST /v1/identify", a.ingest(a.identify))
 	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney))
