@@ -5,6 +5,8 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -12,12 +14,24 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 )
 
 // Activities holds the dependencies of every activity.
 type Activities struct {
 	Store *crm.Store
+	// Mail sends email; nil means no SMTP server is configured, and send_email steps fail
+	// saying so.
+	Mail *Mail
+}
+
+// Mail is what email sends need besides the store.
+type Mail struct {
+	Sender  email.Sender
+	Tracker email.Tracker
+	// Domain ends Message-IDs (<hash@Domain>).
+	Domain string
 }
 
 // Error types that are not worth a retry; Temporal fails the activity at once.
@@ -52,10 +66,53 @@ type SendEmailInput struct {
 	Template  string `json:"template"`
 }
 
-// SendEmail queues the email in the outbox, once per key.
+// SendEmail renders the template for the contact, adds tracking and unsubscribe links, and
+// sends it over SMTP, once per key: the ledger row is written as 'sending' before the SMTP
+// call and 'done' after. A retry after a crash in between sends the same message again with
+// the same Message-ID; one after 'done' sends nothing and returns the first result.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOutput, error) {
-	res, err := a.Store.QueueEmail(ctx, in.Key, in.ContactID, in.Template)
-	return output(res, err)
+	if a.Mail == nil || a.Mail.Sender == nil {
+		return ActionOutput{}, notConfigured("email", "CAIRN_SMTP_HOST and CAIRN_SMTP_FROM")
+	}
+	var msg email.Message
+	es, err := a.Store.ClaimEmail(ctx, in.Key, in.ContactID, in.Template, func(es *crm.EmailSend) error {
+		r, err := es.Template.Render(es.Data)
+		if err != nil {
+			return err
+		}
+		msg = email.Message{ID: messageID(in.Key, a.Mail.Domain), To: es.To, Subject: r.Subject, HTML: r.HTML, Text: r.Text}
+		return a.Mail.Tracker.Apply(&msg, es.MessageID, in.ContactID)
+	})
+	if err != nil {
+		return output(crm.ActionResult{}, err)
+	}
+	if es.Done {
+		return ActionOutput{Replayed: true, Detail: es.Result}, nil
+	}
+	if err := a.Mail.Sender.Send(ctx, msg); err != nil {
+		var perm *email.PermanentError
+		if errors.As(err, &perm) {
+			return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
+		}
+		return ActionOutput{}, fmt.Errorf("send email: %w", err)
+	}
+	result, err := a.Store.CompleteEmail(ctx, in.Key, es, msg.Subject, msg.ID)
+	if err != nil {
+		return ActionOutput{}, fmt.Errorf("record sent email: %w", err)
+	}
+	return ActionOutput{Detail: result}, nil
+}
+
+// ErrTypeRejected marks a message or call the provider refused for good.
+const ErrTypeRejected = "Rejected"
+
+// messageID derives the Message-ID from the idempotency key.
+func messageID(key, domain string) string {
+	if domain == "" {
+		domain = "cairn.local"
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16]) + "@" + domain
 }
 
 func output(res crm.ActionResult, err error) (ActionOutput, error) {
@@ -66,6 +123,8 @@ func output(res crm.ActionResult, err error) (ActionOutput, error) {
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
 	case errors.Is(err, crm.ErrNoEmail):
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoEmail, err)
+	case errors.Is(err, crm.ErrUnsubscribed), errors.Is(err, crm.ErrNoTemplate), errors.Is(err, email.ErrTemplate):
+		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
 	case err != nil:
 		return ActionOutput{}, fmt.Errorf("activity: %w", err)
 	}

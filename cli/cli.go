@@ -62,6 +62,8 @@ func devCmd() *cobra.Command {
 	f.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "starter HTTP address (CAIRN_HTTP_ADDR)")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", 7233, "Temporal gRPC port")
 	f.IntVar(&cfg.UIPort, "ui-port", 8233, "Temporal Web UI port")
+	f.IntVar(&cfg.SMTPPort, "smtp-port", 1025, "mail catcher SMTP port")
+	f.IntVar(&cfg.MailPort, "mail-port", 8025, "mail catcher web page port")
 	f.StringVar(&cfg.ExamplesDir, "journeys", "examples", "folder of journeys to apply at start")
 	return cmd
 }

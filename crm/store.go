@@ -245,29 +245,6 @@ func (s *Store) AddTag(ctx context.Context, key string, contactID int64, tag str
 	})
 }
 
-// QueueEmail puts one email in the outbox per idempotency key. A contact without an address
-// gets ErrNoEmail: a send is never skipped silently.
-func (s *Store) QueueEmail(ctx context.Context, key string, contactID int64, template string) (ActionResult, error) {
-	return s.ledger(ctx, key, "send_email", contactID, func(tx pgx.Tx) (map[string]any, error) {
-		var to *string
-		if err := tx.QueryRow(ctx, `SELECT email FROM contacts WHERE id = $1`, contactID).Scan(&to); err != nil {
-			return nil, fmt.Errorf("read contact email: %w", err)
-		}
-		if to == nil || *to == "" {
-			return nil, fmt.Errorf("contact %d: %w", contactID, ErrNoEmail)
-		}
-		var id int64
-		if err := tx.QueryRow(ctx, `INSERT INTO email_outbox (idempotency_key, contact_id, template, to_address)
-			VALUES ($1, $2, $3, $4) RETURNING id`, key, contactID, template, *to).Scan(&id); err != nil {
-			return nil, fmt.Errorf("queue email: %w", err)
-		}
-		if err := appendEvent(ctx, tx, contactID, "email_queued", map[string]any{"template": template, "message_id": id}, key); err != nil {
-			return nil, err
-		}
-		return map[string]any{"message_id": id, "to": *to}, nil
-	})
-}
-
 // JourneyVersion is one immutable version of a journey.
 type JourneyVersion struct {
 	JourneyID  string          `json:"id"`

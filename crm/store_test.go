@@ -115,36 +115,6 @@ func TestAddTagForUnknownContactIsNotFound(t *testing.T) {
 	require.ErrorIs(t, err, crm.ErrNotFound)
 }
 
-func TestQueueEmailWithoutAddressFailsAndWritesNothing(t *testing.T) {
-	t.Parallel()
-	ctx, s := setup(t)
-	_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "u1", Name: "x", Source: "test", OccurredAt: time.Now()})
-	require.NoError(t, err)
-	c, err := s.ContactByExternalID(ctx, "u1")
-	require.NoError(t, err)
-	_, err = s.QueueEmail(ctx, "k1", c.ID, "welcome")
-	require.ErrorIs(t, err, crm.ErrNoEmail)
-	var ledger int
-	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM action_ledger`).Scan(&ledger))
-	require.Zero(t, ledger, "a failed action must leave no ledger row, or its retry would be skipped")
-}
-
-func TestQueueEmailRetriedQueuesOneMessage(t *testing.T) {
-	t.Parallel()
-	ctx, s := setup(t)
-	_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "u1", Traits: map[string]any{"email": "a@example.com"}, Name: "x", Source: "test", OccurredAt: time.Now()})
-	require.NoError(t, err)
-	c, err := s.ContactByExternalID(ctx, "u1")
-	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		_, err = s.QueueEmail(ctx, "k1", c.ID, "welcome")
-		require.NoError(t, err)
-	}
-	var n int
-	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM email_outbox WHERE to_address = 'a@example.com'`).Scan(&n))
-	require.Equal(t, 1, n)
-}
-
 func TestApplyJourneyVersionsOnlyOnChange(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)

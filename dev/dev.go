@@ -4,6 +4,7 @@
 package dev
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,17 +14,23 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev/embedded"
+	"github.com/cairnhq/cairn/dev/mailcatcher"
+	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/pglocal"
 	"github.com/cairnhq/cairn/starter"
@@ -39,6 +46,8 @@ type Config struct {
 	HTTPAddr     string // starter; default 127.0.0.1:8080
 	TemporalPort int    // default 7233
 	UIPort       int    // default 8233
+	SMTPPort     int    // mail catcher SMTP; default 1025
+	MailPort     int    // mail catcher web page; default 8025
 	ExamplesDir  string // journeys applied at start; default examples
 	Out          io.Writer
 	Logger       *slog.Logger
@@ -54,13 +63,16 @@ type Info struct {
 	WriteKey     string `json:"write_key"`
 	AdminKey     string `json:"admin_key"`
 	DatabaseURL  string `json:"database_url"`
+	MailURL      string `json:"mail_url"`
+	SMTPAddr     string `json:"smtp_addr"`
 	Journeys     []string
 }
 
 // Keys are the dev credentials, generated once and kept in the state folder.
 type Keys struct {
-	WriteKey string `json:"write_key"`
-	AdminKey string `json:"admin_key"`
+	WriteKey    string `json:"write_key"`
+	AdminKey    string `json:"admin_key"`
+	TrackingKey string `json:"tracking_key"`
 }
 
 // Run starts everything, prints where to look, and runs until ctx is cancelled; then it stops
@@ -115,6 +127,20 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := applyExamples(ctx, dbURL, cfg.ExamplesDir); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
+	catcher, err := mailcatcher.Start(fmt.Sprintf("127.0.0.1:%d", cfg.SMTPPort))
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer catcher.Close()
+	mailLn, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.MailPort))
+	if err != nil {
+		return fmt.Errorf("dev: mail page: %w", err)
+	}
+	mailSrv := &http.Server{Handler: catcher, ReadHeaderTimeout: 5 * time.Second}
+	go mailSrv.Serve(mailLn)
+	defer mailSrv.Close()
+	smtpHost, smtpPortS, _ := net.SplitHostPort(catcher.Addr())
+	smtpPort, _ := strconv.Atoi(smtpPortS)
 
 	tc := cluster.Config{Address: srv.GRPCAddress(), Namespace: srv.Namespace()}
 	runCtx, stop := context.WithCancel(ctx)
@@ -123,11 +149,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	starterReady := make(chan string, 1)
 	errs := make(chan error, 2)
 	go func() {
-		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: logger.With("component", "worker"), Ready: workerReady})
+		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: logger.With("component", "worker"), Ready: workerReady,
+			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: smtpPort, TLS: "none", From: "Cairn dev <dev@cairn.local>"},
+			PublicURL: "http://" + cfg.HTTPAddr, TrackingKey: keys.TrackingKey})
 	}()
 	go func() {
 		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr,
-			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, Logger: logger.With("component", "starter"), Ready: starterReady})
+			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey,
+			Logger: logger.With("component", "starter"), Ready: starterReady})
 	}()
 
 	var addr string
@@ -145,6 +174,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	info := Info{
 		TemporalUI: srv.UIURL(), TemporalGRPC: srv.GRPCAddress(), StarterURL: "http://" + addr,
 		WriteKey: keys.WriteKey, AdminKey: keys.AdminKey, DatabaseURL: dbURL,
+		MailURL: "http://" + mailLn.Addr().String(), SMTPAddr: catcher.Addr(),
 	}
 	info.Journeys, _ = journeyFiles(cfg.ExamplesDir)
 	printBanner(cfg.Out, info, time.Since(started))
@@ -181,6 +211,12 @@ func (c *Config) defaults() {
 	if c.UIPort == 0 {
 		c.UIPort = 8233
 	}
+	if c.SMTPPort == 0 {
+		c.SMTPPort = 1025
+	}
+	if c.MailPort == 0 {
+		c.MailPort = 8025
+	}
 	if c.ExamplesDir == "" {
 		c.ExamplesDir = "examples"
 	}
@@ -209,17 +245,40 @@ func loadKeys(path string) (Keys, error) {
 		if err := json.Unmarshal(b, &k); err != nil {
 			return k, fmt.Errorf("read %s: %w (delete it to get new keys)", path, err)
 		}
+		if k.fill() {
+			b, _ = json.MarshalIndent(k, "", "  ")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				return k, fmt.Errorf("save keys: %w", err)
+			}
+		}
 		return k, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return k, err
 	}
-	k = Keys{WriteKey: "wk_" + randomHex(16), AdminKey: "ak_" + randomHex(24)}
+	k = Keys{}
+	k.fill()
 	b, _ = json.MarshalIndent(k, "", "  ")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return k, fmt.Errorf("save keys: %w", err)
 	}
 	return k, nil
+}
+
+// fill generates the keys that are missing (a state folder from an older dev lacks some).
+func (k *Keys) fill() bool {
+	changed := false
+	for _, f := range []struct {
+		dst    *string
+		prefix string
+		n      int
+	}{{&k.WriteKey, "wk_", 16}, {&k.AdminKey, "ak_", 24}, {&k.TrackingKey, "tk_", 32}} {
+		if *f.dst == "" {
+			*f.dst = f.prefix + randomHex(f.n)
+			changed = true
+		}
+	}
+	return changed
 }
 
 func randomHex(n int) string {
@@ -257,6 +316,9 @@ func applyExamples(ctx context.Context, dbURL, dir string) error {
 		return err
 	}
 	store := crm.New(pool)
+	if err := applyTemplates(ctx, store, filepath.Join(dir, "templates")); err != nil {
+		return err
+	}
 	for _, f := range files {
 		doc, err := os.ReadFile(f)
 		if err != nil {
@@ -273,6 +335,34 @@ func applyExamples(ctx context.Context, dbURL, dir string) error {
 	return nil
 }
 
+// applyTemplates saves every email template in dir (<id>.yaml with subject, html, text).
+func applyTemplates(ctx context.Context, store *crm.Store, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var t email.Template
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&t); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		t.ID = strings.TrimSuffix(filepath.Base(f), ".yaml")
+		if err := t.Check(); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if _, err := store.PutTemplate(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func printBanner(w io.Writer, in Info, took time.Duration) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nCairn dev is ready (%s)\n\n", took.Round(10*time.Millisecond))
@@ -282,6 +372,7 @@ func printBanner(w io.Writer, in Info, took time.Duration) {
 	fmt.Fprintf(&b, "  Write key       %s   (HTTP Basic user name, for /v1/track, /v1/identify)\n", in.WriteKey)
 	fmt.Fprintf(&b, "  Admin key       %s   (Authorization: Bearer, for /v1/journeys, /v1/contacts)\n", in.AdminKey)
 	fmt.Fprintf(&b, "  PostgreSQL      %s\n", in.DatabaseURL)
+	fmt.Fprintf(&b, "  Mail            %s   (every email sent; SMTP catcher at %s)\n", in.MailURL, in.SMTPAddr)
 	if len(in.Journeys) > 0 {
 		fmt.Fprintf(&b, "  Journeys        %s\n", strings.Join(in.Journeys, ", "))
 	}

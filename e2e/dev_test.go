@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,6 +36,7 @@ func startDev(t *testing.T, state, journeys string) *devRun {
 		r.done <- dev.Run(ctx, dev.Config{
 			StateDir: state, ExamplesDir: journeys, Out: io.Discard, Logger: quiet(), Ready: ready,
 			HTTPAddr: fmt.Sprintf("127.0.0.1:%d", dev.FreePort()), TemporalPort: dev.FreePort(), UIPort: dev.FreePort(),
+			SMTPPort: dev.FreePort(), MailPort: dev.FreePort(),
 		})
 	}()
 	select {
@@ -74,6 +76,11 @@ steps:
   - {id: pause, wait: 5s}
   - {send_email: {template: second}}
 `), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(journeys, "templates"), 0o755))
+	for _, name := range []string{"first", "second"} {
+		require.NoError(t, os.WriteFile(filepath.Join(journeys, "templates", name+".yaml"),
+			[]byte("subject: The "+name+" one\ntext: Hello {{field \"first_name\" \"there\"}}\n"), 0o644))
+	}
 
 	first := startDev(t, state, journeys)
 	require.Contains(t, first.info.TemporalUI, "http://127.0.0.1:")
@@ -113,9 +120,16 @@ steps:
 	defer pool.Close()
 	var tags, emails, runs int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM contact_tags WHERE tag = 'dripping'`).Scan(&tags))
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM email_outbox`).Scan(&emails))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM email_messages WHERE status = 'sent'`).Scan(&emails))
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE name = 'Signed Up'`).Scan(&runs))
 	require.Equal(t, 1, tags)
 	require.Equal(t, 2, emails, "first before the restart, second after, neither twice")
+	resp, err = http.Get(second.info.MailURL + "/messages.json")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var caught []map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&caught))
+	require.Len(t, caught, 1, "the second dev's catcher got the second email (the first went to the first dev's)")
+	require.Equal(t, "The second one", caught[0]["subject"])
 	require.Equal(t, 1, runs)
 }

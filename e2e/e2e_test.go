@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +28,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/embedded"
+	"github.com/cairnhq/cairn/dev/mailcatcher"
+	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/pglocal/pgtest"
 	"github.com/cairnhq/cairn/starter"
 	"github.com/cairnhq/cairn/worker"
@@ -45,7 +50,10 @@ type system struct {
 	url      string // starter base URL
 	temporal client.Client
 	db       *pgxpool.Pool
+	mail     *mailcatcher.Catcher
 }
+
+const trackingKey = "tk_e2e"
 
 func quiet() *slog.Logger {
 	if os.Getenv("CAIRN_TEST_LOG") != "" {
@@ -62,17 +70,26 @@ func setup(t *testing.T) *system {
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)
 	tc := cluster.Config{Address: srv.GRPCAddress(), Namespace: "default"}
+	catcher, err := mailcatcher.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { catcher.Close() })
+	smtpHost, smtpPort, _ := net.SplitHostPort(catcher.Addr())
+	port, _ := strconv.Atoi(smtpPort)
+	// The starter listens on a port chosen now, so the worker can sign links pointing at it.
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	workerReady := make(chan struct{})
 	starterReady := make(chan string, 1)
 	go func() {
-		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: quiet(), Ready: workerReady})
+		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: quiet(), Ready: workerReady,
+			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: port, TLS: "none", From: "Cairn e2e <e2e@example.com>"},
+			PublicURL: "http://" + httpAddr, TrackingKey: trackingKey})
 	}()
 	go func() {
-		done <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: "127.0.0.1:0",
-			WriteKeys: []string{writeKey}, AdminKey: adminKey, Logger: quiet(), Ready: starterReady})
+		done <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr,
+			WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, Logger: quiet(), Ready: starterReady})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -97,7 +114,16 @@ func setup(t *testing.T) *system {
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	return &system{ctx: context.Background(), url: "http://" + addr, temporal: cl, db: pool}
+	return &system{ctx: context.Background(), url: "http://" + addr, temporal: cl, db: pool, mail: catcher}
+}
+
+// template saves a simple email template whose HTML links to link.
+func (s *system) template(t *testing.T, id, link string) {
+	t.Helper()
+	doc := fmt.Sprintf(`{"subject": "About %s, {{field \"first_name\" \"friend\"}}", "text": "See %s",
+		"html": "<html><body><p>Hi</p><a href=\"%s\">go</a></body></html>"}`, id, link, link)
+	status, body := s.call(t, "PUT", "/v1/templates/"+id, doc, asAdmin)
+	require.Contains(t, []int{200, 201}, status, body)
 }
 
 func (s *system) call(t *testing.T, method, path, body string, auth func(*http.Request)) (int, string) {
@@ -158,6 +184,8 @@ steps:
   - {id: pause, wait: 2s}
   - {send_email: {template: getting-started}}
 `)
+	s.template(t, "welcome", "https://example.com/start")
+	s.template(t, "getting-started", "https://example.com/guide")
 	s.track(t, `{"userId":"ada","event":"Signed Up","messageId":"m-1","context":{"traits":{"email":"ada@example.com"}}}`)
 	// A second delivery of the same message starts nothing new.
 	s.track(t, `{"userId":"ada","event":"Signed Up","messageId":"m-1","context":{"traits":{"email":"ada@example.com"}}}`)
@@ -196,7 +224,8 @@ steps:
 	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s' AND ExecutionStatus='Completed'", wfID, workflows.StepEnded))
 
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE contact_id = $1 AND tag = 'new-user'`, contactID))
-	require.Equal(t, 2, s.count(t, `SELECT count(*) FROM email_outbox WHERE contact_id = $1 AND to_address = 'ada@example.com'`, contactID))
+	require.Equal(t, 2, s.count(t, `SELECT count(*) FROM email_messages WHERE contact_id = $1 AND to_address = 'ada@example.com' AND status = 'sent'`, contactID))
+	require.Len(t, s.mail.Messages(), 2, "two emails over SMTP, each once")
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'Signed Up'`))
 
 	recordHistory(t, s, wfID, "welcome")

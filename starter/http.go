@@ -1,6 +1,7 @@
 package starter
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,8 @@ type API struct {
 	Store     *crm.Store
 	WriteKeys []string // accepted as the Basic-auth user name on ingestion endpoints
 	AdminKey  string   // Bearer token for management endpoints
+	// TrackingKey verifies open, click and unsubscribe tokens (the worker signs with the same).
+	TrackingKey []byte
 	Logger    *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
@@ -51,6 +54,12 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false)))
 	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney))
 	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
+	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate))
+	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate))
+	mux.Handle("GET /v1/t/o/{token}", a.public(a.trackOpen))
+	mux.Handle("GET /v1/t/c/{token}", a.public(a.trackClick))
+	mux.Handle("GET /v1/t/u/{token}", a.public(a.unsubscribe))
+	mux.Handle("POST /v1/t/u/{token}", a.public(a.unsubscribe))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})
@@ -144,6 +153,16 @@ func (a *API) admin(h handlerFunc) http.Handler {
 		a.serve(w, r, h)
 	})
 }
+
+// public serves an endpoint that recipients' mail clients reach: no key, a signed token.
+func (a *API) public(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+		a.serve(w, r, h)
+	})
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func anyKey(keys []string, got string) bool {
 	ok := false

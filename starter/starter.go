@@ -26,6 +26,7 @@ type Config struct {
 	HTTPAddr    string   // CAIRN_HTTP_ADDR, default 127.0.0.1:8080
 	WriteKeys   []string // CAIRN_WRITE_KEYS, comma-separated
 	AdminKey    string   // CAIRN_ADMIN_KEY
+	TrackingKey string   // CAIRN_TRACKING_KEY: verifies email tracking and unsubscribe links
 	Logger      *slog.Logger
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
@@ -38,6 +39,7 @@ func ConfigFromEnv() Config {
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		HTTPAddr:    os.Getenv("CAIRN_HTTP_ADDR"),
 		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
+		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
 	}
 	for _, k := range strings.Split(os.Getenv("CAIRN_WRITE_KEYS"), ",") {
 		if k = strings.TrimSpace(k); k != "" {
@@ -85,7 +87,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("starter: listen on %s (set CAIRN_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
 	}
-	api := &API{Store: store, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, Logger: logger}
+	if cfg.TrackingKey == "" {
+		logger.Warn("CAIRN_TRACKING_KEY is not set: email tracking and unsubscribe links will be refused")
+	}
+	api := &API{Store: store, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey), Logger: logger}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

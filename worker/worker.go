@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -23,6 +25,12 @@ import (
 type Config struct {
 	Temporal    cluster.Config
 	DatabaseURL string
+	// SMTP, when set, sends email (CAIRN_SMTP_*); PublicURL (CAIRN_PUBLIC_URL) is the
+	// starter's address as recipients reach it, for tracking links signed with TrackingKey
+	// (CAIRN_TRACKING_KEY).
+	SMTP        *email.SMTPConfig
+	PublicURL   string
+	TrackingKey string
 	Logger      *slog.Logger
 	// Ready, when set, is closed once the worker polls its task queue.
 	Ready chan<- struct{}
@@ -30,7 +38,35 @@ type Config struct {
 
 // ConfigFromEnv reads the worker's configuration from the environment.
 func ConfigFromEnv() Config {
-	return Config{Temporal: cluster.FromEnv(), DatabaseURL: os.Getenv("DATABASE_URL")}
+	c := Config{Temporal: cluster.FromEnv(), DatabaseURL: os.Getenv("DATABASE_URL"),
+		PublicURL: os.Getenv("CAIRN_PUBLIC_URL"), TrackingKey: os.Getenv("CAIRN_TRACKING_KEY")}
+	if smtp, ok := email.SMTPFromEnv(); ok {
+		c.SMTP = &smtp
+	}
+	return c
+}
+
+// mail builds the email side of the activities, or nil when no SMTP server is configured.
+func (c Config) mail() (*activities.Mail, error) {
+	if c.SMTP == nil {
+		return nil, nil
+	}
+	sender, err := email.NewSMTP(*c.SMTP)
+	if err != nil {
+		return nil, err
+	}
+	if c.TrackingKey == "" {
+		return nil, fmt.Errorf("CAIRN_TRACKING_KEY is not set: tracking and unsubscribe links must be signed")
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("CAIRN_PUBLIC_URL %q is not an http(s) URL: tracking links point there", c.PublicURL)
+	}
+	return &activities.Mail{
+		Sender:  sender,
+		Tracker: email.Tracker{Signer: email.Signer{Key: []byte(c.TrackingKey)}, BaseURL: c.PublicURL},
+		Domain:  u.Hostname(),
+	}, nil
 }
 
 // Register adds Cairn's workflows and activities to w; tests and replayers use it too.
@@ -49,6 +85,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.DatabaseURL == "" {
 		return fmt.Errorf("worker: DATABASE_URL is not set")
 	}
+	mail, err := cfg.mail()
+	if err != nil {
+		return fmt.Errorf("worker: email: %w", err)
+	}
+	if mail == nil {
+		logger.Warn("no SMTP server configured (CAIRN_SMTP_HOST): send_email steps will fail until one is")
+	}
 	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("worker: database: %w", err)
@@ -65,12 +108,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cluster.CheckSearchAttributes(ctx, cl, cfg.Temporal.Namespace); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	return serve(ctx, cl, pool, cfg.Ready, logger)
+	return serve(ctx, cl, &activities.Activities{Store: crm.New(pool), Mail: mail}, cfg.Ready, logger)
 }
 
-func serve(ctx context.Context, cl client.Client, pool *pgxpool.Pool, ready chan<- struct{}, logger *slog.Logger) error {
+func serve(ctx context.Context, cl client.Client, acts *activities.Activities, ready chan<- struct{}, logger *slog.Logger) error {
 	w := sdkworker.New(cl, workflows.TaskQueue, sdkworker.Options{})
-	Register(w, &activities.Activities{Store: crm.New(pool)})
+	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}

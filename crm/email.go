@@ -1,0 +1,185 @@
+package crm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/email"
+)
+
+// Errors of email sends that no retry will fix.
+var (
+	ErrNoTemplate   = errors.New("unknown email template")
+	ErrUnsubscribed = errors.New("contact has unsubscribed")
+)
+
+// PutTemplate stores a template (checked by the caller); created says it is new.
+func (s *Store) PutTemplate(ctx context.Context, t email.Template) (created bool, err error) {
+	err = s.Pool.QueryRow(ctx, `INSERT INTO email_templates (id, subject, html, text) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET subject = $2, html = $3, text = $4, updated_at = now()
+		RETURNING (xmax = 0)`, t.ID, t.Subject, t.HTML, t.Text).Scan(&created)
+	if err != nil {
+		return false, fmt.Errorf("save template %s: %w", t.ID, err)
+	}
+	return created, nil
+}
+
+// Template reads a template.
+func (s *Store) Template(ctx context.Context, id string) (email.Template, error) {
+	t := email.Template{ID: id}
+	err := s.Pool.QueryRow(ctx, `SELECT subject, html, text FROM email_templates WHERE id = $1`, id).Scan(&t.Subject, &t.HTML, &t.Text)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("template %q: %w", id, ErrNoTemplate)
+	}
+	if err != nil {
+		return t, fmt.Errorf("read template %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// EmailSend is a send claimed under an idempotency key.
+type EmailSend struct {
+	// Done means an earlier attempt sent it: Result is what it returned, and nothing is to be sent.
+	Done      bool
+	Result    map[string]any
+	MessageID int64
+	To        string
+	Template  email.Template
+	Data      email.Data
+}
+
+// ClaimEmail prepares one send per key. The first call checks the contact (exists, has an
+// address, has not unsubscribed) and the template, and records the message and the ledger row
+// as 'sending' before anything leaves; later calls return the same message, or Done once
+// CompleteEmail ran. render runs inside the transaction: a template that fails to render
+// leaves no row behind.
+func (s *Store) ClaimEmail(ctx context.Context, key string, contactID int64, templateID string, render func(*EmailSend) error) (*EmailSend, error) {
+	es := &EmailSend{}
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state, result FROM action_ledger WHERE idempotency_key = $1`, key).Scan(&state, &es.Result)
+		switch {
+		case err == nil && state == "done":
+			es.Done = true
+			return nil
+		case err == nil:
+			// An earlier attempt may or may not have reached the SMTP server: send again, as
+			// the same message (same Message-ID).
+			if err := tx.QueryRow(ctx, `SELECT id, to_address FROM email_messages WHERE idempotency_key = $1`, key).Scan(&es.MessageID, &es.To); err != nil {
+				return fmt.Errorf("read message being sent: %w", err)
+			}
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		var to *string
+		var unsub bool
+		c := email.Contact{ID: contactID}
+		err = tx.QueryRow(ctx, `SELECT external_id, email, unsubscribed_at IS NOT NULL, traits,
+				COALESCE((SELECT value::float8 FROM contact_scores WHERE contact_id = c.id AND name = ''), 0)
+			FROM contacts c WHERE id = $1`, contactID).Scan(&c.ExternalID, &to, &unsub, &es.Data.Fields, &es.Data.Score)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("contact %d: %w", contactID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("read contact: %w", err)
+		}
+		if unsub {
+			return fmt.Errorf("contact %d: %w", contactID, ErrUnsubscribed)
+		}
+		if to == nil || *to == "" {
+			return fmt.Errorf("contact %d: %w", contactID, ErrNoEmail)
+		}
+		c.Email = *to
+		es.Data.Contact = c
+		if es.Template, err = s.templateTx(ctx, tx, templateID); err != nil {
+			return err
+		}
+		if es.MessageID == 0 {
+			es.To = *to
+			if _, err := tx.Exec(ctx, `INSERT INTO action_ledger (idempotency_key, action, contact_id, state) VALUES ($1, 'send_email', $2, 'sending')`, key, contactID); err != nil {
+				return fmt.Errorf("ledger send_email: %w", err)
+			}
+			if err := tx.QueryRow(ctx, `INSERT INTO email_messages (idempotency_key, contact_id, template, to_address, status)
+				VALUES ($1, $2, $3, $4, 'sending') RETURNING id`, key, contactID, templateID, *to).Scan(&es.MessageID); err != nil {
+				return fmt.Errorf("record message: %w", err)
+			}
+		}
+		return render(es)
+	})
+	return es, err
+}
+
+func (s *Store) templateTx(ctx context.Context, tx pgx.Tx, id string) (email.Template, error) {
+	t := email.Template{ID: id}
+	err := tx.QueryRow(ctx, `SELECT subject, html, text FROM email_templates WHERE id = $1`, id).Scan(&t.Subject, &t.HTML, &t.Text)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("template %q: %w", id, ErrNoTemplate)
+	}
+	return t, err
+}
+
+// CompleteEmail records that the message was handed to the SMTP server, and the email_sent event.
+func (s *Store) CompleteEmail(ctx context.Context, key string, es *EmailSend, subject, messageID string) (map[string]any, error) {
+	var result map[string]any
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		detail := map[string]any{"message_id": es.MessageID, "to": es.To, "template": es.Template.ID}
+		if err := tx.QueryRow(ctx, `UPDATE action_ledger SET state = 'done', result = $2 WHERE idempotency_key = $1 AND state = 'sending' RETURNING result`,
+			key, detail).Scan(&result); err != nil {
+			return fmt.Errorf("complete ledger: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE email_messages SET status = 'sent', subject = $2, message_id = $3, sent_at = now() WHERE id = $1`,
+			es.MessageID, subject, messageID); err != nil {
+			return fmt.Errorf("complete message: %w", err)
+		}
+		return appendEvent(ctx, tx, es.Data.Contact.ID, "email_sent", map[string]any{"template": es.Template.ID, "message_id": es.MessageID}, key)
+	})
+	return result, err
+}
+
+// RecordEngagement records email_opened or email_clicked for a message, after checking that the
+// message exists and belongs to the contact the token names.
+func (s *Store) RecordEngagement(ctx context.Context, c email.Claims) error {
+	var template string
+	err := s.Pool.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("message %d: %w", c.MessageID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read message: %w", err)
+	}
+	name, props := "email_opened", map[string]any{"template": template, "message_id": c.MessageID}
+	if c.Kind == email.KindClick {
+		name, props["link"] = "email_clicked", c.URL
+	}
+	return appendEvent(ctx, s.Pool, c.ContactID, name, props, "")
+}
+
+// Unsubscribe stops marketing email to the contact, tags it "unsubscribed" (journeys exit on
+// it) and records the event, once.
+func (s *Store) Unsubscribe(ctx context.Context, c email.Claims) error {
+	return s.WithTx(ctx, func(tx pgx.Tx) error {
+		var template string
+		err := tx.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("message %d: %w", c.MessageID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("read message: %w", err)
+		}
+		ct, err := tx.Exec(ctx, `UPDATE contacts SET unsubscribed_at = now(), updated_at = now() WHERE id = $1 AND unsubscribed_at IS NULL`, c.ContactID)
+		if err != nil || ct.RowsAffected() == 0 {
+			return err
+		}
+		key := fmt.Sprintf("unsubscribe:%d", c.ContactID)
+		if err := appendEvent(ctx, tx, c.ContactID, "unsubscribed", map[string]any{"template": template, "message_id": c.MessageID}, key); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO contact_tags (contact_id, tag) VALUES ($1, 'unsubscribed') ON CONFLICT DO NOTHING`, c.ContactID); err != nil {
+			return fmt.Errorf("tag unsubscribed: %w", err)
+		}
+		return appendEvent(ctx, tx, c.ContactID, "tag_added", map[string]any{"tag": "unsubscribed"}, key+"/tag")
+	})
+}
