@@ -149,4 +149,3 @@ func TestUnsubscribedContactGetsNoMoreMarketingEmail(t *testing.T) {
 	require.NoError(t, f.s.Pool.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE name = 'unsubscribed'`).Scan(&events))
 	require.Equal(t, 1, events)
 }
-

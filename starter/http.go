@@ -30,7 +30,7 @@ type API struct {
 	AdminKey  string   // Bearer token for management endpoints
 	// TrackingKey verifies open, click and unsubscribe tokens (the worker signs with the same).
 	TrackingKey []byte
-	Logger    *slog.Logger
+	Logger      *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }
