@@ -2,12 +2,16 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/provider"
 )
 
 // ActionInput runs one action step: the step (as written in the journey) for this contact,
@@ -79,25 +83,114 @@ func (a *Activities) StartJourney(ctx context.Context, in ActionInput) (ActionOu
 // ErrTypeNotConfigured marks a delivery whose provider has no configuration.
 const ErrTypeNotConfigured = "ProviderNotConfigured"
 
-// SendSMS sends a text message through the configured SMS provider.
+// SendSMS sends a text message to the contact's phone field through the SMS provider.
 func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return ActionOutput{}, notConfigured("SMS", "CAIRN_SMS_URL")
+	if a.SMS == nil {
+		return ActionOutput{}, notConfigured("SMS", "CAIRN_SMS_ACCOUNT, CAIRN_SMS_TOKEN and CAIRN_SMS_FROM")
+	}
+	return a.external(ctx, in, "sms_sent", func(d email.Data) (map[string]any, error) {
+		phone, _ := d.Fields["phone"].(string)
+		if phone == "" {
+			return nil, permanent(fmt.Errorf("contact %d has no phone field", in.ContactID))
+		}
+		body, err := email.RenderText(in.Step.SendSMS.Text, d)
+		if err != nil {
+			return nil, permanent(err)
+		}
+		sid, err := a.SMS.Send(ctx, in.Key, phone, body)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"sid": sid, "to": phone}, nil
+	}, true)
 }
 
-// Notify notifies team members through the configured notification provider.
+// Notify notifies team members through the notification webhook.
 func (a *Activities) Notify(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return ActionOutput{}, notConfigured("team notification", "CAIRN_NOTIFY_URL")
+	if a.Notifier == nil {
+		return ActionOutput{}, notConfigured("team notification", "CAIRN_NOTIFY_URL")
+	}
+	return a.external(ctx, in, "team_notified", func(d email.Data) (map[string]any, error) {
+		text, err := email.RenderText(in.Step.Notify.Text, d)
+		if err != nil {
+			return nil, permanent(err)
+		}
+		if err := a.Notifier.Send(ctx, in.Key, in.Step.Notify.Channel, text); err != nil {
+			return nil, err
+		}
+		return map[string]any{"channel": in.Step.Notify.Channel, "text": text}, nil
+	}, false)
 }
 
-// AddToAudience adds the contact to an ad platform custom audience.
+// AddToAudience adds the contact (hashed email) to an ad platform custom audience.
 func (a *Activities) AddToAudience(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return ActionOutput{}, notConfigured("custom audience", "CAIRN_AUDIENCE_URL")
+	return a.audience(ctx, in, in.Step.AddToAudience, true)
 }
 
 // RemoveFromAudience removes the contact from an ad platform custom audience.
 func (a *Activities) RemoveFromAudience(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return ActionOutput{}, notConfigured("custom audience", "CAIRN_AUDIENCE_URL")
+	return a.audience(ctx, in, in.Step.RemoveFromAudience, false)
 }
+
+func (a *Activities) audience(ctx context.Context, in ActionInput, id string, add bool) (ActionOutput, error) {
+	if a.Audience == nil {
+		return ActionOutput{}, notConfigured("custom audience", "CAIRN_AUDIENCE_TOKEN")
+	}
+	event := "audience_removed"
+	if add {
+		event = "audience_added"
+	}
+	return a.external(ctx, in, event, func(d email.Data) (map[string]any, error) {
+		if d.Contact.Email == "" {
+			return nil, permanent(fmt.Errorf("contact %d has no email address to match in the audience", in.ContactID))
+		}
+		if err := a.Audience.Change(ctx, id, d.Contact.Email, add); err != nil {
+			return nil, err
+		}
+		return map[string]any{"audience": id}, nil
+	}, false)
+}
+
+// external runs a provider call once per key: the ledger row says 'sending' before the call
+// and 'done' after. A refusal (4xx, or a contact that cannot get it) releases the row and
+// fails the step for good; other failures keep it and are retried (with the same key, which
+// the provider dedupes where its API takes one).
+func (a *Activities) external(ctx context.Context, in ActionInput, event string, call func(email.Data) (map[string]any, error), marketing bool) (ActionOutput, error) {
+	ex, err := a.Store.ClaimExternal(ctx, in.Key, in.Step.Kind(), in.ContactID)
+	if err != nil {
+		return output(crm.ActionResult{}, err)
+	}
+	if ex.Done {
+		return ActionOutput{Replayed: true, Detail: ex.Result}, nil
+	}
+	if marketing && ex.Unsubscribed {
+		_ = a.Store.ReleaseExternal(ctx, in.Key)
+		return ActionOutput{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("contact %d has unsubscribed", in.ContactID), ErrTypeRejected, nil)
+	}
+	result, err := call(ex.Data)
+	var rejected *provider.Rejected
+	var perm *permanentError
+	switch {
+	case errors.As(err, &rejected), errors.As(err, &perm):
+		if rerr := a.Store.ReleaseExternal(ctx, in.Key); rerr != nil {
+			return ActionOutput{}, rerr
+		}
+		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
+	case err != nil:
+		return ActionOutput{}, fmt.Errorf("%s: %w", in.Step.Kind(), err)
+	}
+	out, err := a.Store.CompleteExternal(ctx, in.Key, in.ContactID, event, result)
+	if err != nil {
+		return ActionOutput{}, err
+	}
+	return ActionOutput{Detail: out}, nil
+}
+
+type permanentError struct{ error }
+
+func (e *permanentError) Unwrap() error { return e.error }
+
+func permanent(err error) error { return &permanentError{err} }
 
 func notConfigured(what, env string) error {
 	return temporal.NewNonRetryableApplicationError(

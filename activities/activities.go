@@ -16,6 +16,7 @@ import (
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/provider"
 )
 
 // Activities holds the dependencies of every activity.
@@ -24,6 +25,10 @@ type Activities struct {
 	// Mail sends email; nil means no SMTP server is configured, and send_email steps fail
 	// saying so.
 	Mail *Mail
+	// Providers for the other deliveries; nil ones make their steps fail saying what to set.
+	SMS      *provider.SMS
+	Notifier *provider.Notify
+	Audience *provider.Audience
 }
 
 // Mail is what email sends need besides the store.

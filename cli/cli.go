@@ -73,7 +73,10 @@ func workerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run a Temporal worker for ContactJourney (TEMPORAL_*, DATABASE_URL)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := worker.ConfigFromEnv()
+			cfg, err := worker.ConfigFromEnv()
+			if err != nil {
+				return err
+			}
 			cfg.Logger = logger()
 			return worker.Run(cmd.Context(), cfg)
 		},

@@ -74,26 +74,18 @@ func (s *Store) ClaimEmail(ctx context.Context, key string, contactID int64, tem
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("read ledger: %w", err)
 		}
-		var to *string
 		var unsub bool
-		c := email.Contact{ID: contactID}
-		err = tx.QueryRow(ctx, `SELECT external_id, email, unsubscribed_at IS NOT NULL, traits,
-				COALESCE((SELECT value::float8 FROM contact_scores WHERE contact_id = c.id AND name = ''), 0)
-			FROM contacts c WHERE id = $1`, contactID).Scan(&c.ExternalID, &to, &unsub, &es.Data.Fields, &es.Data.Score)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("contact %d: %w", contactID, ErrNotFound)
-		}
+		es.Data, unsub, err = contactData(ctx, tx, contactID)
 		if err != nil {
-			return fmt.Errorf("read contact: %w", err)
+			return err
 		}
 		if unsub {
 			return fmt.Errorf("contact %d: %w", contactID, ErrUnsubscribed)
 		}
-		if to == nil || *to == "" {
+		if es.Data.Contact.Email == "" {
 			return fmt.Errorf("contact %d: %w", contactID, ErrNoEmail)
 		}
-		c.Email = *to
-		es.Data.Contact = c
+		to := &es.Data.Contact.Email
 		if es.Template, err = s.templateTx(ctx, tx, templateID); err != nil {
 			return err
 		}
@@ -182,4 +174,79 @@ func (s *Store) Unsubscribe(ctx context.Context, c email.Claims) error {
 		}
 		return appendEvent(ctx, tx, c.ContactID, "tag_added", map[string]any{"tag": "unsubscribed"}, key+"/tag")
 	})
+}
+
+// contactData reads what templates and deliveries see of a contact, and whether it unsubscribed.
+func contactData(ctx context.Context, db DB, contactID int64) (email.Data, bool, error) {
+	var d email.Data
+	var to *string
+	var unsub bool
+	c := email.Contact{ID: contactID}
+	err := db.QueryRow(ctx, `SELECT external_id, email, unsubscribed_at IS NOT NULL, traits,
+			COALESCE((SELECT value::float8 FROM contact_scores WHERE contact_id = c.id AND name = ''), 0)
+		FROM contacts c WHERE id = $1`, contactID).Scan(&c.ExternalID, &to, &unsub, &d.Fields, &d.Score)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, false, fmt.Errorf("contact %d: %w", contactID, ErrNotFound)
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("read contact: %w", err)
+	}
+	if to != nil {
+		c.Email = *to
+	}
+	d.Contact = c
+	return d, unsub, nil
+}
+
+// External is a call to an outside provider claimed under an idempotency key.
+type External struct {
+	// Done means an earlier attempt completed the call; Result is what it returned.
+	Done         bool
+	Result       map[string]any
+	Data         email.Data
+	Unsubscribed bool
+}
+
+// ClaimExternal records the ledger row as 'sending' before a provider call (or finds it) and
+// returns the contact's data for the call.
+func (s *Store) ClaimExternal(ctx context.Context, key, action string, contactID int64) (*External, error) {
+	ex := &External{}
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state, result FROM action_ledger WHERE idempotency_key = $1`, key).Scan(&state, &ex.Result)
+		if err == nil && state == "done" {
+			ex.Done = true
+			return nil
+		}
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		if ex.Data, ex.Unsubscribed, err = contactData(ctx, tx, contactID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO action_ledger (idempotency_key, action, contact_id, state) VALUES ($1, $2, $3, 'sending')
+			ON CONFLICT (idempotency_key) DO NOTHING`, key, action, contactID)
+		return err
+	})
+	return ex, err
+}
+
+// ReleaseExternal forgets a claim whose call certainly did not happen (the provider refused
+// it), so the step can run again once the cause is fixed.
+func (s *Store) ReleaseExternal(ctx context.Context, key string) error {
+	_, err := s.Pool.Exec(ctx, `DELETE FROM action_ledger WHERE idempotency_key = $1 AND state = 'sending'`, key)
+	return err
+}
+
+// CompleteExternal marks the call done with its result and records its event.
+func (s *Store) CompleteExternal(ctx context.Context, key string, contactID int64, event string, result map[string]any) (map[string]any, error) {
+	var out map[string]any
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `UPDATE action_ledger SET state = 'done', result = $2 WHERE idempotency_key = $1 RETURNING result`,
+			key, result).Scan(&out); err != nil {
+			return fmt.Errorf("complete ledger: %w", err)
+		}
+		return appendEvent(ctx, tx, contactID, event, result, key)
+	})
+	return out, err
 }

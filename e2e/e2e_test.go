@@ -540,7 +540,7 @@ func TestDeliveryWithoutAProviderFailsTheRunWithTheSettingToAdd(t *testing.T) {
 	var err error
 	require.Eventually(t, func() bool {
 		err = s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, nil)
-		return err != nil && strings.Contains(err.Error(), "CAIRN_SMS_URL")
+		return err != nil && strings.Contains(err.Error(), "CAIRN_SMS_ACCOUNT")
 	}, 20*time.Second, 100*time.Millisecond)
 	require.Contains(t, err.Error(), "text-them")
 }

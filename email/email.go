@@ -128,3 +128,8 @@ type Message struct {
 type Sender interface {
 	Send(ctx context.Context, m Message) error
 }
+
+// RenderText renders a one-part text template (an SMS, a team notification) with Data.
+func RenderText(src string, d Data) (string, error) {
+	return renderText("text", src, &d)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
+	"github.com/cairnhq/cairn/provider"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -31,19 +32,26 @@ type Config struct {
 	SMTP        *email.SMTPConfig
 	PublicURL   string
 	TrackingKey string
-	Logger      *slog.Logger
+	// Delivery providers (CAIRN_SMS_*, CAIRN_NOTIFY_URL, CAIRN_AUDIENCE_*); nil is "not configured".
+	SMS      *provider.SMS
+	Notify   *provider.Notify
+	Audience *provider.Audience
+	Logger   *slog.Logger
 	// Ready, when set, is closed once the worker polls its task queue.
 	Ready chan<- struct{}
 }
 
 // ConfigFromEnv reads the worker's configuration from the environment.
-func ConfigFromEnv() Config {
+func ConfigFromEnv() (Config, error) {
 	c := Config{Temporal: cluster.FromEnv(), DatabaseURL: os.Getenv("DATABASE_URL"),
-		PublicURL: os.Getenv("CAIRN_PUBLIC_URL"), TrackingKey: os.Getenv("CAIRN_TRACKING_KEY")}
+		PublicURL: os.Getenv("CAIRN_PUBLIC_URL"), TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
+		Notify: provider.NotifyFromEnv(), Audience: provider.AudienceFromEnv()}
 	if smtp, ok := email.SMTPFromEnv(); ok {
 		c.SMTP = &smtp
 	}
-	return c
+	var err error
+	c.SMS, err = provider.SMSFromEnv()
+	return c, err
 }
 
 // mail builds the email side of the activities, or nil when no SMTP server is configured.
@@ -108,7 +116,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cluster.CheckSearchAttributes(ctx, cl, cfg.Temporal.Namespace); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	return serve(ctx, cl, &activities.Activities{Store: crm.New(pool), Mail: mail}, cfg.Ready, logger)
+	acts := &activities.Activities{Store: crm.New(pool), Mail: mail, SMS: cfg.SMS, Notifier: cfg.Notify, Audience: cfg.Audience}
+	return serve(ctx, cl, acts, cfg.Ready, logger)
 }
 
 func serve(ctx context.Context, cl client.Client, acts *activities.Activities, ready chan<- struct{}, logger *slog.Logger) error {
