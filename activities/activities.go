@@ -69,6 +69,9 @@ type SendEmailInput struct {
 	Key       string `json:"key"`
 	ContactID int64  `json:"contact_id"`
 	Template  string `json:"template"`
+	// Journey and Step are available to the template as {{.Journey}} and {{.Step}}.
+	Journey string `json:"journey,omitempty"`
+	Step    string `json:"step,omitempty"`
 }
 
 // SendEmail renders the template for the contact, adds tracking and unsubscribe links, and
@@ -81,6 +84,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 	}
 	var msg email.Message
 	es, err := a.Store.ClaimEmail(ctx, in.Key, in.ContactID, in.Template, func(es *crm.EmailSend) error {
+		es.Data.Journey, es.Data.Step = in.Journey, in.Step
 		r, err := es.Template.Render(es.Data)
 		if err != nil {
 			return err

@@ -176,3 +176,17 @@ func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+func TestSMSRetriedAfterACrashBeforeTheCallSendsOnce(t *testing.T) {
+	t.Parallel()
+	f := &fakeTwilio{}
+	ctx, a, id := smsFixture(t, f)
+	// The first attempt claimed the call and died before making it.
+	_, err := a.Store.ClaimExternal(ctx, "k-crash", "send_sms", id)
+	require.NoError(t, err)
+	for i := 0; i < 2; i++ {
+		_, err = a.SendSMS(ctx, activities.ActionInput{Key: "k-crash", ContactID: id, Step: smsStep("Hi")})
+		require.NoError(t, err)
+	}
+	require.Len(t, f.ok, 1)
+}

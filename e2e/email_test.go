@@ -87,6 +87,8 @@ steps:
 	unknown := fmt.Sprintf("%s/v1/t/c/%s", s.url, signer.Sign(email.Claims{Kind: email.KindClick, MessageID: 9999, ContactID: nia, URL: "https://evil.example.com"}))
 	require.Equal(t, 404, s.get(t, "GET", unknown).StatusCode)
 
+	require.Equal(t, 400, s.get(t, "POST", byKind["u"]+"x").StatusCode, "a tampered unsubscribe link is refused")
+
 	// Unsubscribe: the link shows a confirmation; the one-click POST unsubscribes, and the
 	// journey's exit takes the contact out before the second email.
 	resp = s.get(t, "GET", byKind["u"])
