@@ -374,7 +374,11 @@ func printBanner(w io.Writer, in Info, took time.Duration) {
 	fmt.Fprintf(&b, "  PostgreSQL      %s\n", in.DatabaseURL)
 	fmt.Fprintf(&b, "  Mail            %s   (every email sent; SMTP catcher at %s)\n", in.MailURL, in.SMTPAddr)
 	if len(in.Journeys) > 0 {
-		fmt.Fprintf(&b, "  Journeys        %s\n", strings.Join(in.Journeys, ", "))
+		names := make([]string, len(in.Journeys))
+		for i, f := range in.Journeys {
+			names[i] = strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
+		}
+		fmt.Fprintf(&b, "  Journeys        %d from %s: %s\n", len(names), filepath.Dir(in.Journeys[0]), strings.Join(names, ", "))
 	}
 	fmt.Fprintf(&b, "\nStart the welcome journey for a contact:\n\n")
 	fmt.Fprintf(&b, "  curl -u %s: %s/v1/track -H 'Content-Type: application/json' \\\n", in.WriteKey, in.StarterURL)
