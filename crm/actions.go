@@ -214,6 +214,9 @@ func (s *Store) AddNote(ctx context.Context, key string, contactID int64, body s
 		if err := tx.QueryRow(ctx, `INSERT INTO notes (contact_id, body) VALUES ($1, $2) RETURNING id`, contactID, body).Scan(&id); err != nil {
 			return nil, fmt.Errorf("add note: %w", err)
 		}
+		if err := appendEvent(ctx, tx, contactID, "note_added", map[string]any{"note_id": id}, key); err != nil {
+			return nil, err
+		}
 		return map[string]any{"note_id": id}, nil
 	})
 }

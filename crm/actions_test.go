@@ -58,7 +58,7 @@ func TestEveryActionRetriedWithTheSameKeyHasOneEffect(t *testing.T) {
 			return s.CreateTask(ctx, k, id, "Call", "ana", 48*time.Hour)
 		}, `SELECT count(*) FROM tasks WHERE due_at > now() + interval '47 hours'`},
 		{"add_note", func(k string) (crm.ActionResult, error) { return s.AddNote(ctx, k, id, "hi") },
-			`SELECT count(*) FROM notes`},
+			`SELECT count(*) FROM events WHERE name = 'note_added'`},
 	}
 	for _, a := range actions {
 		first, err := a.run("key-" + a.name)
