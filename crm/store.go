@@ -62,6 +62,9 @@ type Contact struct {
 
 // EventInput is an event to record. DedupeKey, when set, makes a repeat a no-op.
 type EventInput struct {
+	// AliasOf, on an alias event, is the previous id: its contact takes ExternalID when no
+	// contact has that id yet.
+	AliasOf    string
 	ExternalID string
 	Traits     map[string]any // merged into the contact's traits; "email" also sets Email
 	Name       string
@@ -101,6 +104,32 @@ RETURNING id`
 // to dispatchers. It reports inserted=false when the dedupe key was seen before; the contact is
 // then left as it was, so a replayed delivery changes nothing.
 func (s *Store) RecordEvent(ctx context.Context, in EventInput) (id int64, inserted bool, err error) {
+	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		id, inserted, err = recordEvent(ctx, tx, in)
+		return err
+	})
+	return id, inserted, err
+}
+
+// RecordEvents records several events (a Segment batch) in one transaction: all or none.
+func (s *Store) RecordEvents(ctx context.Context, events []EventInput) (inserted int, err error) {
+	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		inserted = 0
+		for _, in := range events {
+			_, ok, err := recordEvent(ctx, tx, in)
+			if err != nil {
+				return err
+			}
+			if ok {
+				inserted++
+			}
+		}
+		return nil
+	})
+	return inserted, err
+}
+
+func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, error) {
 	if in.Traits == nil {
 		in.Traits = map[string]any{}
 	}
@@ -108,39 +137,46 @@ func (s *Store) RecordEvent(ctx context.Context, in EventInput) (id int64, inser
 		in.Properties = map[string]any{}
 	}
 	email, _ := in.Traits["email"].(string)
-	err = s.WithTx(ctx, func(tx pgx.Tx) error {
-		if in.DedupeKey != "" {
-			var seen bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dedupe_key = $1)`, in.DedupeKey).Scan(&seen); err != nil {
-				return fmt.Errorf("check dedupe key: %w", err)
-			}
-			if seen {
-				return nil
-			}
+	if in.DedupeKey != "" {
+		// Deliveries of one message wait for each other here, so the second sees the first
+		// committed and changes nothing, not even the contact.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, in.DedupeKey); err != nil {
+			return 0, false, fmt.Errorf("lock dedupe key: %w", err)
 		}
-		var contactID int64
-		if err := tx.QueryRow(ctx, upsertContactSQL, in.ExternalID, email, in.Traits).Scan(&contactID); err != nil {
-			return fmt.Errorf("upsert contact: %w", err)
+		var seen bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dedupe_key = $1)`, in.DedupeKey).Scan(&seen); err != nil {
+			return 0, false, fmt.Errorf("check dedupe key: %w", err)
 		}
-		err := tx.QueryRow(ctx, insertEventSQL, contactID, in.Name, in.Properties, in.Source, in.DedupeKey, in.OccurredAt).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// A concurrent delivery of the same message won the race: roll back our contact update.
-			return errDuplicate
+		if seen {
+			return 0, false, nil
 		}
-		if err != nil {
-			return fmt.Errorf("insert event: %w", err)
+	}
+	if in.AliasOf != "" {
+		// The anonymous visitor becomes the identified user, history and all, unless that
+		// user already exists (merging two contacts is left to an operator).
+		// previousId is usually an anonymousId, stored as "anon:" + id.
+		if _, err := tx.Exec(ctx, `UPDATE contacts SET external_id = $2, updated_at = now()
+			WHERE id = (SELECT id FROM contacts WHERE external_id IN ($1, 'anon:' || $1) ORDER BY external_id = $1 DESC LIMIT 1)
+			  AND NOT EXISTS (SELECT 1 FROM contacts WHERE external_id = $2)`, in.AliasOf, in.ExternalID); err != nil {
+			return 0, false, fmt.Errorf("alias contact: %w", err)
 		}
-		inserted = true
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
-		return err
-	})
-	if errors.Is(err, errDuplicate) {
+	}
+	var contactID int64
+	if err := tx.QueryRow(ctx, upsertContactSQL, in.ExternalID, email, in.Traits).Scan(&contactID); err != nil {
+		return 0, false, fmt.Errorf("upsert contact: %w", err)
+	}
+	var id int64
+	err := tx.QueryRow(ctx, insertEventSQL, contactID, in.Name, in.Properties, in.Source, in.DedupeKey, in.OccurredAt).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
-	return id, inserted, err
+	if err != nil {
+		return 0, false, fmt.Errorf("insert event: %w", err)
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
+	return id, true, err
 }
 
-var errDuplicate = errors.New("duplicate event")
 
 // ContactByExternalID returns the contact with its tags.
 func (s *Store) ContactByExternalID(ctx context.Context, externalID string) (*Contact, error) {

@@ -46,8 +46,10 @@ func (a *API) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/schema+json")
 		_, _ = w.Write(journey.Schema)
 	})
-	mux.Handle("POST /v1/track", a.ingest(a.track))
-	mux.Handle("POST /v1/identify", a.ingest(a.identify))
+	for kind := range segmentTypes {
+		mux.Handle("POST /v1/"+kind, a.ingest(a.segmentCall(kind)))
+	}
+	mux.Handle("POST /v1/batch", a.ingest(a.batch))
 	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney))
 	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney))
 	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true)))

@@ -25,9 +25,12 @@ type message struct {
 	Context     struct {
 		Traits map[string]any `json:"traits"`
 	} `json:"context"`
-	MessageID string `json:"messageId"`
-	Timestamp string `json:"timestamp"`
-	SentAt    string `json:"sentAt"`
+	MessageID  string `json:"messageId"`
+	Timestamp  string `json:"timestamp"`
+	SentAt     string `json:"sentAt"`
+	Name       string `json:"name"`       // page and screen
+	GroupID    string `json:"groupId"`    // group
+	PreviousID string `json:"previousId"` // alias
 }
 
 func decodeMessage(r *http.Request) (*message, error) {
@@ -132,52 +135,134 @@ func (m *message) dedupeKey() string {
 	return "segment:" + m.MessageID
 }
 
-func (a *API) track(w http.ResponseWriter, r *http.Request) error {
-	m, err := decodeMessage(r)
-	if err != nil {
-		return err
+// segmentTypes are the Segment calls Cairn accepts, each on its own endpoint and in batches.
+var segmentTypes = map[string]bool{"track": true, "identify": true, "page": true, "screen": true, "group": true, "alias": true}
+
+// segmentCall serves /v1/{type}: one message, recorded in one transaction.
+func (a *API) segmentCall(kind string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		m, err := decodeMessage(r)
+		if err != nil {
+			return err
+		}
+		m.Type = kind
+		in, err := m.event(a.Now(), "")
+		if err != nil {
+			return err
+		}
+		return a.recordAll(w, r, []crm.EventInput{in})
 	}
-	if m.Event == nil || strings.TrimSpace(*m.Event) == "" {
-		return badRequest("event", "event is required on a track call")
-	}
-	return a.record(w, r, m, strings.TrimSpace(*m.Event), m.Properties, m.Context.Traits)
 }
 
-func (a *API) identify(w http.ResponseWriter, r *http.Request) error {
-	m, err := decodeMessage(r)
+// batch serves /v1/batch: every message is checked first, then all are recorded in one
+// transaction, so a bad message in the batch records none of them.
+func (a *API) batch(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
-	traits := m.Traits
-	if traits == nil {
-		traits = m.Context.Traits
+	var b struct {
+		Batch   []json.RawMessage `json:"batch"`
+		SentAt  string            `json:"sentAt"`
+		Context json.RawMessage   `json:"context"`
 	}
-	return a.record(w, r, m, "identify", traits, traits)
-}
-
-// record stores the message as one event (and its contact) in one transaction; only then
-// does the caller get 200. The dispatcher takes it from there.
-func (a *API) record(w http.ResponseWriter, r *http.Request, m *message, name string, props, traits map[string]any) error {
-	ext, err := m.externalID()
-	if err != nil {
-		return err
+	if err := json.Unmarshal(body, &b); err != nil {
+		return badRequest("", "malformed JSON: %s", err)
+	}
+	if len(b.Batch) == 0 {
+		return badRequest("batch", "batch must be a non-empty list of messages")
 	}
 	received := a.Now()
+	events := make([]crm.EventInput, 0, len(b.Batch))
+	for i, raw := range b.Batch {
+		path := fmt.Sprintf("batch[%d]", i)
+		var m message
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return badRequest(path, "malformed message: %s", err)
+		}
+		if !segmentTypes[m.Type] {
+			return badRequest(path+".type", "%q is not a Segment call type (track, identify, page, screen, group, alias)", m.Type)
+		}
+		in, err := m.event(received, b.SentAt)
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				ae.Path = strings.TrimSuffix(path+"."+ae.Path, ".")
+			}
+			return err
+		}
+		events = append(events, in)
+	}
+	return a.recordAll(w, r, events)
+}
+
+// event turns a Segment message into the event Cairn records. batchSentAt applies to batch
+// messages that carry no sentAt of their own.
+func (m *message) event(received time.Time, batchSentAt string) (crm.EventInput, error) {
+	var in crm.EventInput
+	ext, err := m.externalID()
+	if err != nil {
+		return in, err
+	}
+	if m.SentAt == "" {
+		m.SentAt = batchSentAt
+	}
 	at, err := m.occurredAt(received)
 	if err != nil {
-		return err
+		return in, err
+	}
+	traits, props := m.Context.Traits, m.Properties
+	switch m.Type {
+	case "track":
+		if m.Event == nil || strings.TrimSpace(*m.Event) == "" {
+			return in, badRequest("event", "event is required on a track call")
+		}
+		in.Name = strings.TrimSpace(*m.Event)
+	case "identify":
+		if m.Traits != nil {
+			traits = m.Traits
+		}
+		in.Name, props = "identify", traits
+	case "page", "screen":
+		in.Name = m.Type
+		props = withKey(props, "name", m.Name)
+	case "group":
+		if m.GroupID == "" {
+			return in, badRequest("groupId", "groupId is required on a group call")
+		}
+		in.Name, props = "group", withKey(m.Traits, "groupId", m.GroupID)
+	case "alias":
+		if m.PreviousID == "" {
+			return in, badRequest("previousId", "previousId is required on an alias call")
+		}
+		in.Name, props, in.AliasOf = "alias", map[string]any{"previousId": m.PreviousID}, m.PreviousID
 	}
 	if email, ok := traits["email"]; ok {
 		if _, isString := email.(string); !isString {
-			return badRequest("traits.email", "must be a string")
+			return in, badRequest("traits.email", "must be a string")
 		}
 	}
-	_, _, err = a.Store.RecordEvent(r.Context(), crm.EventInput{
-		ExternalID: ext, Traits: traits, Name: name, Properties: props,
-		Source: "segment", DedupeKey: m.dedupeKey(), OccurredAt: at,
-	})
-	if err != nil {
-		return fmt.Errorf("record %s: %w", name, err)
+	in.ExternalID, in.Traits, in.Properties = ext, traits, props
+	in.Source, in.DedupeKey, in.OccurredAt = "segment", m.dedupeKey(), at
+	return in, nil
+}
+
+func withKey(m map[string]any, k string, v any) map[string]any {
+	out := map[string]any{}
+	for key, val := range m {
+		out[key] = val
+	}
+	if v != "" && v != nil {
+		out[k] = v
+	}
+	return out
+}
+
+// recordAll stores the events (and their contacts) in one transaction; only then does the
+// caller get 200. The dispatcher takes it from there.
+func (a *API) recordAll(w http.ResponseWriter, r *http.Request, events []crm.EventInput) error {
+	if _, err := a.Store.RecordEvents(r.Context(), events); err != nil {
+		return fmt.Errorf("record events: %w", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 	return nil
