@@ -177,7 +177,6 @@ func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, er
 	return id, true, err
 }
 
-
 // ContactByExternalID returns the contact with its tags.
 func (s *Store) ContactByExternalID(ctx context.Context, externalID string) (*Contact, error) {
 	var id int64
