@@ -65,7 +65,9 @@ func TestEventsAcceptedWhileTemporalIsDownAreEachDispatchedOnceWhenItReturns(t *
 	require.NoError(t, err)
 	defer srv.Stop()
 	workerDone := make(chan error, 1)
-	go func() { workerDone <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: quiet()}) }()
+	go func() {
+		workerDone <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: quiet()})
+	}()
 	cl, err := client.Dial(client.Options{HostPort: tc.Address, Logger: sdklog.NewStructuredLogger(quiet())})
 	require.NoError(t, err)
 	defer cl.Close()
