@@ -50,6 +50,8 @@ func (a *API) Handler() http.Handler {
 		mux.Handle("POST /v1/"+kind, a.ingest(a.segmentCall(kind)))
 	}
 	mux.Handle("POST /v1/batch", a.ingest(a.batch))
+	mux.Handle("POST /v1/forms/{id}", keyFromQuery(a.ingest(a.submitForm)))
+	mux.Handle("PUT /v1/forms/{id}", a.admin(a.putForm))
 	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney))
 	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney))
 	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true)))
@@ -136,6 +138,19 @@ func (a *API) ingest(h handlerFunc) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxIngestBody)
 		a.serve(w, r, h)
+	})
+}
+
+// keyFromQuery lets a plain HTML form (which cannot set headers) give its write key as
+// ?writeKey=..., as browser snippets do.
+func keyFromQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := r.BasicAuth(); !ok {
+			if k := r.URL.Query().Get("writeKey"); k != "" {
+				r.SetBasicAuth(k, "")
+			}
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
