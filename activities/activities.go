@@ -253,3 +253,20 @@ func output2(err error) error {
 	_, err = output(crm.ActionResult{}, err)
 	return err
 }
+
+// CartAbandonedInput records that a contact's cart went idle.
+type CartAbandonedInput struct {
+	Key       string         `json:"key"`
+	ContactID int64          `json:"contact_id"`
+	Cart      map[string]any `json:"cart,omitempty"`
+	Idle      time.Duration  `json:"idle"`
+}
+
+// RecordCartAbandoned records cart_abandoned (once per key) with the last cart seen.
+func (a *Activities) RecordCartAbandoned(ctx context.Context, in CartAbandonedInput) (ActionOutput, error) {
+	props := map[string]any{"detected_by": "cairn", "idle": in.Idle.String()}
+	for k, v := range in.Cart {
+		props[k] = v
+	}
+	return output(a.Store.RecordInternal(ctx, in.Key, in.ContactID, "cart_abandoned", props))
+}

@@ -88,7 +88,10 @@ func starterCmd() *cobra.Command {
 		Use:   "starter",
 		Short: "Run the trigger service: HTTP API and dispatcher (CAIRN_*, TEMPORAL_*, DATABASE_URL)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := starter.ConfigFromEnv()
+			cfg, err := starter.ConfigFromEnv()
+			if err != nil {
+				return err
+			}
 			cfg.Logger = logger()
 			return starter.Run(cmd.Context(), cfg)
 		},

@@ -241,3 +241,13 @@ func (s *Store) RequestJourney(ctx context.Context, key string, contactID int64,
 		return map[string]any{"journey": journeyID}, nil
 	})
 }
+
+// RecordInternal records an event Cairn itself detected (a cart going idle), once per key.
+func (s *Store) RecordInternal(ctx context.Context, key string, contactID int64, name string, props map[string]any) (ActionResult, error) {
+	return s.ledger(ctx, key, name, contactID, func(tx pgx.Tx) (map[string]any, error) {
+		if err := appendEvent(ctx, tx, contactID, name, props, key); err != nil {
+			return nil, err
+		}
+		return map[string]any{"event": name}, nil
+	})
+}

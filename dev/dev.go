@@ -40,15 +40,16 @@ import (
 
 // Config says where dev keeps its state and which ports it uses. Port 0 picks a free one.
 type Config struct {
-	StateDir     string // default .cairn
-	Fresh        bool   // delete StateDir first
-	DatabaseURL  string // use this PostgreSQL instead of a local cluster under StateDir
-	HTTPAddr     string // starter; default 127.0.0.1:8080
-	TemporalPort int    // default 7233
-	UIPort       int    // default 8233
-	SMTPPort     int    // mail catcher SMTP; default 1025
-	MailPort     int    // mail catcher web page; default 8025
-	ExamplesDir  string // journeys applied at start; default examples
+	StateDir     string        // default .cairn
+	Fresh        bool          // delete StateDir first
+	DatabaseURL  string        // use this PostgreSQL instead of a local cluster under StateDir
+	HTTPAddr     string        // starter; default 127.0.0.1:8080
+	TemporalPort int           // default 7233
+	UIPort       int           // default 8233
+	SMTPPort     int           // mail catcher SMTP; default 1025
+	MailPort     int           // mail catcher web page; default 8025
+	CartIdle     time.Duration // cart abandonment after this idle time; default 1h
+	ExamplesDir  string        // journeys applied at start; default examples
 	Out          io.Writer
 	Logger       *slog.Logger
 	// Ready, when set, receives what dev printed, once everything is up.
@@ -155,7 +156,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}()
 	go func() {
 		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr,
-			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey,
+			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle,
 			Logger: logger.With("component", "starter"), Ready: starterReady})
 	}()
 
@@ -210,6 +211,9 @@ func (c *Config) defaults() {
 	}
 	if c.UIPort == 0 {
 		c.UIPort = 8233
+	}
+	if c.CartIdle == 0 {
+		c.CartIdle = time.Hour
 	}
 	if c.SMTPPort == 0 {
 		c.SMTPPort = 1025

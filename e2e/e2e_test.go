@@ -89,7 +89,8 @@ func setup(t *testing.T) *system {
 	}()
 	go func() {
 		done <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr,
-			WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, Logger: quiet(), Ready: starterReady})
+			WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, CartIdle: 2 * time.Second,
+			Logger: quiet(), Ready: starterReady})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -565,4 +566,17 @@ func TestPausedJourneyTakesNoNewEntriesAndTheAPICanStartOne(t *testing.T) {
 	require.Equal(t, 404, status, body)
 	status, _ = s.call(t, "POST", "/v1/journeys/e2e-pause/start", `{"userId":"max"}`, asWriter)
 	require.Equal(t, 401, status)
+}
+
+func TestCairnDetectsAnAbandonedCartAndStartsTheRecoveryJourney(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-recover", "id: e2e-recover\ntrigger: {cart_abandoned: true}\nsteps: [{add_tag: cart-recovery}]")
+	s.track(t, `{"userId":"ola","event":"Product Added","properties":{"cart_id":"c-9","sku":"SKU-1"}}`)
+	s.track(t, `{"userId":"pat","event":"Product Added","properties":{"cart_id":"c-10"}}`)
+	s.track(t, `{"userId":"pat","event":"Order Completed","properties":{"order_id":"o-1"}}`)
+	ola, pat := s.contact(t, "ola"), s.contact(t, "pat")
+	s.finished(t, workflows.WorkflowID("e2e-recover", ola))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'cart_abandoned' AND contact_id = $1 AND properties->>'cart_id' = 'c-9'`, ola))
+	require.NoError(t, s.temporal.GetWorkflow(s.ctx, workflows.CartWatchID(pat), "").Get(s.ctx, nil))
+	require.Zero(t, s.count(t, `SELECT count(*) FROM events WHERE name = 'cart_abandoned' AND contact_id = $1`, pat), "an order ends the watch")
 }

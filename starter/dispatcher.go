@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,9 @@ type Dispatcher struct {
 	// notification arrives.
 	Batch     int
 	PollEvery time.Duration
+	// CartIdle is how long a cart may sit untouched before Cairn records cart_abandoned;
+	// zero turns the detection off.
+	CartIdle time.Duration
 }
 
 // Run dispatches until ctx is cancelled. It wakes on LISTEN/NOTIFY and polls as a fallback;
@@ -168,7 +172,10 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 		}
 		d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
 	}
-	// Runs already under way hear the events their exit and wait-until conditions depend on.
+	if err := d.watchCart(ctx, ev, signal); err != nil {
+		return err
+	}
+	// Runs already under way hear the events their exit, goals and wait-untils depend on.
 	open, err := crm.Interested(ctx, tx, ev.ContactID, ev.Name, triggered)
 	if err != nil {
 		return err
@@ -186,6 +193,33 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) erro
 			}
 		case err != nil:
 			return fmt.Errorf("signal %s: %w", en.WorkflowID, err)
+		}
+	}
+	return nil
+}
+
+// watchCart feeds the contact's cart watch: cart events start or restart it, an order ends it.
+func (d *Dispatcher) watchCart(ctx context.Context, ev crm.Event, signal workflows.Event) error {
+	if d.CartIdle <= 0 {
+		return nil
+	}
+	id := workflows.CartWatchID(ev.ContactID)
+	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	switch {
+	case slices.Contains(workflows.CartEvents, ev.Name):
+		_, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, workflows.SignalEvent, signal, client.StartWorkflowOptions{
+			ID: id, TaskQueue: workflows.TaskQueue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			StaticSummary: fmt.Sprintf("cart of contact %d (%s)", ev.ContactID, ev.ExternalID),
+		}, workflows.CartWatchType, workflows.CartInput{ContactID: ev.ContactID, Idle: d.CartIdle})
+		if err != nil {
+			return fmt.Errorf("signal-with-start %s: %w", id, err)
+		}
+	case ev.Name == workflows.OrderCompleted:
+		err := d.Temporal.SignalWorkflow(callCtx, id, "", workflows.SignalEvent, signal)
+		var notFound *serviceerror.NotFound
+		if err != nil && !errors.As(err, &notFound) {
+			return fmt.Errorf("signal %s: %w", id, err)
 		}
 	}
 	return nil

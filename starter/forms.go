@@ -107,4 +107,3 @@ func readFormFields(r *http.Request) (map[string]any, error) {
 	return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 		Message: fmt.Sprintf("Content-Type %q: send application/x-www-form-urlencoded or application/json", mt)}
 }
-

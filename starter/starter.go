@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
 )
 
 // Config is what a starter needs.
@@ -27,26 +28,39 @@ type Config struct {
 	WriteKeys   []string // CAIRN_WRITE_KEYS, comma-separated
 	AdminKey    string   // CAIRN_ADMIN_KEY
 	TrackingKey string   // CAIRN_TRACKING_KEY: verifies email tracking and unsubscribe links
-	Logger      *slog.Logger
+	// CartIdle (CAIRN_CART_IDLE, default 1h; "0" turns it off) is how long a cart may sit
+	// before Cairn records cart_abandoned.
+	CartIdle time.Duration
+	Logger   *slog.Logger
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
 }
 
 // ConfigFromEnv reads the starter's configuration from the environment.
-func ConfigFromEnv() Config {
+func ConfigFromEnv() (Config, error) {
 	c := Config{
 		Temporal:    cluster.FromEnv(),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		HTTPAddr:    os.Getenv("CAIRN_HTTP_ADDR"),
 		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
 		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
+		CartIdle:    time.Hour,
+	}
+	if v := os.Getenv("CAIRN_CART_IDLE"); v == "0" {
+		c.CartIdle = 0
+	} else if v != "" {
+		d, err := journey.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("CAIRN_CART_IDLE: %w", err)
+		}
+		c.CartIdle = d.D
 	}
 	for _, k := range strings.Split(os.Getenv("CAIRN_WRITE_KEYS"), ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			c.WriteKeys = append(c.WriteKeys, k)
 		}
 	}
-	return c
+	return c, nil
 }
 
 // Run serves the HTTP API and runs the dispatcher until ctx is cancelled. The starter does
@@ -99,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logger.Info("starter listening", "addr", ln.Addr().String())
 
-	disp := &Dispatcher{Store: store, Temporal: tc, Logger: logger}
+	disp := &Dispatcher{Store: store, Temporal: tc, Logger: logger, CartIdle: cfg.CartIdle}
 	dispatched := make(chan error, 1)
 	dctx, stopDispatch := context.WithCancel(ctx)
 	defer stopDispatch()

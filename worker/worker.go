@@ -80,6 +80,7 @@ func (c Config) mail() (*activities.Mail, error) {
 // Register adds Cairn's workflows and activities to w; tests and replayers use it too.
 func Register(w sdkworker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: workflows.WorkflowType})
+	w.RegisterWorkflowWithOptions(workflows.CartWatch, workflow.RegisterOptions{Name: workflows.CartWatchType})
 	w.RegisterActivity(acts)
 }
 

@@ -24,7 +24,19 @@ const (
 	SignalEvent = "event"
 	// QueryState answers with State.
 	QueryState = "state"
+	// CartWatchType is the workflow that detects abandoned carts, one per contact.
+	CartWatchType = "CartWatch"
+	// OrderCompleted ends a cart watch (the Segment e-commerce spec's name).
+	OrderCompleted = "Order Completed"
 )
+
+// CartEvents restart a contact's cart watch (Segment e-commerce spec names, and Cairn's own).
+var CartEvents = []string{"Product Added", "Product Removed", "Cart Viewed", "Cart Updated", "Checkout Started", "cart_updated"}
+
+// CartWatchID is the cart watch of a contact: cart:<contactID>.
+func CartWatchID(contactID int64) string {
+	return fmt.Sprintf("cart:%d", contactID)
+}
 
 // Custom search attributes. dev registers them; worker checks they exist.
 var (
