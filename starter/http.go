@@ -30,6 +30,11 @@ type API struct {
 	AdminKey  string   // Bearer token for management endpoints
 	// TrackingKey verifies open, click and unsubscribe tokens (the worker signs with the same).
 	TrackingKey []byte
+	// RatePerKey limits requests per second for each write key (0: no limit); bursts of
+	// RateBurst are allowed.
+	RatePerKey float64
+	RateBurst  int
+	limits     *limiter
 	Logger      *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
@@ -40,6 +45,7 @@ func (a *API) Handler() http.Handler {
 	if a.Now == nil {
 		a.Now = time.Now
 	}
+	a.limits = newLimiter(a.RatePerKey, a.RateBurst)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /v1/schema/journey.json", func(w http.ResponseWriter, _ *http.Request) {
@@ -134,6 +140,10 @@ func (a *API) ingest(h handlerFunc) http.Handler {
 		}
 		if !anyKey(a.WriteKeys, user) {
 			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown write key"})
+			return
+		}
+		if ok, wait := a.limits.allow(user); !ok {
+			tooMany(w, wait)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxIngestBody)

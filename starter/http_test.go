@@ -272,3 +272,26 @@ func TestDispatcherKeepsEventsQueuedWhileTemporalIsUnreachable(t *testing.T) {
 	require.NoError(t, f.store.Pool.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`).Scan(&queued))
 	require.Equal(t, 2, queued, "the failed event and the one after it stay queued, in order")
 }
+
+func TestEachWriteKeyIsRateLimitedWithRetryAfter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	require.NoError(t, crm.Migrate(ctx, pool))
+	api := &starter.API{Store: crm.New(pool), WriteKeys: []string{"wk_a", "wk_b"}, AdminKey: adminKey, Logger: discard(), RatePerKey: 1, RateBurst: 3}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	f := &fixture{ctx: ctx, store: crm.New(pool), srv: srv}
+	for i := 0; i < 3; i++ {
+		require.Equal(t, 200, f.do(t, "POST", "/v1/track", `{"userId":"u","event":"e"}`, basic("wk_a")).Status)
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/track", strings.NewReader(`{"userId":"u","event":"e"}`))
+	req.SetBasicAuth("wk_a", "")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 429, resp.StatusCode)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Equal(t, 200, f.do(t, "POST", "/v1/track", `{"userId":"u","event":"e"}`, basic("wk_b")).Status, "another key has its own budget")
+	require.Equal(t, 4, f.count(t, "events"))
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,10 @@ type Config struct {
 	// CartIdle (CAIRN_CART_IDLE, default 1h; "0" turns it off) is how long a cart may sit
 	// before Cairn records cart_abandoned.
 	CartIdle time.Duration
+	// RatePerKey (CAIRN_RATE_PER_KEY, requests per second, default 200; 0: none) and
+	// RateBurst (CAIRN_RATE_BURST, default 2× the rate) limit each write key.
+	RatePerKey float64
+	RateBurst  int
 	Logger   *slog.Logger
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
@@ -45,6 +50,21 @@ func ConfigFromEnv() (Config, error) {
 		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
 		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
 		CartIdle:    time.Hour,
+		RatePerKey:  200,
+	}
+	if v := os.Getenv("CAIRN_RATE_PER_KEY"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return c, fmt.Errorf("CAIRN_RATE_PER_KEY %q is not a number of requests per second", v)
+		}
+		c.RatePerKey = f
+	}
+	if v := os.Getenv("CAIRN_RATE_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("CAIRN_RATE_BURST %q is not a positive whole number", v)
+		}
+		c.RateBurst = n
 	}
 	if v := os.Getenv("CAIRN_CART_IDLE"); v == "0" {
 		c.CartIdle = 0
@@ -104,7 +124,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.TrackingKey == "" {
 		logger.Warn("CAIRN_TRACKING_KEY is not set: email tracking and unsubscribe links will be refused")
 	}
-	api := &API{Store: store, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey), Logger: logger}
+	burst := cfg.RateBurst
+	if burst == 0 {
+		burst = int(2 * cfg.RatePerKey)
+	}
+	api := &API{Store: store, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
+		RatePerKey: cfg.RatePerKey, RateBurst: burst, Logger: logger}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
