@@ -32,10 +32,12 @@ type API struct {
 	TrackingKey []byte
 	// RatePerKey limits requests per second for each write key (0: no limit); bursts of
 	// RateBurst are allowed.
-	RatePerKey float64
-	RateBurst  int
-	limits     *limiter
-	Logger      *slog.Logger
+	// SourceSecrets maps a signing source's name to its HMAC secret.
+	SourceSecrets map[string]string
+	RatePerKey    float64
+	RateBurst     int
+	limits        *limiter
+	Logger        *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }
@@ -58,6 +60,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/batch", a.ingest(a.batch))
 	mux.Handle("POST /v1/forms/{id}", keyFromQuery(a.ingest(a.submitForm)))
 	mux.Handle("PUT /v1/forms/{id}", a.admin(a.putForm))
+	mux.Handle("POST /v1/sources/{source}/events", a.signed(a.sourceEvent))
 	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney))
 	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney))
 	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true)))

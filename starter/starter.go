@@ -36,7 +36,10 @@ type Config struct {
 	// RateBurst (CAIRN_RATE_BURST, default 2× the rate) limit each write key.
 	RatePerKey float64
 	RateBurst  int
-	Logger   *slog.Logger
+	// SourceSecrets (CAIRN_SOURCE_SECRETS, "shop=secret,crm=secret2") are the signing sources
+	// that post to /v1/sources/{source}/events with an HMAC signature instead of a write key.
+	SourceSecrets map[string]string
+	Logger        *slog.Logger
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
 }
@@ -51,6 +54,16 @@ func ConfigFromEnv() (Config, error) {
 		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
 		CartIdle:    time.Hour,
 		RatePerKey:  200,
+	}
+	if v := os.Getenv("CAIRN_SOURCE_SECRETS"); v != "" {
+		c.SourceSecrets = map[string]string{}
+		for _, pair := range strings.Split(v, ",") {
+			name, secret, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || name == "" || secret == "" {
+				return c, fmt.Errorf("CAIRN_SOURCE_SECRETS: %q is not source=secret", pair)
+			}
+			c.SourceSecrets[name] = secret
+		}
 	}
 	if v := os.Getenv("CAIRN_RATE_PER_KEY"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
@@ -129,7 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 		burst = int(2 * cfg.RatePerKey)
 	}
 	api := &API{Store: store, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
-		RatePerKey: cfg.RatePerKey, RateBurst: burst, Logger: logger}
+		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
