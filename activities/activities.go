@@ -270,3 +270,26 @@ func (a *Activities) RecordCartAbandoned(ctx context.Context, in CartAbandonedIn
 	}
 	return output(a.Store.RecordInternal(ctx, in.Key, in.ContactID, "cart_abandoned", props))
 }
+
+// ScanDatesOutput counts the date_reached events recorded, per rule.
+type ScanDatesOutput struct {
+	Recorded map[string]int64 `json:"recorded"`
+}
+
+// ScanDates records date_reached for today's dates and anniversaries of every date rule.
+// Safe to repeat: each contact, rule and day is recorded once.
+func (a *Activities) ScanDates(ctx context.Context, now time.Time) (ScanDatesOutput, error) {
+	rules, err := a.Store.DateRules(ctx)
+	if err != nil {
+		return ScanDatesOutput{}, err
+	}
+	out := ScanDatesOutput{Recorded: map[string]int64{}}
+	for _, r := range rules {
+		n, err := a.Store.RecordDatesReached(ctx, r, now)
+		if err != nil {
+			return out, err
+		}
+		out.Recorded[r.Key()] = n
+	}
+	return out, nil
+}

@@ -580,3 +580,18 @@ func TestCairnDetectsAnAbandonedCartAndStartsTheRecoveryJourney(t *testing.T) {
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, workflows.CartWatchID(pat), "").Get(s.ctx, nil))
 	require.Zero(t, s.count(t, `SELECT count(*) FROM events WHERE name = 'cart_abandoned' AND contact_id = $1`, pat), "an order ends the watch")
 }
+
+func TestBirthdayJourneyStartsFromTheHourlyDateSchedule(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "e2e-bday", "id: e2e-bday\ntrigger: {date_field: birthday, anniversary: true}\nsteps: [{add_tag: birthday-greeted}]")
+	today := time.Now().UTC()
+	s.track(t, fmt.Sprintf(`{"userId":"quin","event":"Signed Up","context":{"traits":{"birthday":"%d-%s"}}}`, today.Year()-30, today.Format("01-02")))
+	quin := s.contact(t, "quin")
+	h := s.temporal.ScheduleClient().GetHandle(s.ctx, workflows.DateScheduleID)
+	desc, err := h.Describe(s.ctx)
+	require.NoError(t, err, "the worker created the schedule")
+	require.NotNil(t, desc)
+	require.NoError(t, h.Trigger(s.ctx, client.ScheduleTriggerOptions{}))
+	s.finished(t, workflows.WorkflowID("e2e-bday", quin))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'birthday-greeted'`))
+}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -161,8 +162,11 @@ func (d *decoder) trigger(n *yaml.Node, path string) Trigger {
 	}
 	t.Kind = kinds[0]
 	allowed := []string{t.Kind, "where"}
-	if t.Kind == "score_above" {
+	switch t.Kind {
+	case "score_above":
 		allowed = append(allowed, "score")
+	case "date_field":
+		allowed = append(allowed, "offset", "anniversary")
 	}
 	f := d.fields(n, path, allowed...)
 	if f == nil {
@@ -190,6 +194,25 @@ func (d *decoder) trigger(n *yaml.Node, path string) Trigger {
 		if s := f["score"]; s != nil {
 			t.ScoreName = d.str(s, join(path, "score"))
 		}
+	case "date_field":
+		t.Date = &DateTrigger{Field: d.str(v, p)}
+		if o := f["offset"]; o != nil {
+			if raw := d.str(o, join(path, "offset")); raw != "" {
+				off, err := ParseOffset(raw)
+				switch {
+				case err != nil:
+					d.fail(o, join(path, "offset"), "%s", err)
+				case off.D%(24*time.Hour) != 0:
+					d.fail(o, join(path, "offset"), "%q must be whole days (a date has no time of day)", raw)
+				default:
+					t.Date.Offset = &off
+				}
+			}
+		}
+		if an := f["anniversary"]; an != nil {
+			t.Date.Anniversary = an.Kind == yaml.ScalarNode && an.Value == "true"
+		}
+		t.Where = map[string]any{"rule": t.Date.Key()}
 	default:
 		if val := d.str(v, p); val != "" {
 			t.Where = map[string]any{sc.prop: val}

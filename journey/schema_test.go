@@ -38,7 +38,7 @@ func TestSchemaNamesExactlyTheStepTriggerAndConditionKeysTheDecoderKnows(t *test
 	require.ElementsMatch(t, append([]string{"id", "then", "else"}, journey.Kinds...), keys(step))
 
 	trigger := defs["trigger"].(map[string]any)["properties"].(map[string]any)
-	require.ElementsMatch(t, append([]string{"where", "score"}, journey.TriggerKinds()...), keys(trigger))
+	require.ElementsMatch(t, append([]string{"where", "score", "offset", "anniversary"}, journey.TriggerKinds()...), keys(trigger))
 
 	cond := defs["condition"].(map[string]any)["properties"].(map[string]any)
 	want := append([]string{"all", "any", "not", "tag", "field", "score", "event", "within", "since_entry", "where", "at_least", "at_most", "exactly"}, journey.FieldOps...)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Trigger says which contact event starts the journey. Documents write it with a shortcut
@@ -26,6 +27,35 @@ type Trigger struct {
 	// ScoreName, "" being the default score).
 	ScoreAbove *float64 `json:"score_above,omitempty"`
 	ScoreName  string   `json:"score_name,omitempty"`
+	// Date is set for date_field triggers: the contact's date field reached (moved by
+	// Offset, whole days), or its anniversary.
+	Date *DateTrigger `json:"date,omitempty"`
+}
+
+// DateTrigger starts a journey on a date held in a contact field: on the day itself (moved
+// by Offset: "-3d" is three days before) or, with Anniversary, on that day every year.
+// Cairn's date scheduler checks every hour and records date_reached once per contact and day.
+type DateTrigger struct {
+	Field       string    `json:"field"`
+	Offset      *Duration `json:"offset,omitempty"`
+	Anniversary bool      `json:"anniversary,omitempty"`
+}
+
+// OffsetDays is the offset in whole days.
+func (d DateTrigger) OffsetDays() int {
+	if d.Offset == nil {
+		return 0
+	}
+	return int(d.Offset.D / (24 * time.Hour))
+}
+
+// Key names the (field, offset, anniversary) rule in date_reached events, which triggers match.
+func (d DateTrigger) Key() string {
+	k := fmt.Sprintf("%s%+dd", d.Field, d.OffsetDays())
+	if d.Anniversary {
+		k += "/yearly"
+	}
+	return k
 }
 
 // triggerShortcuts maps each trigger kind to the event it listens for and the property its
@@ -44,6 +74,7 @@ var triggerShortcuts = map[string]struct{ event, prop string }{
 	"score_above":       {"score_changed", ""},
 	"deal_stage":        {"deal_stage_changed", "stage"},
 	"manual":            {"manual_start", ""},
+	"date_field":        {"date_reached", "field"},
 }
 
 // TriggerKinds lists the trigger shortcuts, sorted.

@@ -4,13 +4,17 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -81,6 +85,7 @@ func (c Config) mail() (*activities.Mail, error) {
 func Register(w sdkworker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: workflows.WorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.CartWatch, workflow.RegisterOptions{Name: workflows.CartWatchType})
+	w.RegisterWorkflowWithOptions(workflows.DateScheduler, workflow.RegisterOptions{Name: workflows.DateSchedulerType})
 	w.RegisterActivity(acts)
 }
 
@@ -117,6 +122,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cluster.CheckSearchAttributes(ctx, cl, cfg.Temporal.Namespace); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if err := ensureDateSchedule(ctx, cl); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	acts := &activities.Activities{Store: crm.New(pool), Mail: mail, SMS: cfg.SMS, Notifier: cfg.Notify, Audience: cfg.Audience}
 	return serve(ctx, cl, acts, cfg.Ready, logger)
 }
@@ -133,5 +141,23 @@ func serve(ctx context.Context, cl client.Client, acts *activities.Activities, r
 	}
 	<-ctx.Done()
 	w.Stop()
+	return nil
+}
+
+// ensureDateSchedule creates the hourly schedule behind date_field triggers once; every
+// worker asks, the first one creates it.
+func ensureDateSchedule(ctx context.Context, cl client.Client) error {
+	_, err := cl.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:   workflows.DateScheduleID,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Hour}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID: workflows.DateScheduleID, Workflow: workflows.DateSchedulerType, TaskQueue: workflows.TaskQueue,
+		},
+		Overlap:            enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		TriggerImmediately: true,
+	})
+	if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("create schedule %s: %w", workflows.DateScheduleID, err)
+	}
 	return nil
 }

@@ -26,6 +26,10 @@ const (
 	QueryState = "state"
 	// CartWatchType is the workflow that detects abandoned carts, one per contact.
 	CartWatchType = "CartWatch"
+	// DateSchedulerType is the hourly workflow behind date_field triggers, and
+	// DateScheduleID the Temporal Schedule that starts it.
+	DateSchedulerType = "DateScheduler"
+	DateScheduleID    = "cairn-date-triggers"
 	// OrderCompleted ends a cart watch (the Segment e-commerce spec's name).
 	OrderCompleted = "Order Completed"
 )

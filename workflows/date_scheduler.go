@@ -1,0 +1,24 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cairnhq/cairn/activities"
+)
+
+// DateScheduler is started every hour by the cairn-date-triggers Temporal Schedule: it
+// records date_reached events (birthdays, renewals, "3 days before") that date_field
+// triggers start journeys from.
+func DateScheduler(ctx workflow.Context) (activities.ScanDatesOutput, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		Summary:             "record dates reached",
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 5 * time.Minute},
+	})
+	var out activities.ScanDatesOutput
+	err := workflow.ExecuteActivity(ctx, a.ScanDates, workflow.Now(ctx)).Get(ctx, &out)
+	return out, err
+}
