@@ -14,7 +14,7 @@ func TestScanDatesRecordsEachContactsDateOnceADay(t *testing.T) {
 	ctx, a, s := setup(t)
 	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	for doc := range map[string]bool{
-		"id: bday\ntrigger: {date_field: birthday, anniversary: true}\nsteps: [{add_tag: bday}]":    true,
+		"id: bday\ntrigger: {date_field: birthday, anniversary: true}\nsteps: [{add_tag: bday}]":   true,
 		"id: renew\ntrigger: {date_field: renewal, offset: -3d}\nsteps: [{add_tag: renewal-soon}]": true,
 	} {
 		j, err := journey.Decode([]byte(doc))
