@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,8 @@ type Dispatcher struct {
 	// notification arrives.
 	Batch     int
 	PollEvery time.Duration
+	// Concurrency bounds how many contacts' events are dispatched at once (default 8).
+	Concurrency int
 	// CartIdle is how long a cart may sit untouched before Cairn records cart_abandoned;
 	// zero turns the detection off.
 	CartIdle time.Duration
@@ -75,9 +78,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// DispatchBatch dispatches up to Batch events and reports how many it finished. When a
-// Temporal call fails it commits the events done before it and returns the error; the failed
-// event and those after it stay queued, in order.
+// DispatchBatch dispatches up to Batch events and reports how many it finished. Events of
+// one contact are dispatched in order, in a transaction of their own; different contacts'
+// events go in parallel (up to Concurrency). When a Temporal call fails, that contact's
+// remaining events stay queued, in order, and the error is returned after the rest are done.
 func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
 	done := 0
 	var failure error
@@ -86,15 +90,45 @@ func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		var order []int64
+		groups := map[int64][]crm.Event{}
 		for _, ev := range events {
-			if err := d.dispatch(ctx, tx, ev); err != nil {
-				failure = fmt.Errorf("event %d (%s): %w", ev.ID, ev.Name, err)
-				return nil
+			if _, ok := groups[ev.ContactID]; !ok {
+				order = append(order, ev.ContactID)
 			}
-			if err := crm.MarkDispatched(ctx, tx, ev.ID); err != nil {
-				return err
+			groups[ev.ContactID] = append(groups[ev.ContactID], ev)
+		}
+		cache := &batchCache{store: d.Store, triggered: map[string][]crm.JourneyVersion{}}
+		results := make([]struct {
+			n   int
+			err error
+		}, len(order))
+		limit := d.Concurrency
+		if limit <= 0 {
+			limit = 8
+		}
+		sem := make(chan struct{}, limit)
+		var wg sync.WaitGroup
+		for gi, contact := range order {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(gi int, evs []crm.Event) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				results[gi].n, results[gi].err = d.dispatchContact(ctx, cache, evs)
+			}(gi, groups[contact])
+		}
+		wg.Wait()
+		for gi, contact := range order {
+			for _, ev := range groups[contact][:results[gi].n] {
+				if err := crm.MarkDispatched(ctx, tx, ev.ID); err != nil {
+					return err
+				}
+				done++
 			}
-			done++
+			if results[gi].err != nil && failure == nil {
+				failure = results[gi].err
+			}
 		}
 		return nil
 	})
@@ -104,11 +138,54 @@ func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
 	return done, failure
 }
 
-func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, ev crm.Event) error {
-	journeys, err := d.Store.TriggeredBy(ctx, tx, ev.Name)
+// dispatchContact dispatches one contact's events in order, in one transaction, and reports
+// how many it finished.
+func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, evs []crm.Event) (int, error) {
+	n := 0
+	var failure error
+	err := d.Store.WithTx(ctx, func(tx pgx.Tx) error {
+		for _, ev := range evs {
+			if err := d.dispatch(ctx, tx, cache, ev); err != nil {
+				failure = fmt.Errorf("event %d (%s): %w", ev.ID, ev.Name, err)
+				return nil
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, failure
+}
+
+// batchCache remembers, for one batch, which journeys listen for an event name.
+type batchCache struct {
+	store     *crm.Store
+	mu        sync.Mutex
+	triggered map[string][]crm.JourneyVersion
+}
+
+func (c *batchCache) triggeredBy(ctx context.Context, name string) ([]crm.JourneyVersion, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if js, ok := c.triggered[name]; ok {
+		return js, nil
+	}
+	js, err := c.store.TriggeredBy(ctx, c.store.Pool, name)
+	if err != nil {
+		return nil, err
+	}
+	c.triggered[name] = js
+	return js, nil
+}
+
+func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache, ev crm.Event) error {
+	cached, err := cache.triggeredBy(ctx, ev.Name)
 	if err != nil {
 		return err
 	}
+	journeys := append([]crm.JourneyVersion(nil), cached...)
 	requested := ""
 	if ev.Name == crm.StartJourneyEvent {
 		// A start_journey step or the API asks for one journey, whatever its triggers.
@@ -229,6 +306,9 @@ func (d *Dispatcher) watchCart(ctx context.Context, ev crm.Event, signal workflo
 // trigger (SignalWithStart reaches it); the rules decide only whether a new run may start.
 func (d *Dispatcher) admit(ctx context.Context, tx pgx.Tx, j crm.JourneyVersion, ev crm.Event) (bool, error) {
 	def := &j.Definition
+	if def.Reentry.Mode == journey.ReentryAlways && def.Entry == nil {
+		return true, nil // nothing to decide: SignalWithStart starts or signals as it should
+	}
 	last, err := crm.EnrollmentOf(ctx, tx, j.JourneyID, ev.ContactID)
 	if err != nil {
 		return false, err

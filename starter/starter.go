@@ -115,7 +115,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:8080"
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("starter: DATABASE_URL: %w", err)
+	}
+	// HTTP requests, the listener, the dispatcher's batch and its parallel per-contact
+	// transactions all hold connections; the default (4 on two cores) would serialise them.
+	if pcfg.MaxConns < 32 {
+		pcfg.MaxConns = 32
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("starter: database: %w", err)
 	}
