@@ -293,3 +293,10 @@ func (a *Activities) ScanDates(ctx context.Context, now time.Time) (ScanDatesOut
 	}
 	return out, nil
 }
+
+// RecheckSegments re-evaluates every segment a journey triggers on over all contacts, for
+// conditions that change with time alone; entries and exits become events.
+func (a *Activities) RecheckSegments(ctx context.Context, now time.Time) (map[string]int64, error) {
+	in, out, err := a.Store.RecheckAllMembers(ctx, now)
+	return map[string]int64{"entered": in, "exited": out}, err
+}

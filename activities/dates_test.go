@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 )
 
@@ -52,4 +53,39 @@ func TestScanDatesRecordsEachContactsDateOnceADay(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, j.TriggeredBy("date_reached", map[string]any{"rule": "renewal-3d"}))
 	require.Nil(t, j.TriggeredBy("date_reached", map[string]any{"rule": "birthday+0d/yearly"}))
+}
+
+func TestHourlyRecheckMovesContactsInAndOutOfTimeBasedSegments(t *testing.T) {
+	t.Parallel()
+	ctx, a, s := setup(t)
+	cond, err := journey.DecodeCondition([]byte("{all: [{event: Order Completed}, {not: {event: Order Completed, within: 30d}}]}"))
+	require.NoError(t, err)
+	_, err = s.PutSegment(ctx, crm.Segment{ID: "lapsed", Condition: *cond})
+	require.NoError(t, err)
+	doc := "id: winback\ntrigger: {segment_entered: lapsed}\nsteps: [end]"
+	j, err := journey.Decode([]byte(doc))
+	require.NoError(t, err)
+	_, _, err = s.ApplyJourney(ctx, j, doc)
+	require.NoError(t, err)
+	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "old", Name: "Order Completed", Source: "test", OccurredAt: time.Now().Add(-40 * 24 * time.Hour)})
+	require.NoError(t, err)
+	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "recent", Name: "Order Completed", Source: "test", OccurredAt: time.Now().Add(-2 * 24 * time.Hour)})
+	require.NoError(t, err)
+
+	out, err := a.RecheckSegments(ctx, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"entered": 1, "exited": 0}, out)
+	out, err = a.RecheckSegments(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"entered": 0, "exited": 0}, out, "no change, no event")
+	// A month later the recent buyer has lapsed too.
+	out, err = a.RecheckSegments(ctx, time.Now().Add(31*24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"entered": 1, "exited": 0}, out)
+	// Back to today, after a new order from "old": both have ordered within 30 days again.
+	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "old", Name: "Order Completed", Source: "test", OccurredAt: time.Now()})
+	require.NoError(t, err)
+	out, err = a.RecheckSegments(ctx, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"entered": 0, "exited": 2}, out)
 }

@@ -595,3 +595,18 @@ func TestBirthdayJourneyStartsFromTheHourlyDateSchedule(t *testing.T) {
 	s.finished(t, workflows.WorkflowID("e2e-bday", quin))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'birthday-greeted'`))
 }
+
+func TestEnteringASegmentStartsItsJourneyOnce(t *testing.T) {
+	s := setup(t)
+	status, body := s.call(t, "PUT", "/v1/segments/repeat-buyers", `{"name": "Repeat buyers", "condition": {"event": "Order Completed", "at_least": 2}}`, asAdmin)
+	require.Equal(t, 201, status, body)
+	s.apply(t, "e2e-repeat", "id: e2e-repeat\ntrigger: {segment_entered: repeat-buyers}\nsteps: [{add_tag: loyal}]")
+	s.track(t, `{"userId":"rey","event":"Order Completed","messageId":"o1"}`)
+	rey := s.contact(t, "rey")
+	require.Zero(t, s.runs(t, "e2e-repeat", rey), "one order is not a repeat")
+	s.track(t, `{"userId":"rey","event":"Order Completed","messageId":"o2"}`)
+	s.finished(t, workflows.WorkflowID("e2e-repeat", rey))
+	s.track(t, `{"userId":"rey","event":"Order Completed","messageId":"o3"}`)
+	require.Equal(t, 1, s.runs(t, "e2e-repeat", rey), "still in the segment: no new entry")
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'segment_entered' AND contact_id = $1`, rey))
+}

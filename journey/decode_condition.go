@@ -14,6 +14,21 @@ var conditionKinds = []string{"all", "any", "not", "tag", "field", "score", "eve
 
 // DecodeCondition reads a standalone condition (a segment's, say) from YAML or JSON.
 func DecodeCondition(doc []byte) (*Condition, error) {
+	return decodeConditionAt(doc, "")
+}
+
+// DecodeConditionNode reads a condition from an already parsed document node, reporting
+// problems under path (e.g. "condition").
+func DecodeConditionNode(n *yaml.Node, path string) (*Condition, error) {
+	d := &decoder{}
+	c := d.condition(n, path)
+	if len(d.probs) > 0 {
+		return nil, &ValidationError{Problems: d.probs}
+	}
+	return &c, nil
+}
+
+func decodeConditionAt(doc []byte, path string) (*Condition, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc, &root); err != nil {
 		return nil, &ValidationError{Problems: []Problem{{Message: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
@@ -21,12 +36,7 @@ func DecodeCondition(doc []byte) (*Condition, error) {
 	if len(root.Content) == 0 {
 		return nil, &ValidationError{Problems: []Problem{{Message: "the condition is empty"}}}
 	}
-	d := &decoder{}
-	c := d.condition(root.Content[0], "")
-	if len(d.probs) > 0 {
-		return nil, &ValidationError{Problems: d.probs}
-	}
-	return &c, nil
+	return DecodeConditionNode(root.Content[0], path)
 }
 
 func (d *decoder) condition(n *yaml.Node, path string) Condition {

@@ -75,6 +75,7 @@ var triggerShortcuts = map[string]struct{ event, prop string }{
 	"deal_stage":        {"deal_stage_changed", "stage"},
 	"manual":            {"manual_start", ""},
 	"date_field":        {"date_reached", "field"},
+	"segment_entered":   {"segment_entered", "segment"},
 }
 
 // TriggerKinds lists the trigger shortcuts, sorted.

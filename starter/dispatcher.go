@@ -164,6 +164,21 @@ type batchCache struct {
 	store     *crm.Store
 	mu        sync.Mutex
 	triggered map[string][]crm.JourneyVersion
+	segments  []crm.Segment
+	segLoaded bool
+}
+
+func (c *batchCache) trackedSegments(ctx context.Context) ([]crm.Segment, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.segLoaded {
+		segs, err := c.store.TrackedSegments(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.segments, c.segLoaded = segs, true
+	}
+	return c.segments, nil
 }
 
 func (c *batchCache) triggeredBy(ctx context.Context, name string) ([]crm.JourneyVersion, error) {
@@ -251,6 +266,18 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 	}
 	if err := d.watchCart(ctx, ev, signal); err != nil {
 		return err
+	}
+	// Segments journeys trigger on: did this event take the contact in or out?
+	if ev.Name != "segment_entered" && ev.Name != "segment_exited" {
+		segs, err := cache.trackedSegments(ctx)
+		if err != nil {
+			return err
+		}
+		if len(segs) > 0 {
+			if err := d.Store.RecheckMembership(ctx, tx, segs, ev.ContactID, time.Now()); err != nil {
+				return err
+			}
+		}
 	}
 	// Runs already under way hear the events their exit, goals and wait-untils depend on.
 	open, err := crm.Interested(ctx, tx, ev.ContactID, ev.Name, triggered)

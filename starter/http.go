@@ -67,6 +67,9 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false)))
 	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney))
 	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
+	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment))
+	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment))
+	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts))
 	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate))
 	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate))
 	mux.Handle("GET /v1/t/o/{token}", a.public(a.trackOpen))
@@ -250,7 +253,15 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, c)
+	segs, err := a.Store.ContactSegments(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	scores, err := a.Store.Scores(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"contact": c, "segments": segs, "scores": scores})
 	return nil
 }
 

@@ -11,7 +11,8 @@ import (
 
 // DateScheduler is started every hour by the cairn-date-triggers Temporal Schedule: it
 // records date_reached events (birthdays, renewals, "3 days before") that date_field
-// triggers start journeys from.
+// triggers start journeys from, and re-checks the segments journeys trigger on, for
+// conditions that time alone changes.
 func DateScheduler(ctx workflow.Context) (activities.ScanDatesOutput, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
@@ -19,6 +20,15 @@ func DateScheduler(ctx workflow.Context) (activities.ScanDatesOutput, error) {
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 5 * time.Minute},
 	})
 	var out activities.ScanDatesOutput
-	err := workflow.ExecuteActivity(ctx, a.ScanDates, workflow.Now(ctx)).Get(ctx, &out)
+	if err := workflow.ExecuteActivity(ctx, a.ScanDates, workflow.Now(ctx)).Get(ctx, &out); err != nil {
+		return out, err
+	}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		Summary:             "re-check segments",
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 5 * time.Minute},
+	})
+	var changes map[string]int64
+	err := workflow.ExecuteActivity(ctx, a.RecheckSegments, workflow.Now(ctx)).Get(ctx, &changes)
 	return out, err
 }

@@ -1,0 +1,52 @@
+package starter_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSegmentsAreCheckedCountedAndListedPageByPage(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	r := f.do(t, "PUT", "/v1/segments/pro", `{"name": "Pro", "condition": {"all": [{"field": "plan", "equal": "pro"}]}}`, bearer(adminKey))
+	require.Equal(t, 422, r.Status)
+	probs := errorOf(t, r)["problems"].([]any)
+	require.Equal(t, "condition.all[0].equal", probs[0].(map[string]any)["path"])
+	require.Zero(t, f.count(t, "segments"))
+
+	r = f.do(t, "PUT", "/v1/segments/pro", "name: Pro\ncondition: {field: plan, equals: pro}\n", bearer(adminKey))
+	require.Equal(t, 201, r.Status)
+	for i := 0; i < 5; i++ {
+		plan := "pro"
+		if i == 2 {
+			plan = "free"
+		}
+		require.Equal(t, 200, f.do(t, "POST", "/v1/identify", fmt.Sprintf(`{"userId":"u%d","traits":{"plan":"%s"}}`, i, plan), basic(writeKey)).Status)
+	}
+	r = f.do(t, "GET", "/v1/segments/pro", "", bearer(adminKey))
+	require.Equal(t, 200, r.Status)
+	require.Equal(t, float64(4), r.Body["count"])
+
+	var seen []string
+	after := ""
+	for page := 0; page < 5; page++ {
+		r = f.do(t, "GET", "/v1/segments/pro/contacts?limit=3&after="+after, "", bearer(adminKey))
+		require.Equal(t, 200, r.Status)
+		for _, c := range r.Body["contacts"].([]any) {
+			seen = append(seen, c.(map[string]any)["external_id"].(string))
+		}
+		next, ok := r.Body["next"].(string)
+		if !ok {
+			break
+		}
+		after = next
+	}
+	require.Equal(t, []string{"u0", "u1", "u3", "u4"}, seen)
+
+	r = f.do(t, "GET", "/v1/contacts/u0", "", bearer(adminKey))
+	require.Equal(t, []any{"pro"}, r.Body["segments"])
+	require.Equal(t, 400, f.do(t, "GET", "/v1/segments/pro/contacts?limit=0", "", bearer(adminKey)).Status)
+	require.Equal(t, 404, f.do(t, "GET", "/v1/segments/nope", "", bearer(adminKey)).Status)
+}
