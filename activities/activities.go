@@ -300,3 +300,8 @@ func (a *Activities) RecheckSegments(ctx context.Context, now time.Time) (map[st
 	in, out, err := a.Store.RecheckAllMembers(ctx, now)
 	return map[string]int64{"entered": in, "exited": out}, err
 }
+
+// ExpireScores takes back scoring-rule points past their expiry.
+func (a *Activities) ExpireScores(ctx context.Context, now time.Time) (int, error) {
+	return a.Store.ExpireScores(ctx, now)
+}

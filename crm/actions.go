@@ -89,7 +89,7 @@ func (s *Store) AdjustScore(ctx context.Context, key string, contactID int64, na
 	})
 }
 
-func adjustScore(ctx context.Context, tx pgx.Tx, contactID int64, name string, delta float64, reason, key string) (map[string]any, error) {
+func adjustScore(ctx context.Context, tx DB, contactID int64, name string, delta float64, reason, key string) (map[string]any, error) {
 	var newValue float64
 	err := tx.QueryRow(ctx, `INSERT INTO contact_scores (contact_id, name, value) VALUES ($1, $2, $3)
 		ON CONFLICT (contact_id, name) DO UPDATE SET value = contact_scores.value + $3, updated_at = now()
@@ -250,4 +250,71 @@ func (s *Store) RecordInternal(ctx context.Context, key string, contactID int64,
 		}
 		return map[string]any{"event": name}, nil
 	})
+}
+
+// DealUpdate is a deal as another CRM reports it.
+type DealUpdate struct {
+	ExternalID string
+	Contact    string // the contact's external id
+	Title      string
+	Pipeline   string
+	Stage      string
+	Value      *float64
+	Owner      string
+	At         time.Time
+}
+
+// SyncDeal upserts a deal reported by another system and records deal_stage_changed when its
+// stage is new, in one transaction. changed says whether the stage moved.
+func (s *Store) SyncDeal(ctx context.Context, d DealUpdate) (changed bool, err error) {
+	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		var contactID int64
+		if err := tx.QueryRow(ctx, upsertContactSQL, d.Contact, "", map[string]any{}).Scan(&contactID); err != nil {
+			return fmt.Errorf("upsert contact: %w", err)
+		}
+		var id int64
+		var from *string
+		err := tx.QueryRow(ctx, `SELECT id, stage FROM deals WHERE external_id = $1 FOR UPDATE`, d.ExternalID).Scan(&id, &from)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			title := d.Title
+			if title == "" {
+				title = d.ExternalID
+			}
+			value := 0.0
+			if d.Value != nil {
+				value = *d.Value
+			}
+			if err := tx.QueryRow(ctx, `INSERT INTO deals (contact_id, title, pipeline, stage, value, owner, external_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, contactID, title, d.Pipeline, d.Stage, value, d.Owner, d.ExternalID).Scan(&id); err != nil {
+				return fmt.Errorf("create deal: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("find deal: %w", err)
+		default:
+			if _, err := tx.Exec(ctx, `UPDATE deals SET stage = $2, pipeline = $3, value = COALESCE($4, value),
+				title = COALESCE(NULLIF($5, ''), title), owner = COALESCE(NULLIF($6, ''), owner), updated_at = now() WHERE id = $1`,
+				id, d.Stage, d.Pipeline, d.Value, d.Title, d.Owner); err != nil {
+				return fmt.Errorf("update deal: %w", err)
+			}
+			if *from == d.Stage {
+				return nil
+			}
+		}
+		changed = true
+		if _, err := tx.Exec(ctx, `INSERT INTO deal_stage_changes (deal_id, from_stage, to_stage) VALUES ($1, $2, $3)`, id, from, d.Stage); err != nil {
+			return fmt.Errorf("record stage: %w", err)
+		}
+		props := map[string]any{"deal_id": id, "external_id": d.ExternalID, "pipeline": d.Pipeline, "stage": d.Stage}
+		if from != nil {
+			props["from"] = *from
+		}
+		_, err = tx.Exec(ctx, insertEventSQL, contactID, "deal_stage_changed", props, "crm", "", d.At)
+		if err != nil {
+			return fmt.Errorf("record event: %w", err)
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
+		return err
+	})
+	return changed, err
 }

@@ -146,7 +146,7 @@ func (s *Store) RecordEngagement(ctx context.Context, c email.Claims) error {
 	if c.Kind == email.KindClick {
 		name, props["link"] = "email_clicked", c.URL
 	}
-	return appendEvent(ctx, s.Pool, c.ContactID, name, props, "")
+	return s.WithTx(ctx, func(tx pgx.Tx) error { return appendEvent(ctx, tx, c.ContactID, name, props, "") })
 }
 
 // Unsubscribe stops marketing email to the contact, tags it "unsubscribed" (journeys exit on

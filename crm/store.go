@@ -173,6 +173,9 @@ func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, er
 	if err != nil {
 		return 0, false, fmt.Errorf("insert event: %w", err)
 	}
+	if err := applyRules(ctx, tx, contactID, in.Name, in.Properties, in.OccurredAt); err != nil {
+		return 0, false, err
+	}
 	_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
 	return id, true, err
 }
@@ -252,10 +255,17 @@ func (s *Store) ledger(ctx context.Context, key, action string, contactID int64,
 // appendEvent records a change made by Cairn itself, so that the dispatcher can start the
 // journeys it triggers (a journey adding tag "vip" starts the one triggered by tag_added).
 func appendEvent(ctx context.Context, db DB, contactID int64, name string, props map[string]any, key string) error {
-	if _, err := db.Exec(ctx, insertEventSQL, contactID, name, props, "cairn", key, time.Now()); err != nil {
+	now := time.Now()
+	ct, err := db.Exec(ctx, insertEventSQL, contactID, name, props, "cairn", key, now)
+	if err != nil {
 		return fmt.Errorf("append %s event: %w", name, err)
 	}
-	_, err := db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
+	if ct.RowsAffected() == 1 {
+		if err := applyRules(ctx, db, contactID, name, props, now); err != nil {
+			return err
+		}
+	}
+	_, err = db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
 	return err
 }
 

@@ -11,8 +11,8 @@ import (
 
 // DateScheduler is started every hour by the cairn-date-triggers Temporal Schedule: it
 // records date_reached events (birthdays, renewals, "3 days before") that date_field
-// triggers start journeys from, and re-checks the segments journeys trigger on, for
-// conditions that time alone changes.
+// triggers start journeys from, re-checks the segments journeys trigger on (for conditions
+// that time alone changes), and takes back expired scoring-rule points.
 func DateScheduler(ctx workflow.Context) (activities.ScanDatesOutput, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
@@ -29,6 +29,10 @@ func DateScheduler(ctx workflow.Context) (activities.ScanDatesOutput, error) {
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: 5 * time.Minute},
 	})
 	var changes map[string]int64
-	err := workflow.ExecuteActivity(ctx, a.RecheckSegments, workflow.Now(ctx)).Get(ctx, &changes)
+	if err := workflow.ExecuteActivity(ctx, a.RecheckSegments, workflow.Now(ctx)).Get(ctx, &changes); err != nil {
+		return out, err
+	}
+	var expired int
+	err := workflow.ExecuteActivity(ctx, a.ExpireScores, workflow.Now(ctx)).Get(ctx, &expired)
 	return out, err
 }
