@@ -48,10 +48,13 @@ var ErrTemplate = errors.New("invalid template")
 func funcs(d *Data) map[string]any {
 	return map[string]any{
 		// field returns a contact field, or the fallback when it is unset.
+		// Segment's own traits are camelCase (firstName), so first_name finds them too.
 		"field": func(name string, fallback ...string) any {
 			if d != nil {
-				if v, ok := d.Fields[name]; ok && v != nil && fmt.Sprint(v) != "" {
-					return v
+				for _, n := range []string{name, camel(name)} {
+					if v, ok := d.Fields[n]; ok && v != nil && fmt.Sprint(v) != "" {
+						return v
+					}
 				}
 			}
 			return strings.Join(fallback, "")
@@ -132,4 +135,15 @@ type Sender interface {
 // RenderText renders a one-part text template (an SMS, a team notification) with Data.
 func RenderText(src string, d Data) (string, error) {
 	return renderText("text", src, &d)
+}
+
+// camel turns first_name into firstName.
+func camel(s string) string {
+	parts := strings.Split(s, "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
 }

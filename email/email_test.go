@@ -26,6 +26,10 @@ func TestTemplateRendersFieldsWithFallbacks(t *testing.T) {
 	r, err = tpl.Render(email.Data{Fields: map[string]any{}})
 	require.NoError(t, err)
 	require.Equal(t, "Hi there", r.Subject)
+
+	r, err = tpl.Render(email.Data{Fields: map[string]any{"firstName": "Sam"}})
+	require.NoError(t, err)
+	require.Equal(t, "Hi Sam", r.Subject, "Segment's camelCase traits are found by their snake_case names")
 }
 
 func TestTemplateCheckFindsErrorsBeforeAnyContactGetsIt(t *testing.T) {
