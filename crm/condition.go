@@ -103,6 +103,38 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 		return b.score(c.Score), nil
 	case "event":
 		return b.event(c.Event)
+	case "list":
+		return "EXISTS (SELECT 1 FROM list_subscriptions l WHERE l.contact_id = c.id AND l.list = " + b.arg(c.List) + "::text AND l.status = 'subscribed')", nil
+	case "total_spent":
+		window := ""
+		if c.SpentWithin != nil {
+			if b.env.Now.IsZero() {
+				return "", fmt.Errorf("%w: total_spent within needs a clock", ErrCondition)
+			}
+			window = " AND e.occurred_at >= " + b.arg(b.env.Now.Add(-c.SpentWithin.D))
+		}
+		sum := "COALESCE((SELECT sum(COALESCE(cairn_num(e.properties -> 'total'), cairn_num(e.properties -> 'revenue'), 0)) FROM events e WHERE e.contact_id = c.id AND e.name = 'Order Completed'" + window + "), 0)"
+		return b.bounds(sum, c.TotalSpent), nil
+	case "deal":
+		q := "EXISTS (SELECT 1 FROM deals d WHERE d.contact_id = c.id AND d.status = 'open' AND d.pipeline = " + b.arg(c.Deal.Pipeline) + "::text"
+		if c.Deal.Stage != "" {
+			q += " AND d.stage = " + b.arg(c.Deal.Stage) + "::text"
+		}
+		if c.Deal.Value != nil {
+			q += " AND " + b.bounds("d.value", c.Deal.Value)
+		}
+		return q + ")", nil
+	case "open_task":
+		return "EXISTS (SELECT 1 FROM tasks t WHERE t.contact_id = c.id AND t.done_at IS NULL)", nil
+	case "in_journey":
+		return "EXISTS (SELECT 1 FROM enrollments en WHERE en.contact_id = c.id AND en.journey_id = " + b.arg(c.InJourney) + "::text AND en.ended_at IS NULL)", nil
+	case "completed_journey":
+		return "EXISTS (SELECT 1 FROM enrollments en WHERE en.contact_id = c.id AND en.journey_id = " + b.arg(c.CompletedJourney) + "::text AND en.ended_at IS NOT NULL)", nil
+	case "created_within":
+		if b.env.Now.IsZero() {
+			return "", fmt.Errorf("%w: created_within needs a clock", ErrCondition)
+		}
+		return "c.created_at >= " + b.arg(b.env.Now.Add(-c.CreatedWithin.D)), nil
 	}
 	return "", fmt.Errorf("%w: empty condition", ErrCondition)
 }
@@ -164,6 +196,11 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 
 func (b *sqlBuilder) score(s *journey.ScoreTest) string {
 	v := "COALESCE((SELECT s.value FROM contact_scores s WHERE s.contact_id = c.id AND s.name = " + b.arg(s.Name) + "), 0)"
+	return b.bounds(v, s)
+}
+
+// bounds compares a numeric SQL expression with a test's gte/gt/lte/lt.
+func (b *sqlBuilder) bounds(v string, s *journey.ScoreTest) string {
 	var parts []string
 	for _, p := range []struct {
 		op string
@@ -189,6 +226,15 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 			return "", fmt.Errorf("%w: event %s since_entry only has a meaning inside a journey", ErrCondition, e.Name)
 		}
 		where += " AND e.occurred_at >= " + b.arg(b.env.EnteredAt)
+	}
+	if e.URL != "" {
+		like := b.arg(globLike(e.URL))
+		where += " AND (e.properties ->> 'path' LIKE " + like + " OR e.properties ->> 'url' LIKE " + like + ")"
+	}
+	if e.Product != "" {
+		bySKU, _ := json.Marshal([]map[string]string{{"sku": e.Product}})
+		byID, _ := json.Marshal([]map[string]string{{"product_id": e.Product}})
+		where += " AND (e.properties -> 'products' @> " + b.arg(string(bySKU)) + "::jsonb OR e.properties -> 'products' @> " + b.arg(string(byID)) + "::jsonb)"
 	}
 	if len(e.Where) > 0 {
 		js, err := json.Marshal(e.Where)
@@ -219,4 +265,11 @@ func (s *Store) SetScore(ctx context.Context, contactID int64, name string, valu
 		return fmt.Errorf("set score: %w", err)
 	}
 	return nil
+}
+
+// globLike turns a URL glob (* any run, ? one character) into a LIKE pattern, escaping
+// LIKE's own wildcards.
+func globLike(glob string) string {
+	r := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`, "*", "%", "?", "_")
+	return r.Replace(glob)
 }

@@ -22,6 +22,29 @@ type Condition struct {
 	Field *FieldTest  `json:"field,omitempty"`
 	Score *ScoreTest  `json:"score,omitempty"`
 	Event *EventTest  `json:"event,omitempty"`
+
+	// List holds when the contact is subscribed to the list.
+	List string `json:"list,omitempty"`
+	// TotalSpent bounds the sum of the contact's Order Completed totals, over SpentWithin
+	// when set.
+	TotalSpent  *ScoreTest `json:"total_spent,omitempty"`
+	SpentWithin *Duration  `json:"spent_within,omitempty"`
+	// Deal holds when the contact has an open deal in the pipeline (and stage, and value range).
+	Deal *DealTest `json:"deal,omitempty"`
+	// OpenTask holds when the contact has a task not done.
+	OpenTask bool `json:"open_task,omitempty"`
+	// InJourney / CompletedJourney: the contact is in journey J now / has finished a run of it.
+	InJourney        string `json:"in_journey,omitempty"`
+	CompletedJourney string `json:"completed_journey,omitempty"`
+	// CreatedWithin holds for contacts created in the last N.
+	CreatedWithin *Duration `json:"created_within,omitempty"`
+}
+
+// DealTest describes a deal the contact must have open.
+type DealTest struct {
+	Pipeline string     `json:"pipeline"`
+	Stage    string     `json:"stage,omitempty"`
+	Value    *ScoreTest `json:"value,omitempty"`
 }
 
 // FieldTest compares a contact field (a trait) with a value.
@@ -74,10 +97,13 @@ type EventTest struct {
 	// SinceEntry limits the window to events since the contact entered the journey.
 	SinceEntry bool `json:"since_entry,omitempty"`
 	// Where holds property values that must all match (JSON containment).
-	Where   map[string]any `json:"where,omitempty"`
-	AtLeast *int           `json:"at_least,omitempty"`
-	AtMost  *int           `json:"at_most,omitempty"`
-	Exactly *int           `json:"exactly,omitempty"`
+	Where map[string]any `json:"where,omitempty"`
+	// URL is a glob on a page event's path or url; Product an order's product_id or sku.
+	URL     string `json:"url,omitempty"`
+	Product string `json:"product,omitempty"`
+	AtLeast *int   `json:"at_least,omitempty"`
+	AtMost  *int   `json:"at_most,omitempty"`
+	Exactly *int   `json:"exactly,omitempty"`
 }
 
 // Kind names which test the condition is, for messages.
@@ -97,6 +123,20 @@ func (c Condition) Kind() string {
 		return "score"
 	case c.Event != nil:
 		return "event"
+	case c.List != "":
+		return "list"
+	case c.TotalSpent != nil:
+		return "total_spent"
+	case c.Deal != nil:
+		return "deal"
+	case c.OpenTask:
+		return "open_task"
+	case c.InJourney != "":
+		return "in_journey"
+	case c.CompletedJourney != "":
+		return "completed_journey"
+	case c.CreatedWithin != nil:
+		return "created_within"
 	}
 	return ""
 }
@@ -134,6 +174,14 @@ func (c Condition) collectEvents(set map[string]bool) {
 		set["score_changed"] = true
 	case c.Event != nil:
 		set[c.Event.Name] = true
+	case c.List != "":
+		set["list_subscribed"], set["list_unsubscribed"] = true, true
+	case c.TotalSpent != nil:
+		set["Order Completed"] = true
+	case c.Deal != nil:
+		set["deal_stage_changed"], set["deal_created"] = true, true
+	case c.OpenTask:
+		set["task_created"] = true
 	}
 }
 
@@ -199,7 +247,27 @@ func (c Condition) String() string {
 		if e.SinceEntry {
 			s += " since entry"
 		}
+		if e.URL != "" {
+			s += " url " + e.URL
+		}
+		if e.Product != "" {
+			s += " product " + e.Product
+		}
 		return s
+	case "list":
+		return "list " + c.List
+	case "total_spent":
+		return "total spent " + strings.TrimPrefix(Condition{Score: c.TotalSpent}.String(), "score ")
+	case "deal":
+		return "deal in " + c.Deal.Pipeline + "/" + c.Deal.Stage
+	case "open_task":
+		return "has open task"
+	case "in_journey":
+		return "in journey " + c.InJourney
+	case "completed_journey":
+		return "completed journey " + c.CompletedJourney
+	case "created_within":
+		return "created within " + c.CreatedWithin.String()
 	}
 	return "?"
 }

@@ -9,8 +9,21 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// conditionKinds are the keys that say what a condition tests.
-var conditionKinds = []string{"all", "any", "not", "tag", "field", "score", "event"}
+// ConditionKinds are the keys that say what a condition tests.
+var ConditionKinds = []string{"all", "any", "not", "tag", "field", "score", "event",
+	"list", "opened", "clicked", "visited", "purchased", "abandoned_cart", "total_spent", "deal", "open_task",
+	"in_journey", "completed_journey", "created_within"}
+
+// eventShortcuts are condition kinds that are event tests on a known event: {opened: welcome}
+// is {event: email_opened, where: {template: welcome}}, and they take the event test's
+// within, at_least, ... keys.
+var eventShortcuts = map[string]struct{ event, prop string }{
+	"opened":         {"email_opened", "template"},
+	"clicked":        {"email_clicked", "template"},
+	"visited":        {"page", ""},
+	"purchased":      {"Order Completed", ""},
+	"abandoned_cart": {"cart_abandoned", ""},
+}
 
 // DecodeCondition reads a standalone condition (a segment's, say) from YAML or JSON.
 func DecodeCondition(doc []byte) (*Condition, error) {
@@ -47,7 +60,7 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 	}
 	var kinds []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if contains(conditionKinds, n.Content[i].Value) {
+		if contains(ConditionKinds, n.Content[i].Value) {
 			kinds = append(kinds, n.Content[i].Value)
 		}
 	}
@@ -57,7 +70,7 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 		for i := 0; i < len(n.Content); i += 2 {
 			keys = append(keys, n.Content[i].Value)
 		}
-		d.fail(n, path, "unknown condition %q (known: %s)", strings.Join(keys, ", "), strings.Join(conditionKinds, ", "))
+		d.fail(n, path, "unknown condition %q (known: %s)", strings.Join(keys, ", "), strings.Join(ConditionKinds, ", "))
 		return c
 	case 1:
 	default:
@@ -88,7 +101,49 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 		f := d.fields(n, path, "score")
 		c.Score = d.scoreTest(f["score"], join(path, "score"))
 	case "event":
-		c.Event = d.eventTest(n, path)
+		c.Event = d.eventTest(n, path, "event")
+	case "opened", "clicked", "visited", "purchased", "abandoned_cart":
+		c.Event = d.eventTest(n, path, kinds[0])
+	case "list":
+		f := d.fields(n, path, "list")
+		c.List = d.str(f["list"], join(path, "list"))
+	case "total_spent":
+		f := d.fields(n, path, "total_spent", "within")
+		c.TotalSpent = d.scoreTest(f["total_spent"], join(path, "total_spent"))
+		if c.TotalSpent != nil && c.TotalSpent.Name != "" {
+			d.fail(f["total_spent"], join(path, "total_spent.name"), "total_spent has no name")
+		}
+		if w := f["within"]; w != nil {
+			c.SpentWithin = d.duration(w, join(path, "within"))
+		}
+	case "deal":
+		f := d.fields(n, path, "deal")
+		c.Deal = &DealTest{}
+		if g := d.fields(f["deal"], join(path, "deal"), "pipeline", "stage", "value"); g != nil {
+			d.required(g, f["deal"], join(path, "deal"), "pipeline")
+			c.Deal.Pipeline = d.optStr(g["pipeline"], join(path, "deal.pipeline"))
+			c.Deal.Stage = d.optStr(g["stage"], join(path, "deal.stage"))
+			if g["value"] != nil {
+				c.Deal.Value = d.scoreTest(g["value"], join(path, "deal.value"))
+			}
+		}
+	case "open_task":
+		f := d.fields(n, path, "open_task")
+		if v := f["open_task"]; v.Kind != yaml.ScalarNode || v.Value != "true" {
+			d.fail(v, join(path, "open_task"), "must be true (use not for no open task)")
+		}
+		c.OpenTask = true
+	case "in_journey", "completed_journey":
+		f := d.fields(n, path, kinds[0])
+		id := d.str(f[kinds[0]], join(path, kinds[0]))
+		if kinds[0] == "in_journey" {
+			c.InJourney = id
+		} else {
+			c.CompletedJourney = id
+		}
+	case "created_within":
+		f := d.fields(n, path, "created_within")
+		c.CreatedWithin = d.duration(f["created_within"], join(path, "created_within"))
 	}
 	return c
 }
@@ -185,13 +240,32 @@ func (d *decoder) scoreTest(n *yaml.Node, path string) *ScoreTest {
 	return s
 }
 
-func (d *decoder) eventTest(n *yaml.Node, path string) *EventTest {
+func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 	e := &EventTest{}
-	f := d.fields(n, path, "event", "within", "since_entry", "where", "at_least", "at_most", "exactly")
+	f := d.fields(n, path, kind, "within", "since_entry", "where", "at_least", "at_most", "exactly")
 	if f == nil {
 		return e
 	}
-	if e.Name = d.str(f["event"], join(path, "event")); e.Name == "" && f["event"].Kind == yaml.ScalarNode {
+	if sc, ok := eventShortcuts[kind]; ok {
+		e.Name = sc.event
+		v, p := f[kind], join(path, kind)
+		switch kind {
+		case "abandoned_cart":
+			if v.Kind != yaml.ScalarNode || v.Value != "true" {
+				d.fail(v, p, "must be true")
+			}
+		case "visited":
+			e.URL = d.str(v, p)
+		case "purchased":
+			if v.Kind == yaml.ScalarNode && v.Value != "true" {
+				e.Product = d.str(v, p) // true: any purchase
+			}
+		default: // opened, clicked: true for any email, or a template
+			if v.Kind == yaml.ScalarNode && v.Value != "true" {
+				e.Where = map[string]any{sc.prop: d.str(v, p)}
+			}
+		}
+	} else if e.Name = d.str(f["event"], join(path, "event")); e.Name == "" && f["event"].Kind == yaml.ScalarNode {
 		d.fail(f["event"], join(path, "event"), "needs an event name")
 	}
 	if v := f["within"]; v != nil {
@@ -213,7 +287,9 @@ func (d *decoder) eventTest(n *yaml.Node, path string) *EventTest {
 		if v.Kind != yaml.MappingNode {
 			d.fail(v, join(path, "where"), "must be a mapping of property: value")
 		} else {
-			e.Where = map[string]any{}
+			if e.Where == nil {
+				e.Where = map[string]any{}
+			}
 			for i := 0; i+1 < len(v.Content); i += 2 {
 				e.Where[v.Content[i].Value] = d.scalar(v.Content[i+1], join(path, "where."+v.Content[i].Value))
 			}

@@ -1,0 +1,105 @@
+package crm_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
+)
+
+// TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe covers lists, email engagement,
+// page visits, purchases and spend, deals, tasks, journeys and contact age, each with its
+// expected members written out.
+func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	now := time.Now().UTC()
+	day := 24 * time.Hour
+	ids := map[string]int64{}
+	for _, name := range []string{"ann", "bob", "cyd"} {
+		ids[name] = newContact(t, ctx, s, name, nil)
+	}
+	ev := func(who, name string, props map[string]any, ago time.Duration) {
+		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: "test", OccurredAt: now.Add(-ago)})
+		require.NoError(t, err)
+	}
+	_, err := s.SetSubscription(ctx, "l1", ids["ann"], "newsletter", true)
+	require.NoError(t, err)
+	_, err = s.SetSubscription(ctx, "l2", ids["bob"], "newsletter", true)
+	require.NoError(t, err)
+	_, err = s.SetSubscription(ctx, "l3", ids["bob"], "newsletter", false)
+	require.NoError(t, err)
+	ev("ann", "email_opened", map[string]any{"template": "welcome"}, day)
+	ev("bob", "email_opened", map[string]any{"template": "promo"}, 20*day)
+	ev("bob", "email_clicked", map[string]any{"template": "promo", "link": "https://x.example/a_b%"}, 20*day)
+	ev("ann", "page", map[string]any{"path": "/pricing/teams"}, 2*day)
+	ev("ann", "page", map[string]any{"path": "/pricing"}, 3*day)
+	ev("bob", "page", map[string]any{"url": "https://shop.example.com/pricing"}, day)
+	ev("cyd", "page", map[string]any{"path": "/blog/pricing"}, day)
+	ev("ann", "Order Completed", map[string]any{"total": 120.5, "products": []any{map[string]any{"sku": "SKU-1"}}}, 10*day)
+	ev("ann", "Order Completed", map[string]any{"total": "30", "products": []any{map[string]any{"product_id": "P-2"}}}, 100*day)
+	ev("bob", "Order Completed", map[string]any{"revenue": 40}, day)
+	ev("cyd", "cart_abandoned", nil, day)
+	_, err = s.CreateDeal(ctx, "d1", ids["ann"], journey.Deal{Title: "Big", Pipeline: "sales", Stage: "proposal", Value: 5000})
+	require.NoError(t, err)
+	_, err = s.CreateDeal(ctx, "d2", ids["bob"], journey.Deal{Title: "Small", Pipeline: "sales", Stage: "lead", Value: 100})
+	require.NoError(t, err)
+	_, err = s.CreateTask(ctx, "t1", ids["cyd"], "Call", "ana", 0)
+	require.NoError(t, err)
+	onboarding, err := journey.Decode([]byte("id: onboarding\ntrigger: {event: x}\nsteps: [end]"))
+	require.NoError(t, err)
+	_, _, err = s.ApplyJourney(ctx, onboarding, "")
+	require.NoError(t, err)
+	require.NoError(t, crm.Enroll(ctx, s.Pool, "onboarding", ids["ann"], 1, "wf", "r1"))
+	require.NoError(t, crm.Enroll(ctx, s.Pool, "onboarding", ids["bob"], 1, "wf", "r2"))
+	require.NoError(t, crm.EndEnrollment(ctx, s.Pool, "onboarding", ids["bob"], "r2", now))
+	_, err = s.Pool.Exec(ctx, `UPDATE contacts SET created_at = now() - interval '90 days' WHERE external_id = 'cyd'`)
+	require.NoError(t, err)
+
+	cases := []struct {
+		cond string
+		want []string
+	}{
+		{"{list: newsletter}", []string{"ann"}},
+		{"{opened: welcome}", []string{"ann"}},
+		{"{opened: true, within: 7d}", []string{"ann"}},
+		{"{not: {opened: true, within: 7d}}", []string{"bob", "cyd"}},
+		{`{clicked: promo, where: {link: "https://x.example/a_b%"}}`, []string{"bob"}},
+		{`{visited: "/pricing*"}`, []string{"ann"}},
+		{`{visited: "*/pricing*", at_least: 2}`, []string{"ann"}},
+		{`{visited: "*pricing", within: 36h}`, []string{"bob", "cyd"}},
+		{"{purchased: SKU-1}", []string{"ann"}},
+		{"{purchased: P-2, within: 30d}", []string{}},
+		{"{purchased: true, at_least: 2}", []string{"ann"}},
+		{"{total_spent: {gt: 100}}", []string{"ann"}},
+		{"{total_spent: {gte: 40}, within: 7d}", []string{"bob"}},
+		{"{total_spent: {lt: 1}}", []string{"cyd"}},
+		{"{abandoned_cart: true}", []string{"cyd"}},
+		{"{all: [{abandoned_cart: true}, {not: {purchased: true, within: 7d}}]}", []string{"cyd"}},
+		{"{deal: {pipeline: sales}}", []string{"ann", "bob"}},
+		{"{deal: {pipeline: sales, stage: proposal, value: {gte: 1000}}}", []string{"ann"}},
+		{"{open_task: true}", []string{"cyd"}},
+		{"{in_journey: onboarding}", []string{"ann"}},
+		{"{completed_journey: onboarding}", []string{"bob"}},
+		{"{created_within: 30d}", []string{"ann", "bob"}},
+	}
+	for _, tc := range cases {
+		cond, err := journey.DecodeCondition([]byte(tc.cond))
+		require.NoError(t, err, tc.cond)
+		var got []string
+		for _, name := range []string{"ann", "bob", "cyd"} {
+			ok, err := s.Matches(ctx, ids[name], *cond, crm.Env{Now: now})
+			require.NoError(t, err, tc.cond)
+			if ok {
+				got = append(got, name)
+			}
+		}
+		require.ElementsMatch(t, tc.want, got, tc.cond)
+		n, err := s.CountMatching(ctx, *cond, crm.Env{Now: now})
+		require.NoError(t, err, tc.cond)
+		require.EqualValues(t, len(tc.want), n, "count of %s", tc.cond)
+	}
+}
