@@ -185,6 +185,11 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 			op = ">"
 		}
 		return at + " " + op + " " + b.arg(t), nil
+	case journey.OpAnniversary:
+		if b.env.Now.IsZero() {
+			return "", fmt.Errorf("%w: field %s anniversary needs a clock", ErrCondition, f.Name)
+		}
+		return "to_char(" + at + "::date, 'MM-DD') = " + b.arg(b.env.Now.UTC().Format("01-02")) + "::text", nil
 	case journey.OpWithinLast:
 		if b.env.Now.IsZero() || f.Within == nil {
 			return "", fmt.Errorf("%w: field %s within_last needs a window and a clock", ErrCondition, f.Name)

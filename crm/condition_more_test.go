@@ -56,6 +56,10 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 	require.NoError(t, crm.Enroll(ctx, s.Pool, "onboarding", ids["ann"], 1, "wf", "r1"))
 	require.NoError(t, crm.Enroll(ctx, s.Pool, "onboarding", ids["bob"], 1, "wf", "r2"))
 	require.NoError(t, crm.EndEnrollment(ctx, s.Pool, "onboarding", ids["bob"], "r2", now))
+	_, err = s.UpdateFields(ctx, "f1", ids["bob"], map[string]any{"signup": now.AddDate(-3, 0, 0).Format("2006-01-02")})
+	require.NoError(t, err)
+	_, err = s.UpdateFields(ctx, "f2", ids["ann"], map[string]any{"signup": now.AddDate(-3, 0, 1).Format("2006-01-02")})
+	require.NoError(t, err)
 	_, err = s.Pool.Exec(ctx, `UPDATE contacts SET created_at = now() - interval '90 days' WHERE external_id = 'cyd'`)
 	require.NoError(t, err)
 
@@ -85,6 +89,7 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 		{"{in_journey: onboarding}", []string{"ann"}},
 		{"{completed_journey: onboarding}", []string{"bob"}},
 		{"{created_within: 30d}", []string{"ann", "bob"}},
+		{"{field: signup, anniversary: true}", []string{"bob"}},
 	}
 	for _, tc := range cases {
 		cond, err := journey.DecodeCondition([]byte(tc.cond))

@@ -186,7 +186,7 @@ func (d *decoder) fieldTest(n *yaml.Node, path string) *FieldTest {
 			t.Value = d.number(v, p)
 		case OpBetween:
 			t.Range = d.numberPair(v, p)
-		case OpIsSet, OpIsBlank:
+		case OpIsSet, OpIsBlank, OpAnniversary:
 			if v.Kind != yaml.ScalarNode || v.Value != "true" {
 				d.fail(v, p, "must be true")
 			}

@@ -69,6 +69,8 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney))
 	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
 	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule))
+	mux.Handle("PUT /v1/fields/{name}", a.admin(a.putField))
+	mux.Handle("GET /v1/fields", a.admin(a.getFields))
 	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment))
 	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment))
 	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts))
@@ -229,6 +231,13 @@ func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
 	if id := r.PathValue("id"); j.ID != id {
 		return badRequest("id", "the document's id %q does not match the URL's %q", j.ID, id)
 	}
+	probs, err := a.Store.CheckFields(r.Context(), j.FieldRefs())
+	if err != nil {
+		return err
+	}
+	if len(probs) > 0 {
+		return &journey.ValidationError{Problems: probs}
+	}
 	v, created, err := a.Store.ApplyJourney(r.Context(), j, string(doc))
 	if err != nil {
 		return err
@@ -305,5 +314,32 @@ func (a *API) startJourney(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"journey": id, "userId": body.UserID, "accepted": true})
+	return nil
+}
+
+func (a *API) putField(w http.ResponseWriter, r *http.Request) error {
+	var f crm.FieldDefinition
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return badRequest("", "a field is JSON with type (text, number, date, boolean) and label: %s", err)
+	}
+	f.Name = r.PathValue("name")
+	if err := a.Store.PutField(r.Context(), f); err != nil {
+		if errors.Is(err, crm.ErrCondition) {
+			return badRequest("type", "%s", strings.TrimPrefix(err.Error(), crm.ErrCondition.Error()+": "))
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, f)
+	return nil
+}
+
+func (a *API) getFields(w http.ResponseWriter, r *http.Request) error {
+	defs, err := a.Store.Fields(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, defs)
 	return nil
 }

@@ -48,6 +48,13 @@ func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	probs, err := a.Store.CheckFields(r.Context(), c.FieldRefs("condition"))
+	if err != nil {
+		return err
+	}
+	if len(probs) > 0 {
+		return &journey.ValidationError{Problems: probs}
+	}
 	seg.Condition = *c
 	created, err := a.Store.PutSegment(r.Context(), seg)
 	if errors.Is(err, crm.ErrCondition) {

@@ -50,3 +50,35 @@ func TestSegmentsAreCheckedCountedAndListedPageByPage(t *testing.T) {
 	require.Equal(t, 400, f.do(t, "GET", "/v1/segments/pro/contacts?limit=0", "", bearer(adminKey)).Status)
 	require.Equal(t, 404, f.do(t, "GET", "/v1/segments/nope", "", bearer(adminKey)).Status)
 }
+
+func TestConditionsOnUndefinedFieldsOrWithTheWrongOperatorAreRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	require.Equal(t, 200, f.do(t, "PUT", "/v1/fields/seats", `{"type": "number", "label": "Seats"}`, bearer(adminKey)).Status)
+	require.Equal(t, 200, f.do(t, "PUT", "/v1/fields/renewal", `{"type": "date"}`, bearer(adminKey)).Status)
+	require.Equal(t, 400, f.do(t, "PUT", "/v1/fields/x", `{"type": "money"}`, bearer(adminKey)).Status)
+
+	r := f.do(t, "PUT", "/v1/journeys/j", `
+id: j
+trigger: {event: e}
+entry: {all: [{field: seats, contains: "5"}, {field: colour, equals: red}]}
+steps:
+  - if: {field: seats, equals: many}
+    then: [end]
+  - {wait_until: {condition: {field: renewal, within_last: 3d}, timeout: 1d}}
+`, bearer(adminKey))
+	require.Equal(t, 422, r.Status)
+	var paths []string
+	for _, p := range errorOf(t, r)["problems"].([]any) {
+		paths = append(paths, p.(map[string]any)["path"].(string)+": "+p.(map[string]any)["message"].(string))
+	}
+	require.Len(t, paths, 3, "%v", paths)
+	require.Contains(t, paths[0], "entry.all[0].contains: seats is a number field")
+	require.Contains(t, paths[1], `entry.all[1].field: "colour" is not a defined field`)
+	require.Contains(t, paths[2], "steps[0].if.equals: seats is a number field: many is not a number")
+	require.Zero(t, f.count(t, "journeys"))
+
+	r = f.do(t, "PUT", "/v1/segments/s", `{"condition": {"field": "renewal", "gt": 3}}`, bearer(adminKey))
+	require.Equal(t, 422, r.Status)
+	require.Equal(t, 201, f.do(t, "PUT", "/v1/segments/s", `{"condition": {"all": [{"field": "renewal", "anniversary": true}, {"field": "email", "is_set": true}]}}`, bearer(adminKey)).Status)
+}
