@@ -49,8 +49,8 @@ func (s *Store) SegmentByID(ctx context.Context, id string) (Segment, error) {
 }
 
 // SegmentContacts lists matching contacts in id order after the given id (keyset pagination).
-func (s *Store) SegmentContacts(ctx context.Context, cond journey.Condition, after int64, limit int) ([]Contact, error) {
-	b := &sqlBuilder{env: Env{Now: time.Now()}}
+func (s *Store) SegmentContacts(ctx context.Context, cond journey.Condition, env Env, after int64, limit int) ([]Contact, error) {
+	b := &sqlBuilder{env: env}
 	where, err := b.compile(cond)
 	if err != nil {
 		return nil, err

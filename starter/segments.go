@@ -102,7 +102,7 @@ func (a *API) segmentContacts(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("after", "after must be the next value of the previous page")
 		}
 	}
-	contacts, err := a.Store.SegmentContacts(r.Context(), seg.Condition, after, limit)
+	contacts, err := a.Store.SegmentContacts(r.Context(), seg.Condition, crm.Env{Now: a.Now()}, after, limit)
 	if err != nil {
 		return err
 	}
