@@ -305,3 +305,24 @@ func (a *Activities) RecheckSegments(ctx context.Context, now time.Time) (map[st
 func (a *Activities) ExpireScores(ctx context.Context, now time.Time) (int, error) {
 	return a.Store.ExpireScores(ctx, now)
 }
+
+// RunRecord reports a goal met or a run's end to the CRM.
+type RunRecord struct {
+	Journey   string    `json:"journey"`
+	ContactID int64     `json:"contact_id"`
+	RunID     string    `json:"run_id"`
+	Goal      string    `json:"goal,omitempty"`
+	Status    string    `json:"status,omitempty"` // completed or exited
+	At        time.Time `json:"at"`
+}
+
+// RecordGoal records a goal met (goal_completions, goal_met); idempotent.
+func (a *Activities) RecordGoal(ctx context.Context, in RunRecord) error {
+	return a.Store.RecordGoal(ctx, in.Journey, in.ContactID, in.Goal, in.RunID, in.At)
+}
+
+// RecordRunEnd closes the run's enrollment and records journey_completed / journey_exited;
+// idempotent.
+func (a *Activities) RecordRunEnd(ctx context.Context, in RunRecord) error {
+	return a.Store.RecordRunEnd(ctx, in.Journey, in.ContactID, in.RunID, in.Status, in.At)
+}

@@ -26,6 +26,19 @@ type Env struct {
 type sqlBuilder struct {
 	args []any
 	env  Env
+	// many compiles for "which contacts" questions: tests on other tables become semi-joins
+	// (c.id IN (SELECT contact_id ...)) that PostgreSQL can hash once, instead of one probe
+	// per contact, which is what a single-contact check wants.
+	many bool
+}
+
+// member writes "c.id IN (sub)" for many-contact questions and "EXISTS (sub correlated)" for
+// one contact. sub selects contact_id from alias x; cond filters it.
+func (b *sqlBuilder) member(table, alias, cond string) string {
+	if b.many {
+		return "c.id IN (SELECT " + alias + ".contact_id FROM " + table + " " + alias + " WHERE " + cond + ")"
+	}
+	return "EXISTS (SELECT 1 FROM " + table + " " + alias + " WHERE " + alias + ".contact_id = c.id AND " + cond + ")"
 }
 
 func (b *sqlBuilder) arg(v any) string {
@@ -54,7 +67,7 @@ func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condi
 
 // CountMatching answers "how many contacts match the condition".
 func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env Env) (int64, error) {
-	b := &sqlBuilder{env: env}
+	b := &sqlBuilder{env: env, many: true}
 	where, err := b.compile(cond)
 	if err != nil {
 		return 0, err
@@ -92,7 +105,7 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 		}
 		return "(NOT " + p + ")", nil
 	case "tag":
-		return "EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag = " + b.arg(c.Tag) + ")", nil
+		return b.member("contact_tags", "t", "t.tag = "+b.arg(c.Tag)+"::text"), nil
 	case "field":
 		p, err := b.field(c.Field)
 		if err != nil {
@@ -104,7 +117,7 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	case "event":
 		return b.event(c.Event)
 	case "list":
-		return "EXISTS (SELECT 1 FROM list_subscriptions l WHERE l.contact_id = c.id AND l.list = " + b.arg(c.List) + "::text AND l.status = 'subscribed')", nil
+		return b.member("list_subscriptions", "l", "l.list = "+b.arg(c.List)+"::text AND l.status = 'subscribed'"), nil
 	case "total_spent":
 		window := ""
 		if c.SpentWithin != nil {
@@ -116,20 +129,22 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 		sum := "COALESCE((SELECT sum(COALESCE(cairn_num(e.properties -> 'total'), cairn_num(e.properties -> 'revenue'), 0)) FROM events e WHERE e.contact_id = c.id AND e.name = 'Order Completed'" + window + "), 0)"
 		return b.bounds(sum, c.TotalSpent), nil
 	case "deal":
-		q := "EXISTS (SELECT 1 FROM deals d WHERE d.contact_id = c.id AND d.status = 'open' AND d.pipeline = " + b.arg(c.Deal.Pipeline) + "::text"
+		q := "d.status = 'open' AND d.pipeline = " + b.arg(c.Deal.Pipeline) + "::text"
 		if c.Deal.Stage != "" {
 			q += " AND d.stage = " + b.arg(c.Deal.Stage) + "::text"
 		}
 		if c.Deal.Value != nil {
 			q += " AND " + b.bounds("d.value", c.Deal.Value)
 		}
-		return q + ")", nil
+		return b.member("deals", "d", q), nil
 	case "open_task":
-		return "EXISTS (SELECT 1 FROM tasks t WHERE t.contact_id = c.id AND t.done_at IS NULL)", nil
+		return b.member("tasks", "t", "t.done_at IS NULL"), nil
 	case "in_journey":
-		return "EXISTS (SELECT 1 FROM enrollments en WHERE en.contact_id = c.id AND en.journey_id = " + b.arg(c.InJourney) + "::text AND en.ended_at IS NULL)", nil
+		return b.member("enrollments", "en", "en.journey_id = "+b.arg(c.InJourney)+"::text AND en.ended_at IS NULL"), nil
 	case "completed_journey":
-		return "EXISTS (SELECT 1 FROM enrollments en WHERE en.contact_id = c.id AND en.journey_id = " + b.arg(c.CompletedJourney) + "::text AND en.ended_at IS NOT NULL)", nil
+		return b.member("enrollments", "en", "en.journey_id = "+b.arg(c.CompletedJourney)+"::text AND en.ended_at IS NOT NULL"), nil
+	case "goal_met":
+		return b.member("goal_completions", "g", "g.journey_id = "+b.arg(c.GoalMet.Journey)+"::text AND g.goal_id = "+b.arg(c.GoalMet.Goal)+"::text"), nil
 	case "created_within":
 		if b.env.Now.IsZero() {
 			return "", fmt.Errorf("%w: created_within needs a clock", ErrCondition)
@@ -140,6 +155,15 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 }
 
 func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
+	if v, ok := f.Value.(string); ok && (f.Op == journey.OpEquals || f.Op == journey.OpNotEquals) {
+		// Containment: the same answer as ->> for a string, and the traits GIN index serves it.
+		js, _ := json.Marshal(map[string]string{f.Name: v})
+		eq := "c.traits @> " + b.arg(string(js)) + "::jsonb"
+		if f.Op == journey.OpNotEquals {
+			return "NOT " + eq, nil
+		}
+		return eq, nil
+	}
 	key := b.arg(f.Name) + "::text"
 	raw := "(c.traits -> " + key + ")"
 	text := "(c.traits ->> " + key + ")"
@@ -153,8 +177,6 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 			eq = num + " = " + b.arg(v)
 		case bool:
 			eq = raw + " = " + b.arg(fmt.Sprint(v)) + "::jsonb"
-		case string:
-			eq = text + " = " + b.arg(v) + "::text"
 		default:
 			return "", fmt.Errorf("%w: field %s: cannot compare with %v", ErrCondition, f.Name, f.Value)
 		}
@@ -200,8 +222,18 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 }
 
 func (b *sqlBuilder) score(s *journey.ScoreTest) string {
-	v := "COALESCE((SELECT s.value FROM contact_scores s WHERE s.contact_id = c.id AND s.name = " + b.arg(s.Name) + "), 0)"
-	return b.bounds(v, s)
+	if !b.many {
+		v := "COALESCE((SELECT s.value FROM contact_scores s WHERE s.contact_id = c.id AND s.name = " + b.arg(s.Name) + "::text), 0)"
+		return b.bounds(v, s)
+	}
+	name := b.arg(s.Name) + "::text"
+	in := b.member("contact_scores", "s", "s.name = "+name+" AND "+b.bounds("s.value", s))
+	zero := 0.0
+	if (s.GTE == nil || zero >= *s.GTE) && (s.GT == nil || zero > *s.GT) && (s.LTE == nil || zero <= *s.LTE) && (s.LT == nil || zero < *s.LT) {
+		// A contact without a score has 0, which this range includes.
+		return "(" + in + " OR NOT " + b.member("contact_scores", "s", "s.name = "+name) + ")"
+	}
+	return in
 }
 
 // bounds compares a numeric SQL expression with a test's gte/gt/lte/lt.
@@ -248,6 +280,9 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 		}
 		where += " AND e.properties @> " + b.arg(string(js)) + "::jsonb"
 	}
+	if b.many {
+		return b.eventMany(e, where), nil
+	}
 	count := "(SELECT count(*) FROM events e WHERE " + where + ")"
 	switch {
 	case e.AtMost != nil:
@@ -260,6 +295,28 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 		return "true", nil
 	}
 	return "EXISTS (SELECT 1 FROM events e WHERE " + where + ")", nil
+}
+
+// eventMany writes an event test as semi-joins over the events that pass its filters, grouped
+// by contact once, for "which contacts" questions.
+func (b *sqlBuilder) eventMany(e *journey.EventTest, where string) string {
+	where = strings.Replace(where, "e.contact_id = c.id AND ", "", 1)
+	having := func(op string, n int) string {
+		return "c.id IN (SELECT e.contact_id FROM events e WHERE " + where + " GROUP BY e.contact_id HAVING count(*) " + op + " " + b.arg(n) + ")"
+	}
+	switch {
+	case e.AtMost != nil:
+		return "NOT " + having(">", *e.AtMost)
+	case e.Exactly != nil && *e.Exactly == 0:
+		return "NOT c.id IN (SELECT e.contact_id FROM events e WHERE " + where + ")"
+	case e.Exactly != nil:
+		return having("=", *e.Exactly)
+	case e.AtLeast != nil && *e.AtLeast > 1:
+		return having(">=", *e.AtLeast)
+	case e.AtLeast != nil && *e.AtLeast == 0:
+		return "true"
+	}
+	return "c.id IN (SELECT e.contact_id FROM events e WHERE " + where + ")"
 }
 
 // SetScore sets a contact's named score (for tests and imports; scoring rules come later).

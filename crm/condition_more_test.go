@@ -60,6 +60,8 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.UpdateFields(ctx, "f2", ids["ann"], map[string]any{"signup": now.AddDate(-3, 0, 1).Format("2006-01-02")})
 	require.NoError(t, err)
+	require.NoError(t, s.RecordGoal(ctx, "onboarding", ids["cyd"], "activated", "r9", now))
+	require.NoError(t, s.RecordGoal(ctx, "onboarding", ids["cyd"], "activated", "r9", now), "recorded once")
 	_, err = s.Pool.Exec(ctx, `UPDATE contacts SET created_at = now() - interval '90 days' WHERE external_id = 'cyd'`)
 	require.NoError(t, err)
 
@@ -90,6 +92,7 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 		{"{completed_journey: onboarding}", []string{"bob"}},
 		{"{created_within: 30d}", []string{"ann", "bob"}},
 		{"{field: signup, anniversary: true}", []string{"bob"}},
+		{"{goal_met: {journey: onboarding, goal: activated}}", []string{"cyd"}},
 	}
 	for _, tc := range cases {
 		cond, err := journey.DecodeCondition([]byte(tc.cond))

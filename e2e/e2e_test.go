@@ -404,7 +404,14 @@ steps:
 		tags = append(tags, tag)
 	}
 	require.Equal(t, []string{"cart-reminded", "thanked"}, tags, "the hour's wait and the reminders after it were skipped")
-	recordHistory(t, s, wfID, "cart-goal")
+	// The CRM knows: the goal is recorded, the run's end too, and the enrollment is closed.
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM goal_completions WHERE journey_id = 'e2e-cart' AND goal_id = 'purchased'`))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'goal_met'`))
+	require.Eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM events WHERE name = 'journey_completed' AND properties->>'journey' = 'e2e-cart'`) == 1
+	}, 5*time.Second, 50*time.Millisecond)
+	require.Zero(t, s.count(t, `SELECT count(*) FROM enrollments WHERE journey_id = 'e2e-cart' AND ended_at IS NULL`))
+	recordHistory(t, s, wfID, "cart-goal-records")
 }
 
 func TestBranchAndSplitRunAgainstTheRealCRM(t *testing.T) {

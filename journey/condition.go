@@ -38,6 +38,14 @@ type Condition struct {
 	CompletedJourney string `json:"completed_journey,omitempty"`
 	// CreatedWithin holds for contacts created in the last N.
 	CreatedWithin *Duration `json:"created_within,omitempty"`
+	// GoalMet holds when the contact met the goal in a run of the journey.
+	GoalMet *GoalRef `json:"goal_met,omitempty"`
+}
+
+// GoalRef names a goal of a journey.
+type GoalRef struct {
+	Journey string `json:"journey"`
+	Goal    string `json:"goal"`
 }
 
 // DealTest describes a deal the contact must have open.
@@ -139,6 +147,8 @@ func (c Condition) Kind() string {
 		return "completed_journey"
 	case c.CreatedWithin != nil:
 		return "created_within"
+	case c.GoalMet != nil:
+		return "goal_met"
 	}
 	return ""
 }
@@ -184,6 +194,10 @@ func (c Condition) collectEvents(set map[string]bool) {
 		set["deal_stage_changed"], set["deal_created"] = true, true
 	case c.OpenTask:
 		set["task_created"] = true
+	case c.GoalMet != nil:
+		set["goal_met"] = true
+	case c.InJourney != "" || c.CompletedJourney != "":
+		set["journey_completed"], set["journey_exited"] = true, true
 	}
 }
 
@@ -270,6 +284,8 @@ func (c Condition) String() string {
 		return "completed journey " + c.CompletedJourney
 	case "created_within":
 		return "created within " + c.CreatedWithin.String()
+	case "goal_met":
+		return "goal " + c.GoalMet.Goal + " met in " + c.GoalMet.Journey
 	}
 	return "?"
 }

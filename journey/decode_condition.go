@@ -12,7 +12,7 @@ import (
 // ConditionKinds are the keys that say what a condition tests.
 var ConditionKinds = []string{"all", "any", "not", "tag", "field", "score", "event",
 	"list", "opened", "clicked", "visited", "purchased", "abandoned_cart", "total_spent", "deal", "open_task",
-	"in_journey", "completed_journey", "created_within"}
+	"in_journey", "completed_journey", "created_within", "goal_met"}
 
 // eventShortcuts are condition kinds that are event tests on a known event: {opened: welcome}
 // is {event: email_opened, where: {template: welcome}}, and they take the event test's
@@ -144,6 +144,14 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 	case "created_within":
 		f := d.fields(n, path, "created_within")
 		c.CreatedWithin = d.duration(f["created_within"], join(path, "created_within"))
+	case "goal_met":
+		f := d.fields(n, path, "goal_met")
+		c.GoalMet = &GoalRef{}
+		if g := d.fields(f["goal_met"], join(path, "goal_met"), "journey", "goal"); g != nil {
+			d.required(g, f["goal_met"], join(path, "goal_met"), "journey", "goal")
+			c.GoalMet.Journey = d.optStr(g["journey"], join(path, "goal_met.journey"))
+			c.GoalMet.Goal = d.optStr(g["goal"], join(path, "goal_met.goal"))
+		}
 	}
 	return c
 }

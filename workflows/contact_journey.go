@@ -231,6 +231,28 @@ func (it *interpreter) goalMet(id string) bool {
 func (it *interpreter) meetGoal(ctx workflow.Context, g journey.Goal) {
 	it.state.GoalsMet = append(it.state.GoalsMet, g.ID)
 	workflow.GetLogger(ctx).Info("goal met", "goal", g.ID, "then", g.Then)
+	it.recordRun(ctx, "goal "+g.ID, a.RecordGoal, activities.RunRecord{Goal: g.ID})
+}
+
+// recordsVersion guards the CRM records of goals met and runs ended: histories from before
+// they existed replay without them.
+const recordsVersion = "crm-run-records"
+
+// recordRun tells the CRM about the run (a goal met, its end) in a local activity. A failure
+// is logged, not fatal: the run's own state is the truth, and enrollments also close lazily.
+func (it *interpreter) recordRun(ctx workflow.Context, what string, fn any, rec activities.RunRecord) {
+	if workflow.GetVersion(ctx, recordsVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	info := workflow.GetInfo(ctx)
+	rec.Journey, rec.ContactID, rec.RunID, rec.At = it.in.Journey.ID, it.in.ContactID, info.FirstRunID, workflow.Now(ctx)
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	})
+	if err := workflow.ExecuteLocalActivity(lctx, fn, rec).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("could not record "+what+" in the CRM", "error", err)
+	}
 }
 
 func (it *interpreter) goalAt(stepID string) *journey.Goal {
@@ -322,6 +344,7 @@ func (it *interpreter) enteredAt(ctx workflow.Context) time.Time {
 }
 
 func (it *interpreter) finish(ctx workflow.Context, status string) error {
+	it.recordRun(ctx, "run end", a.RecordRunEnd, activities.RunRecord{Status: status})
 	it.state.Status = status
 	it.state.CurrentStep = StepEnded
 	if status == StatusExited {

@@ -1,0 +1,38 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RecordGoal records a goal met in a run, and the goal_met event, once.
+func (s *Store) RecordGoal(ctx context.Context, journeyID string, contactID int64, goalID, runID string, at time.Time) error {
+	return s.WithTx(ctx, func(tx pgx.Tx) error {
+		ct, err := tx.Exec(ctx, `INSERT INTO goal_completions (journey_id, contact_id, goal_id, run_id, met_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT DO NOTHING`, journeyID, contactID, goalID, runID, at)
+		if err != nil {
+			return fmt.Errorf("record goal: %w", err)
+		}
+		if ct.RowsAffected() == 0 {
+			return nil
+		}
+		return appendEvent(ctx, tx, contactID, "goal_met", map[string]any{"journey": journeyID, "goal": goalID},
+			fmt.Sprintf("goal:%s:%d:%s:%s", journeyID, contactID, goalID, runID))
+	})
+}
+
+// RecordRunEnd closes the run's enrollment and records journey_completed or journey_exited,
+// once, so "completed journey J" conditions and journeys triggered by it see it at once.
+func (s *Store) RecordRunEnd(ctx context.Context, journeyID string, contactID int64, runID, status string, at time.Time) error {
+	return s.WithTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3 AND ended_at IS NULL`,
+			journeyID, contactID, runID, at); err != nil {
+			return fmt.Errorf("end enrollment: %w", err)
+		}
+		return appendEvent(ctx, tx, contactID, "journey_"+status, map[string]any{"journey": journeyID},
+			fmt.Sprintf("end:%s:%d:%s", journeyID, contactID, runID))
+	})
+}
