@@ -90,6 +90,7 @@ func runExample(t *testing.T, sc scenario) (workflows.State, []string) {
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(workflows.ContactJourney)
 	env.RegisterActivity(&activities.Activities{})
+	quietRecords(env)
 	env.SetStartTime(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)) // a Monday
 
 	var mu sync.Mutex

@@ -125,7 +125,7 @@ func run(nContacts, nEvents, runs int) error {
 	env := crm.Env{Now: now}
 	type question struct {
 		name, cond, naive string
-		args           []any
+		args              []any
 	}
 	qs := []question{
 		{"tag segment count (p50 / p95)", "{tag: vip}",
