@@ -219,16 +219,7 @@ func (d *decoder) trigger(n *yaml.Node, path string) Trigger {
 		}
 	}
 	if w := f["where"]; w != nil {
-		if w.Kind != yaml.MappingNode {
-			d.fail(w, join(path, "where"), "must be a mapping of property: value")
-		} else {
-			if t.Where == nil {
-				t.Where = map[string]any{}
-			}
-			for i := 0; i+1 < len(w.Content); i += 2 {
-				t.Where[w.Content[i].Value] = d.scalar(w.Content[i+1], join(path, "where."+w.Content[i].Value))
-			}
-		}
+		t.Where = d.where(w, path, t.Where)
 	}
 	return t
 }
@@ -570,4 +561,19 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// where reads a property filter ({currency: EUR}) into into (made when nil).
+func (d *decoder) where(n *yaml.Node, path string, into map[string]any) map[string]any {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, join(path, "where"), "must be a mapping of property: value")
+		return into
+	}
+	if into == nil {
+		into = map[string]any{}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		into[n.Content[i].Value] = d.scalar(n.Content[i+1], join(path, "where."+n.Content[i].Value))
+	}
+	return into
 }

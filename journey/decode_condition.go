@@ -292,16 +292,7 @@ func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 		}
 	}
 	if v := f["where"]; v != nil {
-		if v.Kind != yaml.MappingNode {
-			d.fail(v, join(path, "where"), "must be a mapping of property: value")
-		} else {
-			if e.Where == nil {
-				e.Where = map[string]any{}
-			}
-			for i := 0; i+1 < len(v.Content); i += 2 {
-				e.Where[v.Content[i].Value] = d.scalar(v.Content[i+1], join(path, "where."+v.Content[i].Value))
-			}
-		}
+		e.Where = d.where(v, path, e.Where)
 	}
 	counts := 0
 	count := func(key string) *int {
