@@ -95,19 +95,6 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 		{"{goal_met: {journey: onboarding, goal: activated}}", []string{"cyd"}},
 	}
 	for _, tc := range cases {
-		cond, err := journey.DecodeCondition([]byte(tc.cond))
-		require.NoError(t, err, tc.cond)
-		var got []string
-		for _, name := range []string{"ann", "bob", "cyd"} {
-			ok, err := s.Matches(ctx, ids[name], *cond, crm.Env{Now: now})
-			require.NoError(t, err, tc.cond)
-			if ok {
-				got = append(got, name)
-			}
-		}
-		require.ElementsMatch(t, tc.want, got, tc.cond)
-		n, err := s.CountMatching(ctx, *cond, crm.Env{Now: now})
-		require.NoError(t, err, tc.cond)
-		require.EqualValues(t, len(tc.want), n, "count of %s", tc.cond)
+		requireMembers(t, ctx, s, ids, now, tc.cond, tc.want)
 	}
 }
