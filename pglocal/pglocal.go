@@ -39,6 +39,7 @@ type Cluster struct {
 	bin     string
 	cred    *syscall.Credential
 	adopted bool
+	tempDir string // removed by Stop (StartTemp)
 }
 
 // ErrNoPostgres explains what to do when nothing can be started.
@@ -110,10 +111,34 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 func (c *Cluster) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if c.tempDir != "" {
+		defer os.RemoveAll(c.tempDir)
+	}
 	if out, err := c.run(ctx, "pg_ctl", "stop", "-D", c.dataDir, "-m", "fast", "-w"); err != nil {
 		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
 	}
 	return nil
+}
+
+// StartTemp starts a throwaway cluster (fsync off) in a new temporary folder that Stop removes:
+// for tests and benchmarks.
+func StartTemp(ctx context.Context) (*Cluster, error) {
+	dir, err := os.MkdirTemp("", "cairn-pg-")
+	if err != nil {
+		return nil, err
+	}
+	// MkdirTemp makes the folder private; the postgres user (when running as root) must enter it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c, err := Start(ctx, Options{DataDir: filepath.Join(dir, "data"), Ephemeral: true})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c.tempDir = dir
+	return c, nil
 }
 
 // port reuses the port of the cluster's last start when it is free, so the URL dev prints

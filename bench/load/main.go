@@ -59,8 +59,7 @@ func run(rate int, dur time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	_ = os.Chmod(dir, 0o755)
-	pg, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Ephemeral: true})
+	pg, err := pglocal.StartTemp(ctx)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -38,13 +37,7 @@ func run(nContacts, nEvents, runs int) error {
 	ctx := context.Background()
 	url := os.Getenv("DATABASE_URL")
 	if url == "" {
-		dir, err := os.MkdirTemp("", "cairn-bench-seg-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		_ = os.Chmod(dir, 0o755)
-		pg, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Ephemeral: true})
+		pg, err := pglocal.StartTemp(ctx)
 		if err != nil {
 			return err
 		}

@@ -23,24 +23,15 @@ var baseURL string
 // Use it from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
 	baseURL = os.Getenv("DATABASE_URL")
-	var cluster *pglocal.Cluster
 	if baseURL == "" {
-		dir, err := os.MkdirTemp("", "cairn-pgtest-")
+		cluster, err := pglocal.StartTemp(context.Background())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
-			os.Exit(2)
-		}
-		os.Chmod(dir, 0o755)
-		cluster, err = pglocal.Start(context.Background(), pglocal.Options{DataDir: dir + "/data", Ephemeral: true})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pgtest:", err)
-			os.RemoveAll(dir)
 			os.Exit(2)
 		}
 		baseURL = cluster.URL
 		code := m.Run()
 		cluster.Stop()
-		os.RemoveAll(dir)
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
