@@ -89,11 +89,19 @@ func (s *Store) AdjustScore(ctx context.Context, key string, contactID int64, na
 	})
 }
 
+// adjustScoreSQL adds to one named score in the contact's scores ("" is the default score; a
+// missing one is 0) and returns the new value.
+const adjustScoreSQL = `
+UPDATE contacts SET scores = jsonb_set(scores, ARRAY[$2::text], to_jsonb(COALESCE((scores ->> $2::text)::numeric, 0) + $3::numeric))
+WHERE id = $1
+RETURNING (scores ->> $2::text)::float8`
+
 func adjustScore(ctx context.Context, tx DB, contactID int64, name string, delta float64, reason, key string) (map[string]any, error) {
 	var newValue float64
-	err := tx.QueryRow(ctx, `INSERT INTO contact_scores (contact_id, name, value) VALUES ($1, $2, $3)
-		ON CONFLICT (contact_id, name) DO UPDATE SET value = contact_scores.value + $3, updated_at = now()
-		RETURNING value::float8`, contactID, name, delta).Scan(&newValue)
+	err := tx.QueryRow(ctx, adjustScoreSQL, contactID, name, delta).Scan(&newValue)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("contact %d: %w", contactID, ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("adjust score: %w", err)
 	}

@@ -73,7 +73,7 @@ func TestEveryActionRetriedWithTheSameKeyHasOneEffect(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "pro", c.Traits["plan"])
 	require.Empty(t, c.Tags)
-	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM contact_scores WHERE value = 5`))
+	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM contacts WHERE (scores ->> '')::numeric = 5`))
 	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM deals WHERE stage = 'won'`))
 }
 

@@ -30,13 +30,36 @@ type sqlBuilder struct {
 	// (c.id IN (SELECT contact_id ...)) that PostgreSQL can hash once, instead of one probe
 	// per contact, which is what a single-contact check wants.
 	many bool
+	// sets remembers each semi-join written in many mode by its SQL, so a condition that is
+	// one such test alone can be counted on its own table (see CountMatching).
+	sets map[string]memberSet
+}
+
+// memberSet is a query selecting contact_id; unique when no contact appears twice.
+type memberSet struct {
+	query  string
+	unique bool
+}
+
+// oneRowPerContact are the tables whose member tests can match a contact at most once: their
+// keys are (contact_id, the tested value).
+var oneRowPerContact = map[string]bool{"contact_tags": true, "list_subscriptions": true}
+
+// in writes "c.id IN (query)" and remembers it.
+func (b *sqlBuilder) in(query string, unique bool) string {
+	expr := "c.id IN (" + query + ")"
+	if b.sets == nil {
+		b.sets = map[string]memberSet{}
+	}
+	b.sets[expr] = memberSet{query, unique}
+	return expr
 }
 
 // member writes "c.id IN (sub)" for many-contact questions and "EXISTS (sub correlated)" for
 // one contact. sub selects contact_id from alias x; cond filters it.
 func (b *sqlBuilder) member(table, alias, cond string) string {
 	if b.many {
-		return "c.id IN (SELECT " + alias + ".contact_id FROM " + table + " " + alias + " WHERE " + cond + ")"
+		return b.in("SELECT "+alias+".contact_id FROM "+table+" "+alias+" WHERE "+cond, oneRowPerContact[table])
 	}
 	return "EXISTS (SELECT 1 FROM " + table + " " + alias + " WHERE " + alias + ".contact_id = c.id AND " + cond + ")"
 }
@@ -65,15 +88,25 @@ func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condi
 	return ok, nil
 }
 
-// CountMatching answers "how many contacts match the condition".
+// CountMatching answers "how many contacts match the condition". A condition that is one
+// positive test on another table (a tag, "2 orders in 30 days") is counted on that table
+// alone: every row there belongs to a contact (foreign keys), so joining contacts back would
+// only cost a pass over a million rows.
 func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env Env) (int64, error) {
 	b := &sqlBuilder{env: env, many: true}
 	where, err := b.compile(cond)
 	if err != nil {
 		return 0, err
 	}
+	query := `SELECT count(*) FROM contacts c WHERE ` + where
+	if set, ok := b.sets[where]; ok {
+		query = `SELECT count(*) FROM (` + set.query + `) m`
+		if !set.unique {
+			query = `SELECT count(DISTINCT m.contact_id) FROM (` + set.query + `) m`
+		}
+	}
 	var n int64
-	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM contacts c WHERE `+where, b.args...).Scan(&n); err != nil {
+	if err := s.Pool.QueryRow(ctx, query, b.args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count matching contacts: %w", err)
 	}
 	return n, nil
@@ -107,6 +140,9 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	case "tag":
 		return b.member("contact_tags", "t", "t.tag = "+b.arg(c.Tag)+"::text"), nil
 	case "field":
+		if p, ok := b.containment(c.Field); ok {
+			return p, nil
+		}
 		p, err := b.field(c.Field)
 		if err != nil {
 			return "", err
@@ -154,16 +190,22 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	return "", fmt.Errorf("%w: empty condition", ErrCondition)
 }
 
-func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
-	if v, ok := f.Value.(string); ok && (f.Op == journey.OpEquals || f.Op == journey.OpNotEquals) {
-		// Containment: the same answer as ->> for a string, and the traits GIN index serves it.
-		js, _ := json.Marshal(map[string]string{f.Name: v})
-		eq := "c.traits @> " + b.arg(string(js)) + "::jsonb"
-		if f.Op == journey.OpNotEquals {
-			return "NOT " + eq, nil
-		}
-		return eq, nil
+// containment writes a string (not) equals test as traits containment: the same answer as
+// ->> for a string, never NULL (traits is NOT NULL), and the traits GIN index serves it.
+func (b *sqlBuilder) containment(f *journey.FieldTest) (string, bool) {
+	v, ok := f.Value.(string)
+	if !ok || (f.Op != journey.OpEquals && f.Op != journey.OpNotEquals) {
+		return "", false
 	}
+	js, _ := json.Marshal(map[string]string{f.Name: v})
+	eq := "c.traits @> " + b.arg(string(js)) + "::jsonb"
+	if f.Op == journey.OpNotEquals {
+		return "NOT " + eq, true
+	}
+	return eq, true
+}
+
+func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 	key := b.arg(f.Name) + "::text"
 	raw := "(c.traits -> " + key + ")"
 	text := "(c.traits ->> " + key + ")"
@@ -221,19 +263,10 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 	return "", fmt.Errorf("%w: field %s: unknown operator %q", ErrCondition, f.Name, f.Op)
 }
 
+// score reads a named score from the contact's row (a missing score is 0): the same
+// expression serves one contact and many, with no second table to join.
 func (b *sqlBuilder) score(s *journey.ScoreTest) string {
-	if !b.many {
-		v := "COALESCE((SELECT s.value FROM contact_scores s WHERE s.contact_id = c.id AND s.name = " + b.arg(s.Name) + "::text), 0)"
-		return b.bounds(v, s)
-	}
-	name := b.arg(s.Name) + "::text"
-	in := b.member("contact_scores", "s", "s.name = "+name+" AND "+b.bounds("s.value", s))
-	zero := 0.0
-	if (s.GTE == nil || zero >= *s.GTE) && (s.GT == nil || zero > *s.GT) && (s.LTE == nil || zero <= *s.LTE) && (s.LT == nil || zero < *s.LT) {
-		// A contact without a score has 0, which this range includes.
-		return "(" + in + " OR NOT " + b.member("contact_scores", "s", "s.name = "+name) + ")"
-	}
-	return in
+	return b.bounds("COALESCE((c.scores ->> "+b.arg(s.Name)+"::text)::numeric, 0)", s)
 }
 
 // bounds compares a numeric SQL expression with a test's gte/gt/lte/lt.
@@ -302,13 +335,14 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 func (b *sqlBuilder) eventMany(e *journey.EventTest, where string) string {
 	where = strings.Replace(where, "e.contact_id = c.id AND ", "", 1)
 	having := func(op string, n int) string {
-		return "c.id IN (SELECT e.contact_id FROM events e WHERE " + where + " GROUP BY e.contact_id HAVING count(*) " + op + " " + b.arg(n) + ")"
+		return b.in("SELECT e.contact_id FROM events e WHERE "+where+" GROUP BY e.contact_id HAVING count(*) "+op+" "+b.arg(n), true)
 	}
+	any := func() string { return b.in("SELECT e.contact_id FROM events e WHERE "+where, false) }
 	switch {
 	case e.AtMost != nil:
 		return "NOT " + having(">", *e.AtMost)
 	case e.Exactly != nil && *e.Exactly == 0:
-		return "NOT c.id IN (SELECT e.contact_id FROM events e WHERE " + where + ")"
+		return "NOT " + any()
 	case e.Exactly != nil:
 		return having("=", *e.Exactly)
 	case e.AtLeast != nil && *e.AtLeast > 1:
@@ -316,15 +350,18 @@ func (b *sqlBuilder) eventMany(e *journey.EventTest, where string) string {
 	case e.AtLeast != nil && *e.AtLeast == 0:
 		return "true"
 	}
-	return "c.id IN (SELECT e.contact_id FROM events e WHERE " + where + ")"
+	return any()
 }
 
-// SetScore sets a contact's named score (for tests and imports; scoring rules come later).
+// SetScore sets a contact's named score (for tests and imports; journeys and scoring rules
+// adjust scores with a recorded reason).
 func (s *Store) SetScore(ctx context.Context, contactID int64, name string, value float64) error {
-	_, err := s.Pool.Exec(ctx, `INSERT INTO contact_scores (contact_id, name, value) VALUES ($1, $2, $3)
-		ON CONFLICT (contact_id, name) DO UPDATE SET value = $3, updated_at = now()`, contactID, name, value)
+	ct, err := s.Pool.Exec(ctx, `UPDATE contacts SET scores = jsonb_set(scores, ARRAY[$2::text], to_jsonb($3::numeric)) WHERE id = $1`, contactID, name, value)
 	if err != nil {
 		return fmt.Errorf("set score: %w", err)
+	}
+	if ct.RowsAffected() == 0 {
+		return fmt.Errorf("contact %d: %w", contactID, ErrNotFound)
 	}
 	return nil
 }

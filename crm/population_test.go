@@ -253,5 +253,14 @@ func TestConditionsAgreeWithAnIndependentEvaluatorOnAGeneratedPopulation(t *test
 		}
 		sort.Slice(got, func(a, b int) bool { return got[a] < got[b] })
 		require.Equal(t, want, got, "condition %s", doc)
+		// The count takes its own path (one table alone for a single test) and so does the
+		// single-contact check: both must agree too.
+		n, err := s.CountMatching(ctx, *cond, crm.Env{Now: now})
+		require.NoError(t, err, doc)
+		require.Equal(t, int64(len(want)), n, "count of %s", doc)
+		m := people[r.IntN(len(people))]
+		ok, err := s.Matches(ctx, m.id, *cond, crm.Env{Now: now})
+		require.NoError(t, err, doc)
+		require.Equal(t, eval(*cond, m, now), ok, "contact %d, condition %s", m.id, doc)
 	}
 }

@@ -229,7 +229,7 @@ type Score struct {
 
 // Scores returns the contact's scores with their last ten reasons each.
 func (s *Store) Scores(ctx context.Context, contactID int64) ([]Score, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT name, value::float8 FROM contact_scores WHERE contact_id = $1 ORDER BY name`, contactID)
+	rows, err := s.Pool.Query(ctx, `SELECT s.key, s.value::text::float8 FROM contacts c, jsonb_each(c.scores) s WHERE c.id = $1 ORDER BY s.key`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("read scores: %w", err)
 	}

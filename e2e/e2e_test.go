@@ -538,7 +538,7 @@ steps:
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM deals WHERE contact_id = $1 AND stage = 'contacted' AND value = 5000`, kim))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM tasks WHERE contact_id = $1 AND assignee = 'ana'`, kim))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM notes WHERE contact_id = $1`, kim))
-	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_scores WHERE contact_id = $1 AND value = 60`, kim))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contacts WHERE id = $1 AND (scores ->> '')::numeric = 60`, kim))
 	require.Equal(t, 1, s.runs(t, "e2e-hot-lead", kim))
 }
 

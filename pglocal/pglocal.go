@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +32,9 @@ type Options struct {
 	Ephemeral bool
 	// Database is created when missing; default "cairn".
 	Database string
+	// Settings are server settings (name → value) for this start, e.g. shared_buffers for a
+	// benchmark that loads millions of rows.
+	Settings map[string]string
 }
 
 // Cluster is a running local PostgreSQL.
@@ -93,6 +98,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if opts.Ephemeral {
 			args[len(args)-1] += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 		}
+		for _, k := range slices.Sorted(maps.Keys(opts.Settings)) {
+			args[len(args)-1] += fmt.Sprintf(" -c %s=%s", k, opts.Settings[k])
+		}
 		if out, err := c.run(ctx, "pg_ctl", args...); err != nil {
 			log, _ := os.ReadFile(filepath.Join(dataDir, "server.log"))
 			return nil, fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, tail(log, 2000))
@@ -120,9 +128,9 @@ func (c *Cluster) Stop() error {
 	return nil
 }
 
-// StartTemp starts a throwaway cluster (fsync off) in a new temporary folder that Stop removes:
-// for tests and benchmarks.
-func StartTemp(ctx context.Context) (*Cluster, error) {
+// StartTemp starts a throwaway cluster (fsync off, plus any settings) in a new temporary
+// folder that Stop removes: for tests and benchmarks.
+func StartTemp(ctx context.Context, settings map[string]string) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "cairn-pg-")
 	if err != nil {
 		return nil, err
@@ -132,7 +140,7 @@ func StartTemp(ctx context.Context) (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c, err := Start(ctx, Options{DataDir: filepath.Join(dir, "data"), Ephemeral: true})
+	c, err := Start(ctx, Options{DataDir: filepath.Join(dir, "data"), Ephemeral: true, Settings: settings})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -59,7 +59,7 @@ func run(rate int, dur time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	pg, err := pglocal.StartTemp(ctx)
+	pg, err := pglocal.StartTemp(ctx, nil)
 	if err != nil {
 		return err
 	}

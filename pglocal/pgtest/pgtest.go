@@ -24,7 +24,7 @@ var baseURL string
 func Main(m *testing.M) {
 	baseURL = os.Getenv("DATABASE_URL")
 	if baseURL == "" {
-		cluster, err := pglocal.StartTemp(context.Background())
+		cluster, err := pglocal.StartTemp(context.Background(), nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 			os.Exit(2)
