@@ -89,9 +89,9 @@ func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condi
 }
 
 // CountMatching answers "how many contacts match the condition". A condition that is one
-// positive test on another table (a tag, "2 orders in 30 days") is counted on that table
-// alone: every row there belongs to a contact (foreign keys), so joining contacts back would
-// only cost a pass over a million rows.
+// test on another table (a tag, "2 orders in 30 days"), or its negation, is counted on that
+// table alone: every row there belongs to a contact (foreign keys), so joining a million
+// contacts back would only cost time.
 func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env Env) (int64, error) {
 	b := &sqlBuilder{env: env, many: true}
 	where, err := b.compile(cond)
@@ -99,10 +99,14 @@ func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env E
 		return 0, err
 	}
 	query := `SELECT count(*) FROM contacts c WHERE ` + where
-	if set, ok := b.sets[where]; ok {
-		query = `SELECT count(*) FROM (` + set.query + `) m`
+	if set, negated, ok := b.single(where); ok {
+		members := `(SELECT count(*) FROM (` + set.query + `) m)`
 		if !set.unique {
-			query = `SELECT count(DISTINCT m.contact_id) FROM (` + set.query + `) m`
+			members = `(SELECT count(DISTINCT m.contact_id) FROM (` + set.query + `) m)`
+		}
+		query = `SELECT ` + members
+		if negated {
+			query = `SELECT (SELECT count(*) FROM contacts) - ` + members
 		}
 	}
 	var n int64
@@ -110,6 +114,19 @@ func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env E
 		return 0, fmt.Errorf("count matching contacts: %w", err)
 	}
 	return n, nil
+}
+
+// single reports whether the compiled condition is one member set, or its negation.
+func (b *sqlBuilder) single(where string) (set memberSet, negated bool, ok bool) {
+	if set, ok := b.sets[where]; ok {
+		return set, false, true
+	}
+	for _, inner := range []string{strings.TrimPrefix(where, "NOT "), strings.TrimSuffix(strings.TrimPrefix(where, "(NOT "), ")")} {
+		if set, ok := b.sets[inner]; ok && inner != where {
+			return set, true, true
+		}
+	}
+	return memberSet{}, false, false
 }
 
 // compile turns a condition into a boolean SQL expression over the contacts row "c". Every
@@ -264,9 +281,13 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 }
 
 // score reads a named score from the contact's row (a missing score is 0): the same
-// expression serves one contact and many, with no second table to join.
+// expression serves one contact and many, with no second table to join. The default score
+// has its own column.
 func (b *sqlBuilder) score(s *journey.ScoreTest) string {
-	return b.bounds("COALESCE((c.scores ->> "+b.arg(s.Name)+"::text)::numeric, 0)", s)
+	if s.Name == "" {
+		return b.bounds("c.score", s)
+	}
+	return b.bounds("COALESCE((c.scores -> "+b.arg(s.Name)+"::text)::numeric, 0)", s)
 }
 
 // bounds compares a numeric SQL expression with a test's gte/gt/lte/lt.

@@ -183,7 +183,7 @@ func contactData(ctx context.Context, db DB, contactID int64) (email.Data, bool,
 	var unsub bool
 	c := email.Contact{ID: contactID}
 	err := db.QueryRow(ctx, `SELECT external_id, email, unsubscribed_at IS NOT NULL, traits,
-			COALESCE((scores ->> '')::float8, 0)
+			score::float8
 		FROM contacts c WHERE id = $1`, contactID).Scan(&c.ExternalID, &to, &unsub, &d.Fields, &d.Score)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, false, fmt.Errorf("contact %d: %w", contactID, ErrNotFound)

@@ -86,7 +86,7 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 		{"tag segment count (p50 / p95)", "{tag: vip}",
 			`SELECT count(*) FROM contact_tags WHERE tag = 'vip'`, nil},
 		{"field + score segment", "{all: [{field: plan, equals: pro}, {score: {gte: 50}}]}",
-			`SELECT count(*) FROM contacts c WHERE c.traits->>'plan' = 'pro' AND (c.scores->>'')::numeric >= 50`, nil},
+			`SELECT count(*) FROM contacts c WHERE c.traits->>'plan' = 'pro' AND c.score >= 50`, nil},
 		{"event count within 30 days (≥ 2 orders)", "{event: Order Completed, within: 30d, at_least: 2}",
 			`SELECT count(*) FROM (SELECT contact_id FROM events WHERE name = 'Order Completed' AND occurred_at >= $1 GROUP BY contact_id HAVING count(*) >= 2) x`,
 			[]any{now.Add(-30 * 24 * time.Hour)}},

@@ -7,6 +7,11 @@ UPDATE contacts c SET scores = s.scores
 FROM (SELECT contact_id, jsonb_object_agg(name, value) AS scores FROM contact_scores GROUP BY contact_id) s
 WHERE s.contact_id = c.id;
 DROP TABLE contact_scores;
+-- The default score as a plain column, kept by PostgreSQL itself: comparing a number is much
+-- cheaper than reading it out of JSON a million times, and its index finds "score ≥ 90"
+-- contacts without reading the rest.
+ALTER TABLE contacts ADD COLUMN score numeric GENERATED ALWAYS AS (COALESCE((scores -> '')::numeric, 0)) STORED;
+CREATE INDEX contacts_score ON contacts (score);
 
 -- Event tests over many contacts ("2 orders in 30 days") read one event name's entries in
 -- contact order, so counting per contact streams without a hash, and only this index (no
