@@ -93,6 +93,10 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 		{"did not open within 7 days", "{not: {opened: true, within: 7d}}",
 			`SELECT count(*) FROM contacts c WHERE c.id NOT IN (SELECT contact_id FROM events WHERE name = 'email_opened' AND occurred_at >= $1)`,
 			[]any{now.Add(-7 * 24 * time.Hour)}},
+		// Beyond the issue's list: a field with an event window, so the planner must join.
+		{"field + event window (not a target)", "{all: [{field: plan, equals: pro}, {event: Order Completed, within: 30d, at_least: 2}]}",
+			`SELECT count(*) FROM contacts c WHERE c.traits->>'plan' = 'pro' AND c.id IN (SELECT contact_id FROM events WHERE name = 'Order Completed' AND occurred_at >= $1 GROUP BY contact_id HAVING count(*) >= 2)`,
+			[]any{now.Add(-30 * 24 * time.Hour)}},
 	}
 	for _, q := range qs {
 		cond, err := journey.DecodeCondition([]byte(q.cond))
