@@ -269,7 +269,7 @@ type DealUpdate struct {
 func (s *Store) SyncDeal(ctx context.Context, d DealUpdate) (changed bool, err error) {
 	err = s.WithTx(ctx, func(tx pgx.Tx) error {
 		var contactID int64
-		if err := tx.QueryRow(ctx, upsertContactSQL, d.Contact, "", map[string]any{}).Scan(&contactID); err != nil {
+		if err := tx.QueryRow(ctx, upsertContactSQL, d.Contact, "", map[string]any{}, "", "", "", "", "").Scan(&contactID); err != nil {
 			return fmt.Errorf("upsert contact: %w", err)
 		}
 		var id int64

@@ -107,11 +107,7 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	case "tag":
 		return b.member("contact_tags", "t", "t.tag = "+b.arg(c.Tag)+"::text"), nil
 	case "field":
-		p, err := b.field(c.Field)
-		if err != nil {
-			return "", err
-		}
-		return "COALESCE(" + p + ", false)", nil
+		return b.field(c.Field)
 	case "score":
 		return b.score(c.Score), nil
 	case "event":
@@ -154,19 +150,50 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	return "", fmt.Errorf("%w: empty condition", ErrCondition)
 }
 
+// profileColumns are the built-in fields kept as contact columns (migration 014); a test on
+// one reads its column. The column name written into SQL comes from this list, never from
+// the condition.
+var profileColumns = map[string]string{
+	"phone": "c.phone", "first_name": "c.first_name", "last_name": "c.last_name", "timezone": "c.timezone",
+	"country": "c.country", "region": "c.region", "city": "c.city", "device_type": "c.device_type",
+}
+
+// field writes a two-valued field test. Equality with a string is written so that it is never
+// NULL without a COALESCE around it, which would hide it from the indexes that serve it.
 func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
+	col, isColumn := profileColumns[f.Name]
 	if v, ok := f.Value.(string); ok && (f.Op == journey.OpEquals || f.Op == journey.OpNotEquals) {
-		// Containment: the same answer as ->> for a string, and the traits GIN index serves it.
-		js, _ := json.Marshal(map[string]string{f.Name: v})
-		eq := "c.traits @> " + b.arg(string(js)) + "::jsonb"
+		var eq string
+		if isColumn {
+			// Case does not matter for a place or a device (pt, PT); the contacts_country
+			// index is on lower(country) for this.
+			eq = "(" + col + " IS NOT NULL AND lower(" + col + ") = lower(" + b.arg(v) + "::text))"
+		} else {
+			// Containment: the same answer as ->> for a string, and the traits GIN index serves it.
+			js, _ := json.Marshal(map[string]string{f.Name: v})
+			eq = "c.traits @> " + b.arg(string(js)) + "::jsonb"
+		}
 		if f.Op == journey.OpNotEquals {
 			return "NOT " + eq, nil
 		}
 		return eq, nil
 	}
-	key := b.arg(f.Name) + "::text"
-	raw := "(c.traits -> " + key + ")"
-	text := "(c.traits ->> " + key + ")"
+	p, err := b.fieldValue(f, col, isColumn)
+	if err != nil {
+		return "", err
+	}
+	return "COALESCE(" + p + ", false)", nil
+}
+
+// fieldValue writes every other field test; it may be NULL for a missing field.
+func (b *sqlBuilder) fieldValue(f *journey.FieldTest, col string, isColumn bool) (string, error) {
+	var raw, text string
+	if isColumn {
+		raw, text = "(to_jsonb("+col+"))", col
+	} else {
+		key := b.arg(f.Name) + "::text"
+		raw, text = "(c.traits -> "+key+")", "(c.traits ->> "+key+")"
+	}
 	num := "cairn_num" + raw
 	at := "cairn_time" + raw
 	switch f.Op {

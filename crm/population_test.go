@@ -23,6 +23,9 @@ type model struct {
 	traits map[string]any
 	score  float64
 	events []modelEvent
+	// country is the profile column as the documented rules give it: the country trait,
+	// else traits.address.country, else the last country the sender observed.
+	country string
 }
 
 type modelEvent struct {
@@ -76,6 +79,18 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 			(s.LTE == nil || m.score <= *s.LTE) && (s.LT == nil || m.score < *s.LT)
 	case "field":
 		f := c.Field
+		if f.Name == "country" {
+			switch f.Op {
+			case journey.OpEquals:
+				return m.country != "" && strings.EqualFold(m.country, f.Value.(string))
+			case journey.OpNotEquals:
+				return !(m.country != "" && strings.EqualFold(m.country, f.Value.(string)))
+			case journey.OpIsSet:
+				return m.country != ""
+			case journey.OpIsBlank:
+				return m.country == ""
+			}
+		}
 		v, has := m.traits[f.Name]
 		switch f.Op {
 		case journey.OpEquals:
@@ -141,7 +156,12 @@ func randomCondition(r *rand.Rand, depth int) string {
 	if depth > 0 && r.IntN(5) == 0 {
 		return fmt.Sprintf("{not: %s}", randomCondition(r, depth-1))
 	}
-	switch r.IntN(7) {
+	switch r.IntN(8) {
+	case 7:
+		if r.IntN(3) == 0 {
+			return fmt.Sprintf("{field: country, %s: true}", []string{"is_set", "is_blank"}[r.IntN(2)])
+		}
+		return fmt.Sprintf("{field: country, %s: %s}", []string{"equals", "not_equals"}[r.IntN(2)], []string{"PT", "pt", "ES", "Portugal"}[r.IntN(4)])
 	case 0:
 		return fmt.Sprintf("{tag: t%d}", r.IntN(4))
 	case 1:
@@ -200,8 +220,22 @@ func TestConditionsAgreeWithAnIndependentEvaluatorOnAGeneratedPopulation(t *test
 		case 3:
 			m.traits["age"] = "unknown"
 		}
+		countries := []string{"PT", "pt", "ES", "Portugal", "", " "}
+		var observed crm.Observed
+		switch r.IntN(5) {
+		case 0:
+			m.traits["country"] = countries[r.IntN(len(countries))]
+		case 1:
+			m.traits["address"] = map[string]any{"country": countries[r.IntN(len(countries))]}
+		case 2:
+			m.traits["country"] = countries[r.IntN(len(countries))]
+			m.traits["address"] = map[string]any{"country": countries[r.IntN(len(countries))]}
+		}
+		if r.IntN(2) == 0 {
+			observed.Country = countries[r.IntN(len(countries))]
+		}
 		ext := fmt.Sprintf("p%d", i)
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: m.traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour)})
+		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: m.traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour), Observed: observed})
 		require.NoError(t, err)
 		c, err := s.ContactByExternalID(ctx, ext)
 		require.NoError(t, err)
@@ -222,9 +256,24 @@ func TestConditionsAgreeWithAnIndependentEvaluatorOnAGeneratedPopulation(t *test
 			ev := modelEvent{name: []string{"Order Completed", "Page Viewed"}[r.IntN(2)], currency: []string{"EUR", "USD"}[r.IntN(2)]}
 			// Whole days back, some exactly on a window's edge.
 			ev.at = now.Add(-time.Duration(r.IntN(50)) * 24 * time.Hour)
-			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: ev.name, Properties: map[string]any{"currency": ev.currency}, Source: "test", OccurredAt: ev.at})
+			var seen crm.Observed
+			if r.IntN(3) == 0 {
+				seen.Country = countries[r.IntN(len(countries))]
+				if strings.TrimSpace(seen.Country) != "" {
+					observed = seen
+				}
+			}
+			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: ev.name, Properties: map[string]any{"currency": ev.currency}, Source: "test", OccurredAt: ev.at, Observed: seen})
 			require.NoError(t, err)
 			m.events = append(m.events, ev)
+		}
+		m.country = strings.TrimSpace(observed.Country)
+		addr, _ := m.traits["address"].(map[string]any)
+		for _, v := range []any{m.traits["country"], addr["country"]} {
+			if s, _ := v.(string); strings.TrimSpace(s) != "" {
+				m.country = strings.TrimSpace(s)
+				break
+			}
 		}
 		people = append(people, m)
 	}
