@@ -111,19 +111,19 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	case "score":
 		return b.score(c.Score), nil
 	case "event":
+		switch c.Event.From {
+		case journey.FromOrders:
+			return b.purchased(c.Event)
+		case journey.FromCarts:
+			return b.abandonedCart(c.Event)
+		}
 		return b.event(c.Event)
 	case "list":
 		return b.member("list_subscriptions", "l", "l.list = "+b.arg(c.List)+"::text AND l.status = 'subscribed'"), nil
 	case "total_spent":
-		window := ""
-		if c.SpentWithin != nil {
-			if b.env.Now.IsZero() {
-				return "", fmt.Errorf("%w: total_spent within needs a clock", ErrCondition)
-			}
-			window = " AND e.occurred_at >= " + b.arg(b.env.Now.Add(-c.SpentWithin.D))
-		}
-		sum := "COALESCE((SELECT sum(COALESCE(cairn_num(e.properties -> 'total'), cairn_num(e.properties -> 'revenue'), 0)) FROM events e WHERE e.contact_id = c.id AND e.name = 'Order Completed'" + window + "), 0)"
-		return b.bounds(sum, c.TotalSpent), nil
+		return b.totalSpent(c.TotalSpent, c.SpentWithin)
+	case "viewed_not_purchased":
+		return b.viewedNotPurchased(c.ViewedNotPurchased)
 	case "deal":
 		q := "d.status = 'open' AND d.pipeline = " + b.arg(c.Deal.Pipeline) + "::text"
 		if c.Deal.Stage != "" {
@@ -284,6 +284,9 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 			return "", fmt.Errorf("%w: event %s within needs a clock", ErrCondition, e.Name)
 		}
 		where += " AND e.occurred_at >= " + b.arg(b.env.Now.Add(-e.Within.D))
+	}
+	if e.Between != nil {
+		where += " AND e.occurred_at >= " + b.arg(e.Between.From) + " AND e.occurred_at < " + b.arg(e.Between.To)
 	}
 	if e.SinceEntry {
 		if b.env.EnteredAt.IsZero() {

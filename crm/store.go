@@ -205,11 +205,20 @@ func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, er
 	if err != nil {
 		return 0, false, fmt.Errorf("insert event: %w", err)
 	}
-	if err := applyRules(ctx, tx, contactID, in.Name, in.Properties, in.OccurredAt); err != nil {
+	if err := recorded(ctx, tx, contactID, id, in.Name, in.Properties, in.OccurredAt); err != nil {
 		return 0, false, err
 	}
 	_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
 	return id, true, err
+}
+
+// recorded applies what a newly recorded event changes besides the log (scores, orders,
+// carts), in its transaction; every path that records events calls it exactly once per event.
+func recorded(ctx context.Context, db DB, contactID, eventID int64, name string, props map[string]any, at time.Time) error {
+	if err := applyRules(ctx, db, contactID, name, props, at); err != nil {
+		return err
+	}
+	return recordCommerce(ctx, db, contactID, eventID, name, props, at)
 }
 
 // ContactByExternalID returns the contact with its tags.
@@ -291,12 +300,14 @@ func (s *Store) ledger(ctx context.Context, key, action string, contactID int64,
 // journeys it triggers (a journey adding tag "vip" starts the one triggered by tag_added).
 func appendEvent(ctx context.Context, db DB, contactID int64, name string, props map[string]any, key string) error {
 	now := time.Now()
-	ct, err := db.Exec(ctx, insertEventSQL, contactID, name, props, "cairn", key, now)
-	if err != nil {
+	var id int64
+	err := db.QueryRow(ctx, insertEventSQL, contactID, name, props, "cairn", key, now).Scan(&id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows): // the key was seen: recorded before
+	case err != nil:
 		return fmt.Errorf("append %s event: %w", name, err)
-	}
-	if ct.RowsAffected() == 1 {
-		if err := applyRules(ctx, db, contactID, name, props, now); err != nil {
+	default:
+		if err := recorded(ctx, db, contactID, id, name, props, now); err != nil {
 			return err
 		}
 	}
