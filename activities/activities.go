@@ -204,7 +204,8 @@ type ScheduleOutput struct {
 	Note string    `json:"note"`
 }
 
-// ScheduleWait reads the contact's time zone (contact → journey → UTC) and, for a field
+// ScheduleWait reads the contact's time zone (contact → journey → UTC; the contact's is its
+// timezone trait, or else the one its device reported) and, for a field
 // wait, the field, and computes when the wait ends. It runs as a local activity: the result
 // is recorded in history, so the time zone data of whichever worker replays does not matter.
 func (a *Activities) ScheduleWait(ctx context.Context, in ScheduleInput) (ScheduleOutput, error) {
@@ -213,7 +214,7 @@ func (a *Activities) ScheduleWait(ctx context.Context, in ScheduleInput) (Schedu
 		return ScheduleOutput{}, output2(err)
 	}
 	loc, zone := time.UTC, "UTC"
-	for _, cand := range []struct{ name, from string }{{fmt.Sprint(c.Traits["timezone"]), "contact"}, {in.DefaultTimezone, "journey"}} {
+	for _, cand := range []struct{ name, from string }{{c.Timezone, "contact"}, {in.DefaultTimezone, "journey"}} {
 		if cand.name == "" || cand.name == "<nil>" {
 			continue
 		}

@@ -146,6 +146,9 @@ func (s *Store) SetSubscription(ctx context.Context, key string, contactID int64
 // CreateDeal opens a deal for the contact and records deal_created and deal_stage_changed.
 func (s *Store) CreateDeal(ctx context.Context, key string, contactID int64, d journey.Deal) (ActionResult, error) {
 	return s.ledger(ctx, key, "create_deal", contactID, func(tx pgx.Tx) (map[string]any, error) {
+		if err := ensureStage(ctx, tx, d.Pipeline, d.Stage); err != nil {
+			return nil, err
+		}
 		var id int64
 		if err := tx.QueryRow(ctx, `INSERT INTO deals (contact_id, title, pipeline, stage, value, currency, owner)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, contactID, d.Title, d.Pipeline, d.Stage, d.Value, d.Currency, d.Owner).Scan(&id); err != nil {
@@ -180,6 +183,9 @@ func (s *Store) MoveDeal(ctx context.Context, key string, contactID int64, pipel
 		}
 		if from == stage {
 			return map[string]any{"deal_id": id, "moved": false}, nil
+		}
+		if err := ensureStage(ctx, tx, pipeline, stage); err != nil {
+			return nil, err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE deals SET stage = $2, updated_at = now() WHERE id = $1`, id, stage); err != nil {
 			return nil, fmt.Errorf("move deal: %w", err)
@@ -277,8 +283,11 @@ type DealUpdate struct {
 func (s *Store) SyncDeal(ctx context.Context, d DealUpdate) (changed bool, err error) {
 	err = s.WithTx(ctx, func(tx pgx.Tx) error {
 		var contactID int64
-		if err := tx.QueryRow(ctx, upsertContactSQL, d.Contact, "", map[string]any{}).Scan(&contactID); err != nil {
+		if err := tx.QueryRow(ctx, upsertContactSQL, d.Contact, "", map[string]any{}, "", "", "", "", "").Scan(&contactID); err != nil {
 			return fmt.Errorf("upsert contact: %w", err)
+		}
+		if err := ensureStage(ctx, tx, d.Pipeline, d.Stage); err != nil {
+			return err
 		}
 		var id int64
 		var from *string

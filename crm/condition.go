@@ -157,30 +157,23 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	case "tag":
 		return b.member("contact_tags", "t", "t.tag = "+b.arg(c.Tag)+"::text"), nil
 	case "field":
-		if p, ok := b.containment(c.Field); ok {
-			return p, nil
-		}
-		p, err := b.field(c.Field)
-		if err != nil {
-			return "", err
-		}
-		return "COALESCE(" + p + ", false)", nil
+		return b.field(c.Field)
 	case "score":
 		return b.score(c.Score), nil
 	case "event":
+		switch c.Event.From {
+		case journey.FromOrders:
+			return b.purchased(c.Event)
+		case journey.FromCarts:
+			return b.abandonedCart(c.Event)
+		}
 		return b.event(c.Event)
 	case "list":
 		return b.member("list_subscriptions", "l", "l.list = "+b.arg(c.List)+"::text AND l.status = 'subscribed'"), nil
 	case "total_spent":
-		window := ""
-		if c.SpentWithin != nil {
-			if b.env.Now.IsZero() {
-				return "", fmt.Errorf("%w: total_spent within needs a clock", ErrCondition)
-			}
-			window = " AND e.occurred_at >= " + b.arg(b.env.Now.Add(-c.SpentWithin.D))
-		}
-		sum := "COALESCE((SELECT sum(COALESCE(cairn_num(e.properties -> 'total'), cairn_num(e.properties -> 'revenue'), 0)) FROM events e WHERE e.contact_id = c.id AND e.name = 'Order Completed'" + window + "), 0)"
-		return b.bounds(sum, c.TotalSpent), nil
+		return b.totalSpent(c.TotalSpent, c.SpentWithin)
+	case "viewed_not_purchased":
+		return b.viewedNotPurchased(c.ViewedNotPurchased)
 	case "deal":
 		q := "d.status = 'open' AND d.pipeline = " + b.arg(c.Deal.Pipeline) + "::text"
 		if c.Deal.Stage != "" {
@@ -207,25 +200,50 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 	return "", fmt.Errorf("%w: empty condition", ErrCondition)
 }
 
-// containment writes a string (not) equals test as traits containment: the same answer as
-// ->> for a string, never NULL (traits is NOT NULL), and the traits GIN index serves it.
-func (b *sqlBuilder) containment(f *journey.FieldTest) (string, bool) {
-	v, ok := f.Value.(string)
-	if !ok || (f.Op != journey.OpEquals && f.Op != journey.OpNotEquals) {
-		return "", false
-	}
-	js, _ := json.Marshal(map[string]string{f.Name: v})
-	eq := "c.traits @> " + b.arg(string(js)) + "::jsonb"
-	if f.Op == journey.OpNotEquals {
-		return "NOT " + eq, true
-	}
-	return eq, true
+// profileColumns are the built-in fields kept as contact columns (migration 014); a test on
+// one reads its column. The column name written into SQL comes from this list, never from
+// the condition.
+var profileColumns = map[string]string{
+	"phone": "c.phone", "first_name": "c.first_name", "last_name": "c.last_name", "timezone": "c.timezone",
+	"country": "c.country", "region": "c.region", "city": "c.city", "device_type": "c.device_type",
 }
 
+// field writes a two-valued field test. Equality with a string is written so that it is never
+// NULL without a COALESCE around it, which would hide it from the indexes that serve it.
 func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
-	key := b.arg(f.Name) + "::text"
-	raw := "(c.traits -> " + key + ")"
-	text := "(c.traits ->> " + key + ")"
+	col, isColumn := profileColumns[f.Name]
+	if v, ok := f.Value.(string); ok && (f.Op == journey.OpEquals || f.Op == journey.OpNotEquals) {
+		var eq string
+		if isColumn {
+			// Case does not matter for a place or a device (pt, PT); the contacts_country
+			// index is on lower(country) for this.
+			eq = "(" + col + " IS NOT NULL AND lower(" + col + ") = lower(" + b.arg(v) + "::text))"
+		} else {
+			// Containment: the same answer as ->> for a string, and the traits GIN index serves it.
+			js, _ := json.Marshal(map[string]string{f.Name: v})
+			eq = "c.traits @> " + b.arg(string(js)) + "::jsonb"
+		}
+		if f.Op == journey.OpNotEquals {
+			return "NOT " + eq, nil
+		}
+		return eq, nil
+	}
+	p, err := b.fieldValue(f, col, isColumn)
+	if err != nil {
+		return "", err
+	}
+	return "COALESCE(" + p + ", false)", nil
+}
+
+// fieldValue writes every other field test; it may be NULL for a missing field.
+func (b *sqlBuilder) fieldValue(f *journey.FieldTest, col string, isColumn bool) (string, error) {
+	var raw, text string
+	if isColumn {
+		raw, text = "(to_jsonb("+col+"))", col
+	} else {
+		key := b.arg(f.Name) + "::text"
+		raw, text = "(c.traits -> "+key+")", "(c.traits ->> "+key+")"
+	}
 	num := "cairn_num" + raw
 	at := "cairn_time" + raw
 	switch f.Op {
@@ -304,74 +322,98 @@ func (b *sqlBuilder) bounds(v string, s *journey.ScoreTest) string {
 	return "(" + strings.Join(parts, " AND ") + ")"
 }
 
-func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
-	where := "e.contact_id = c.id AND e.name = " + b.arg(e.Name)
-	if e.Within != nil {
+// window writes the time limits an event-like test puts on col: the last N (within), a fixed
+// period (between, end excluded) and since the contact entered the journey.
+func (b *sqlBuilder) window(col, what string, within *journey.Duration, between *journey.Period, sinceEntry bool) (string, error) {
+	out := ""
+	if within != nil {
 		if b.env.Now.IsZero() {
-			return "", fmt.Errorf("%w: event %s within needs a clock", ErrCondition, e.Name)
+			return "", fmt.Errorf("%w: %s within needs a clock", ErrCondition, what)
 		}
-		where += " AND e.occurred_at >= " + b.arg(b.env.Now.Add(-e.Within.D))
+		out += " AND " + col + " >= " + b.arg(b.env.Now.Add(-within.D))
 	}
-	if e.SinceEntry {
+	if between != nil {
+		out += " AND " + col + " >= " + b.arg(between.From) + " AND " + col + " < " + b.arg(between.To)
+	}
+	if sinceEntry {
 		if b.env.EnteredAt.IsZero() {
-			return "", fmt.Errorf("%w: event %s since_entry only has a meaning inside a journey", ErrCondition, e.Name)
+			return "", fmt.Errorf("%w: %s since_entry only has a meaning inside a journey", ErrCondition, what)
 		}
-		where += " AND e.occurred_at >= " + b.arg(b.env.EnteredAt)
+		out += " AND " + col + " >= " + b.arg(b.env.EnteredAt)
 	}
+	return out, nil
+}
+
+// containment writes "col @> where" for a test's where, or nothing.
+func (b *sqlBuilder) containment(col, what string, where map[string]any) (string, error) {
+	if len(where) == 0 {
+		return "", nil
+	}
+	js, err := json.Marshal(where)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s where: %v", ErrCondition, what, err)
+	}
+	return " AND " + col + " @> " + b.arg(string(js)) + "::jsonb", nil
+}
+
+// counted writes how many rows of table (alias x, filtered by cond, which must not mention
+// the contact) the contact has, against the test's at_least / at_most / exactly: "at least
+// once" without a count. Both modes give the same answers; many-contact questions group once.
+func (b *sqlBuilder) counted(table, x, cond string, e *journey.EventTest) string {
+	if b.many {
+		rows := "SELECT " + x + ".contact_id FROM " + table + " " + x + " WHERE " + cond
+		having := func(op string, n int) string {
+			return b.in(rows+" GROUP BY "+x+".contact_id HAVING count(*) "+op+" "+b.arg(n), true)
+		}
+		switch {
+		case e.AtMost != nil:
+			return "NOT " + having(">", *e.AtMost)
+		case e.Exactly != nil && *e.Exactly == 0:
+			return "NOT " + b.in(rows, false)
+		case e.Exactly != nil:
+			return having("=", *e.Exactly)
+		case e.AtLeast != nil && *e.AtLeast > 1:
+			return having(">=", *e.AtLeast)
+		case e.AtLeast != nil && *e.AtLeast == 0:
+			return "true"
+		}
+		return b.in(rows, false)
+	}
+	mine := x + ".contact_id = c.id AND " + cond
+	count := "(SELECT count(*) FROM " + table + " " + x + " WHERE " + mine + ")"
+	switch {
+	case e.AtMost != nil:
+		return count + " <= " + b.arg(*e.AtMost)
+	case e.Exactly != nil:
+		return count + " = " + b.arg(*e.Exactly)
+	case e.AtLeast != nil && *e.AtLeast > 1:
+		return count + " >= " + b.arg(*e.AtLeast)
+	case e.AtLeast != nil && *e.AtLeast == 0:
+		return "true"
+	}
+	return "EXISTS (SELECT 1 FROM " + table + " " + x + " WHERE " + mine + ")"
+}
+
+func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
+	win, err := b.window("e.occurred_at", "event "+e.Name, e.Within, e.Between, e.SinceEntry)
+	if err != nil {
+		return "", err
+	}
+	where, err := b.containment("e.properties", "event "+e.Name, e.Where)
+	if err != nil {
+		return "", err
+	}
+	cond := "e.name = " + b.arg(e.Name) + win
 	if e.URL != "" {
 		like := b.arg(globLike(e.URL))
-		where += " AND (e.properties ->> 'path' LIKE " + like + " OR e.properties ->> 'url' LIKE " + like + ")"
+		cond += " AND (e.properties ->> 'path' LIKE " + like + " OR e.properties ->> 'url' LIKE " + like + ")"
 	}
 	if e.Product != "" {
 		bySKU, _ := json.Marshal([]map[string]string{{"sku": e.Product}})
 		byID, _ := json.Marshal([]map[string]string{{"product_id": e.Product}})
-		where += " AND (e.properties -> 'products' @> " + b.arg(string(bySKU)) + "::jsonb OR e.properties -> 'products' @> " + b.arg(string(byID)) + "::jsonb)"
+		cond += " AND (e.properties -> 'products' @> " + b.arg(string(bySKU)) + "::jsonb OR e.properties -> 'products' @> " + b.arg(string(byID)) + "::jsonb)"
 	}
-	if len(e.Where) > 0 {
-		js, err := json.Marshal(e.Where)
-		if err != nil {
-			return "", fmt.Errorf("%w: event %s where: %v", ErrCondition, e.Name, err)
-		}
-		where += " AND e.properties @> " + b.arg(string(js)) + "::jsonb"
-	}
-	if b.many {
-		return b.eventMany(e, where), nil
-	}
-	count := "(SELECT count(*) FROM events e WHERE " + where + ")"
-	switch {
-	case e.AtMost != nil:
-		return count + " <= " + b.arg(*e.AtMost), nil
-	case e.Exactly != nil:
-		return count + " = " + b.arg(*e.Exactly), nil
-	case e.AtLeast != nil && *e.AtLeast > 1:
-		return count + " >= " + b.arg(*e.AtLeast), nil
-	case e.AtLeast != nil && *e.AtLeast == 0:
-		return "true", nil
-	}
-	return "EXISTS (SELECT 1 FROM events e WHERE " + where + ")", nil
-}
-
-// eventMany writes an event test as semi-joins over the events that pass its filters, grouped
-// by contact once, for "which contacts" questions.
-func (b *sqlBuilder) eventMany(e *journey.EventTest, where string) string {
-	where = strings.Replace(where, "e.contact_id = c.id AND ", "", 1)
-	having := func(op string, n int) string {
-		return b.in("SELECT e.contact_id FROM events e WHERE "+where+" GROUP BY e.contact_id HAVING count(*) "+op+" "+b.arg(n), true)
-	}
-	any := func() string { return b.in("SELECT e.contact_id FROM events e WHERE "+where, false) }
-	switch {
-	case e.AtMost != nil:
-		return "NOT " + having(">", *e.AtMost)
-	case e.Exactly != nil && *e.Exactly == 0:
-		return "NOT " + any()
-	case e.Exactly != nil:
-		return having("=", *e.Exactly)
-	case e.AtLeast != nil && *e.AtLeast > 1:
-		return having(">=", *e.AtLeast)
-	case e.AtLeast != nil && *e.AtLeast == 0:
-		return "true"
-	}
-	return any()
+	return b.counted("events", "e", cond+where, e), nil
 }
 
 // SetScore sets a contact's named score (for tests and imports; journeys and scoring rules

@@ -20,6 +20,9 @@ func FuzzConditionCompiles(f *testing.F) {
 		"{not: {any: [{tag: a}, {list: b}]}}", `{visited: "/p*?%_"}`, "{purchased: SKU}", "{total_spent: {gt: 5}, within: 9d}",
 		"{deal: {pipeline: p, stage: s, value: {lt: 3}}}", "{open_task: true}", "{in_journey: j}", "{created_within: 1w}",
 		"{opened: true, since_entry: true}", "{field: flag, equals: true}", "{field: n, not_equals: 2.5}",
+		"{event: x, between: [2026-01-01, 2026-02-01], at_most: 1}", "{purchased: true, since_entry: true, where: {a: 1}, exactly: 2}",
+		"{abandoned_cart: true, within: 1d, at_least: 2}", "{viewed_not_purchased: true, within: 2d, product: P}",
+		"{field: country, equals: PT}", "{field: city, gt: 3}", "{field: timezone, within_last: 1d}",
 	} {
 		f.Add(seed)
 	}

@@ -18,17 +18,60 @@ import (
 
 // model is a generated contact as the test knows it, independently of the database.
 type model struct {
-	id     int64
-	tags   map[string]bool
-	traits map[string]any
-	score  float64
-	events []modelEvent
+	id        int64
+	tags      map[string]bool
+	traits    map[string]any
+	score     float64
+	events    []modelEvent
+	orders    []modelOrder
+	abandoned []time.Time
+	// country is the profile column as the documented rules give it: the country trait,
+	// else traits.address.country, else the last country the sender observed.
+	country string
 }
 
 type modelEvent struct {
 	name     string
 	currency string
+	sku      string // Product Viewed
 	at       time.Time
+}
+
+// modelOrder is an order as counted: the first report of an order_id, or an order without one.
+type modelOrder struct {
+	id, currency, sku string
+	total             float64
+	at                time.Time
+}
+
+func (m *model) hasOrder(id string) bool {
+	for _, o := range m.orders {
+		if id != "" && o.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// inWindow applies an event-like test's within and between to a time.
+func inWindow(at, now time.Time, within *journey.Duration, between *journey.Period) bool {
+	if within != nil && at.Before(now.Add(-within.D)) {
+		return false
+	}
+	return between == nil || !at.Before(between.From) && at.Before(between.To)
+}
+
+// counts applies an event-like test's count to n matching rows.
+func counts(e *journey.EventTest, n int) bool {
+	switch {
+	case e.AtLeast != nil:
+		return n >= *e.AtLeast
+	case e.AtMost != nil:
+		return n <= *e.AtMost
+	case e.Exactly != nil:
+		return n == *e.Exactly
+	}
+	return n > 0
 }
 
 var numeric = regexp.MustCompile(`^\s*-?[0-9]+(\.[0-9]+)?\s*$`)
@@ -76,6 +119,18 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 			(s.LTE == nil || m.score <= *s.LTE) && (s.LT == nil || m.score < *s.LT)
 	case "field":
 		f := c.Field
+		if f.Name == "country" {
+			switch f.Op {
+			case journey.OpEquals:
+				return m.country != "" && strings.EqualFold(m.country, f.Value.(string))
+			case journey.OpNotEquals:
+				return !(m.country != "" && strings.EqualFold(m.country, f.Value.(string)))
+			case journey.OpIsSet:
+				return m.country != ""
+			case journey.OpIsBlank:
+				return m.country == ""
+			}
+		}
 		v, has := m.traits[f.Name]
 		switch f.Op {
 		case journey.OpEquals:
@@ -101,14 +156,55 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 			}
 			return n >= f.Range[0] && n <= f.Range[1]
 		}
+	case "total_spent":
+		sum := 0.0
+		for _, o := range m.orders {
+			if inWindow(o.at, now, c.SpentWithin, nil) {
+				sum += o.total
+			}
+		}
+		s := c.TotalSpent
+		return (s.GTE == nil || sum >= *s.GTE) && (s.GT == nil || sum > *s.GT) && (s.LTE == nil || sum <= *s.LTE) && (s.LT == nil || sum < *s.LT)
+	case "viewed_not_purchased":
+		v := c.ViewedNotPurchased
+		for _, ev := range m.events {
+			if ev.name != "Product Viewed" || !inWindow(ev.at, now, v.Within, nil) || v.Product != "" && ev.sku != v.Product {
+				continue
+			}
+			bought := false
+			for _, o := range m.orders {
+				bought = bought || o.sku == ev.sku && !o.at.Before(ev.at)
+			}
+			if !bought {
+				return true
+			}
+		}
+		return false
 	case "event":
 		e := c.Event
 		count := 0
+		switch e.From {
+		case journey.FromOrders:
+			for _, o := range m.orders {
+				cur, has := e.Where["currency"]
+				if inWindow(o.at, now, e.Within, e.Between) && (e.Product == "" || o.sku == e.Product) && (!has || o.currency == cur) {
+					count++
+				}
+			}
+			return counts(e, count)
+		case journey.FromCarts:
+			for _, at := range m.abandoned {
+				if inWindow(at, now, e.Within, e.Between) {
+					count++
+				}
+			}
+			return counts(e, count)
+		}
 		for _, ev := range m.events {
 			if ev.name != e.Name {
 				continue
 			}
-			if e.Within != nil && ev.at.Before(now.Add(-e.Within.D)) {
+			if !inWindow(ev.at, now, e.Within, e.Between) {
 				continue
 			}
 			if cur, ok := e.Where["currency"]; ok && ev.currency != cur {
@@ -116,32 +212,78 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 			}
 			count++
 		}
-		switch {
-		case e.AtLeast != nil:
-			return count >= *e.AtLeast
-		case e.AtMost != nil:
-			return count <= *e.AtMost
-		}
-		return count > 0
+		return counts(e, count)
 	}
 	panic("eval: unhandled " + c.Kind())
 }
 
 // randomCondition builds a condition text from the kinds eval covers.
-func randomCondition(r *rand.Rand, depth int) string {
+func randomCondition(r *rand.Rand, depth int, today time.Time) string {
 	if depth > 0 && r.IntN(3) == 0 {
 		op := []string{"all", "any"}[r.IntN(2)]
 		n := 2 + r.IntN(2)
 		parts := make([]string, n)
 		for i := range parts {
-			parts[i] = randomCondition(r, depth-1)
+			parts[i] = randomCondition(r, depth-1, today)
 		}
 		return fmt.Sprintf("{%s: [%s]}", op, strings.Join(parts, ", "))
 	}
 	if depth > 0 && r.IntN(5) == 0 {
-		return fmt.Sprintf("{not: %s}", randomCondition(r, depth-1))
+		return fmt.Sprintf("{not: %s}", randomCondition(r, depth-1, today))
 	}
-	switch r.IntN(7) {
+	window := func() string {
+		switch r.IntN(3) {
+		case 0:
+			return fmt.Sprintf(", within: %dd", 1+r.IntN(45))
+		case 1:
+			// Whole days, so that events fall exactly on both ends.
+			from := today.Add(-time.Duration(r.IntN(50)) * 24 * time.Hour)
+			to := from.Add(time.Duration(1+r.IntN(20)) * 24 * time.Hour)
+			if r.IntN(2) == 0 {
+				return fmt.Sprintf(", between: [%s, %s]", from.Format(time.RFC3339), to.Format(time.RFC3339))
+			}
+			return fmt.Sprintf(", between: [%q, %q]", from.Format(time.RFC3339), to.Format(time.RFC3339))
+		}
+		return ""
+	}
+	count := func() string {
+		switch r.IntN(3) {
+		case 0:
+			return fmt.Sprintf(", at_least: %d", 1+r.IntN(3))
+		case 1:
+			return fmt.Sprintf(", at_most: %d", r.IntN(3))
+		}
+		return ""
+	}
+	switch r.IntN(12) {
+	case 8:
+		s := "purchased: " + []string{"true", "S1", "S2"}[r.IntN(3)] + window() + count()
+		if r.IntN(4) == 0 {
+			s += ", where: {currency: " + []string{"EUR", "USD"}[r.IntN(2)] + "}"
+		}
+		return "{" + s + "}"
+	case 9:
+		s := fmt.Sprintf("{total_spent: {%s: %d}", []string{"gte", "lt"}[r.IntN(2)], r.IntN(150))
+		if r.IntN(2) == 0 {
+			s += fmt.Sprintf(", within: %dd", 1+r.IntN(45))
+		}
+		return s + "}"
+	case 10:
+		return "{abandoned_cart: true" + window() + count() + "}"
+	case 11:
+		s := "{viewed_not_purchased: true"
+		if r.IntN(2) == 0 {
+			s += fmt.Sprintf(", within: %dd", 1+r.IntN(45))
+		}
+		if r.IntN(2) == 0 {
+			s += ", product: " + []string{"S1", "S2"}[r.IntN(2)]
+		}
+		return s + "}"
+	case 7:
+		if r.IntN(3) == 0 {
+			return fmt.Sprintf("{field: country, %s: true}", []string{"is_set", "is_blank"}[r.IntN(2)])
+		}
+		return fmt.Sprintf("{field: country, %s: %s}", []string{"equals", "not_equals"}[r.IntN(2)], []string{"PT", "pt", "ES", "Portugal"}[r.IntN(4)])
 	case 0:
 		return fmt.Sprintf("{tag: t%d}", r.IntN(4))
 	case 1:
@@ -163,9 +305,7 @@ func randomCondition(r *rand.Rand, depth int) string {
 		return fmt.Sprintf("{score: {gt: %d, lt: %d}}", r.IntN(50), 50+r.IntN(50))
 	}
 	s := fmt.Sprintf("event: %s", []string{"Order Completed", "Page Viewed"}[r.IntN(2)])
-	if r.IntN(2) == 0 {
-		s += fmt.Sprintf(", within: %dd", 1+r.IntN(45))
-	}
+	s += window()
 	if r.IntN(3) == 0 {
 		s += ", where: {currency: " + []string{"EUR", "USD"}[r.IntN(2)] + "}"
 	}
@@ -200,8 +340,22 @@ func TestConditionsAgreeWithAnIndependentEvaluatorOnAGeneratedPopulation(t *test
 		case 3:
 			m.traits["age"] = "unknown"
 		}
+		countries := []string{"PT", "pt", "ES", "Portugal", "", " "}
+		var observed crm.Observed
+		switch r.IntN(5) {
+		case 0:
+			m.traits["country"] = countries[r.IntN(len(countries))]
+		case 1:
+			m.traits["address"] = map[string]any{"country": countries[r.IntN(len(countries))]}
+		case 2:
+			m.traits["country"] = countries[r.IntN(len(countries))]
+			m.traits["address"] = map[string]any{"country": countries[r.IntN(len(countries))]}
+		}
+		if r.IntN(2) == 0 {
+			observed.Country = countries[r.IntN(len(countries))]
+		}
 		ext := fmt.Sprintf("p%d", i)
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: m.traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour)})
+		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: m.traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour), Observed: observed})
 		require.NoError(t, err)
 		c, err := s.ContactByExternalID(ctx, ext)
 		require.NoError(t, err)
@@ -222,14 +376,61 @@ func TestConditionsAgreeWithAnIndependentEvaluatorOnAGeneratedPopulation(t *test
 			ev := modelEvent{name: []string{"Order Completed", "Page Viewed"}[r.IntN(2)], currency: []string{"EUR", "USD"}[r.IntN(2)]}
 			// Whole days back, some exactly on a window's edge.
 			ev.at = now.Add(-time.Duration(r.IntN(50)) * 24 * time.Hour)
-			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: ev.name, Properties: map[string]any{"currency": ev.currency}, Source: "test", OccurredAt: ev.at})
+			var seen crm.Observed
+			if r.IntN(3) == 0 {
+				seen.Country = countries[r.IntN(len(countries))]
+				if strings.TrimSpace(seen.Country) != "" {
+					observed = seen
+				}
+			}
+			props := map[string]any{"currency": ev.currency}
+			if ev.name == "Order Completed" {
+				// Orders: some repeat an order_id (a shop reporting twice: only the first
+				// counts), some carry a total and a product.
+				o := modelOrder{id: []string{"", "", "o1", "o2"}[r.IntN(4)], at: ev.at, currency: ev.currency}
+				if r.IntN(3) > 0 {
+					o.total = float64(r.IntN(100))
+					props["total"] = o.total
+				}
+				if r.IntN(2) == 0 {
+					o.sku = []string{"S1", "S2"}[r.IntN(2)]
+					props["products"] = []any{map[string]any{"sku": o.sku, "quantity": 1}}
+				}
+				if o.id != "" {
+					props["order_id"] = o.id
+				}
+				if !m.hasOrder(o.id) {
+					m.orders = append(m.orders, o)
+				}
+			}
+			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: ev.name, Properties: props, Source: "test", OccurredAt: ev.at, Observed: seen})
 			require.NoError(t, err)
 			m.events = append(m.events, ev)
 		}
+		for k := r.IntN(3); k > 0; k-- {
+			v := modelEvent{name: "Product Viewed", sku: []string{"S1", "S2"}[r.IntN(2)], at: now.Add(-time.Duration(r.IntN(50)) * 24 * time.Hour)}
+			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: v.name, Properties: map[string]any{"sku": v.sku}, Source: "test", OccurredAt: v.at})
+			require.NoError(t, err)
+			m.events = append(m.events, v)
+		}
+		if r.IntN(3) == 0 {
+			at := now.Add(-time.Duration(r.IntN(50)) * 24 * time.Hour)
+			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: "cart_abandoned", Source: "test", OccurredAt: at})
+			require.NoError(t, err)
+			m.abandoned = append(m.abandoned, at)
+		}
+		m.country = strings.TrimSpace(observed.Country)
+		addr, _ := m.traits["address"].(map[string]any)
+		for _, v := range []any{m.traits["country"], addr["country"]} {
+			if s, _ := v.(string); strings.TrimSpace(s) != "" {
+				m.country = strings.TrimSpace(s)
+				break
+			}
+		}
 		people = append(people, m)
 	}
-	for i := 0; i < 250; i++ {
-		doc := randomCondition(r, 3)
+	for i := 0; i < 400; i++ {
+		doc := randomCondition(r, 3, now)
 		cond, err := journey.DecodeCondition([]byte(doc))
 		require.NoError(t, err, doc)
 		var want []int64

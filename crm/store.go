@@ -51,9 +51,19 @@ func (s *Store) WithTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 // Contact is a person Cairn knows.
 type Contact struct {
-	ID         int64          `json:"id"`
-	ExternalID string         `json:"external_id"`
-	Email      string         `json:"email,omitempty"`
+	ID         int64  `json:"id"`
+	ExternalID string `json:"external_id"`
+	Email      string `json:"email,omitempty"`
+	// The profile columns: filled from traits (which win) and from what sending systems
+	// observed (Segment's context), so segments on them need not read traits.
+	Phone      string         `json:"phone,omitempty"`
+	FirstName  string         `json:"first_name,omitempty"`
+	LastName   string         `json:"last_name,omitempty"`
+	Timezone   string         `json:"timezone,omitempty"`
+	Country    string         `json:"country,omitempty"`
+	Region     string         `json:"region,omitempty"`
+	City       string         `json:"city,omitempty"`
+	DeviceType string         `json:"device_type,omitempty"`
 	Traits     map[string]any `json:"traits"`
 	Tags       []string       `json:"tags"`
 	CreatedAt  time.Time      `json:"created_at"`
@@ -72,6 +82,19 @@ type EventInput struct {
 	Source     string
 	DedupeKey  string
 	OccurredAt time.Time
+	// Observed is what the sending system saw about the contact along with the event; it
+	// fills profile columns the traits say nothing about.
+	Observed Observed
+}
+
+// Observed carries Segment's context: location, device and time zone. Empty means unknown,
+// and an unknown value never blanks a stored one.
+type Observed struct {
+	Country    string
+	Region     string
+	City       string
+	DeviceType string
+	Timezone   string
 }
 
 // Event is a recorded event.
@@ -85,18 +108,25 @@ type Event struct {
 	OccurredAt time.Time      `json:"occurred_at"`
 }
 
+// upsertContactSQL merges traits and takes observed values ($4..$8: country, region, city,
+// device type, time zone) where given; the contacts_profile trigger then lets traits win.
 const upsertContactSQL = `
-INSERT INTO contacts (external_id, email, traits)
-VALUES ($1, NULLIF($2, ''), $3)
+INSERT INTO contacts (external_id, email, traits, country, region, city, device_type, timezone)
+VALUES ($1, NULLIF($2, ''), $3, NULLIF(btrim($4), ''), NULLIF(btrim($5), ''), NULLIF(btrim($6), ''), NULLIF(btrim($7), ''), NULLIF(btrim($8), ''))
 ON CONFLICT (external_id) DO UPDATE
 SET email = COALESCE(NULLIF($2, ''), contacts.email),
     traits = contacts.traits || $3,
+    country = COALESCE(NULLIF(btrim($4), ''), contacts.country),
+    region = COALESCE(NULLIF(btrim($5), ''), contacts.region),
+    city = COALESCE(NULLIF(btrim($6), ''), contacts.city),
+    device_type = COALESCE(NULLIF(btrim($7), ''), contacts.device_type),
+    timezone = COALESCE(NULLIF(btrim($8), ''), contacts.timezone),
     updated_at = CASE WHEN $3 = '{}'::jsonb AND NULLIF($2, '') IS NULL THEN contacts.updated_at ELSE now() END
 RETURNING id`
 
 const insertEventSQL = `
 INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)
+VALUES ($1, $2, $3, $4, NULLIF(btrim($5), ''), $6)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id`
 
@@ -162,7 +192,9 @@ func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, er
 		}
 	}
 	var contactID int64
-	if err := tx.QueryRow(ctx, upsertContactSQL, in.ExternalID, email, in.Traits).Scan(&contactID); err != nil {
+	o := in.Observed
+	if err := tx.QueryRow(ctx, upsertContactSQL, in.ExternalID, email, in.Traits,
+		o.Country, o.Region, o.City, o.DeviceType, o.Timezone).Scan(&contactID); err != nil {
 		return 0, false, fmt.Errorf("upsert contact: %w", err)
 	}
 	var id int64
@@ -173,11 +205,20 @@ func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, er
 	if err != nil {
 		return 0, false, fmt.Errorf("insert event: %w", err)
 	}
-	if err := applyRules(ctx, tx, contactID, in.Name, in.Properties, in.OccurredAt); err != nil {
+	if err := recorded(ctx, tx, contactID, id, in.Name, in.Properties, in.OccurredAt); err != nil {
 		return 0, false, err
 	}
 	_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
 	return id, true, err
+}
+
+// recorded applies what a newly recorded event changes besides the log (scores, orders,
+// carts), in its transaction; every path that records events calls it exactly once per event.
+func recorded(ctx context.Context, db DB, contactID, eventID int64, name string, props map[string]any, at time.Time) error {
+	if err := applyRules(ctx, db, contactID, name, props, at); err != nil {
+		return err
+	}
+	return recordCommerce(ctx, db, contactID, eventID, name, props, at)
 }
 
 // ContactByExternalID returns the contact with its tags.
@@ -199,9 +240,12 @@ func (s *Store) Contact(ctx context.Context, id int64) (*Contact, error) {
 	var email *string
 	err := s.Pool.QueryRow(ctx, `
 		SELECT id, external_id, email, traits, created_at, updated_at,
-		       COALESCE((SELECT array_agg(tag ORDER BY tag) FROM contact_tags WHERE contact_id = c.id), '{}')
+		       COALESCE((SELECT array_agg(tag ORDER BY tag) FROM contact_tags WHERE contact_id = c.id), '{}'),
+		       COALESCE(phone, ''), COALESCE(first_name, ''), COALESCE(last_name, ''), COALESCE(timezone, ''),
+		       COALESCE(country, ''), COALESCE(region, ''), COALESCE(city, ''), COALESCE(device_type, '')
 		FROM contacts c WHERE id = $1`, id).
-		Scan(&c.ID, &c.ExternalID, &email, &c.Traits, &c.CreatedAt, &c.UpdatedAt, &c.Tags)
+		Scan(&c.ID, &c.ExternalID, &email, &c.Traits, &c.CreatedAt, &c.UpdatedAt, &c.Tags,
+			&c.Phone, &c.FirstName, &c.LastName, &c.Timezone, &c.Country, &c.Region, &c.City, &c.DeviceType)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -256,12 +300,14 @@ func (s *Store) ledger(ctx context.Context, key, action string, contactID int64,
 // journeys it triggers (a journey adding tag "vip" starts the one triggered by tag_added).
 func appendEvent(ctx context.Context, db DB, contactID int64, name string, props map[string]any, key string) error {
 	now := time.Now()
-	ct, err := db.Exec(ctx, insertEventSQL, contactID, name, props, "cairn", key, now)
-	if err != nil {
+	var id int64
+	err := db.QueryRow(ctx, insertEventSQL, contactID, name, props, "cairn", key, now).Scan(&id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows): // the key was seen: recorded before
+	case err != nil:
 		return fmt.Errorf("append %s event: %w", name, err)
-	}
-	if ct.RowsAffected() == 1 {
-		if err := applyRules(ctx, db, contactID, name, props, now); err != nil {
+	default:
+		if err := recorded(ctx, db, contactID, id, name, props, now); err != nil {
 			return err
 		}
 	}

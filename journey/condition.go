@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Condition is Cairn's one condition language, shared by segments, if/else branches,
@@ -40,7 +41,30 @@ type Condition struct {
 	CreatedWithin *Duration `json:"created_within,omitempty"`
 	// GoalMet holds when the contact met the goal in a run of the journey.
 	GoalMet *GoalRef `json:"goal_met,omitempty"`
+	// ViewedNotPurchased holds when the contact viewed a product (in the window) and has not
+	// bought that product in an order at or after the view.
+	ViewedNotPurchased *ViewTest `json:"viewed_not_purchased,omitempty"`
 }
+
+// ViewTest narrows viewed_not_purchased: views in the last Within, of one product (a
+// product_id or sku).
+type ViewTest struct {
+	Within  *Duration `json:"within,omitempty"`
+	Product string    `json:"product,omitempty"`
+}
+
+// Period is a fixed time window: From included, To excluded, so consecutive windows
+// ([Jan 1, Feb 1], [Feb 1, Mar 1]) count every moment once.
+type Period struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// What the purchased and abandoned_cart shortcuts read instead of the event log.
+const (
+	FromOrders = "orders"
+	FromCarts  = "carts"
+)
 
 // GoalRef names a goal of a journey.
 type GoalRef struct {
@@ -104,6 +128,12 @@ type EventTest struct {
 	Name string `json:"name"`
 	// Within limits the window to the last N before now.
 	Within *Duration `json:"within,omitempty"`
+	// Between limits the window to a fixed period.
+	Between *Period `json:"between,omitempty"`
+	// From, when set, says the test reads Cairn's order (FromOrders) or cart (FromCarts)
+	// records rather than the event log: an order reported twice counts once. Empty for
+	// event tests, and for purchased and abandoned_cart stored before those records existed.
+	From string `json:"from,omitempty"`
 	// SinceEntry limits the window to events since the contact entered the journey.
 	SinceEntry bool `json:"since_entry,omitempty"`
 	// Where holds property values that must all match (JSON containment).
@@ -149,6 +179,8 @@ func (c Condition) Kind() string {
 		return "created_within"
 	case c.GoalMet != nil:
 		return "goal_met"
+	case c.ViewedNotPurchased != nil:
+		return "viewed_not_purchased"
 	}
 	return ""
 }
@@ -196,6 +228,8 @@ func (c Condition) collectEvents(set map[string]bool) {
 		set["task_created"] = true
 	case c.GoalMet != nil:
 		set["goal_met"] = true
+	case c.ViewedNotPurchased != nil:
+		set["Product Viewed"], set["Order Completed"] = true, true
 	case c.InJourney != "" || c.CompletedJourney != "":
 		set["journey_completed"], set["journey_exited"] = true, true
 	}
@@ -260,6 +294,9 @@ func (c Condition) String() string {
 		if e.Within != nil {
 			s += " within " + e.Within.String()
 		}
+		if e.Between != nil {
+			s += " between " + e.Between.String()
+		}
 		if e.SinceEntry {
 			s += " since entry"
 		}
@@ -286,8 +323,29 @@ func (c Condition) String() string {
 		return "created within " + c.CreatedWithin.String()
 	case "goal_met":
 		return "goal " + c.GoalMet.Goal + " met in " + c.GoalMet.Journey
+	case "viewed_not_purchased":
+		v := c.ViewedNotPurchased
+		s := "viewed a product"
+		if v.Product != "" {
+			s = "viewed product " + v.Product
+		}
+		if v.Within != nil {
+			s += " within " + v.Within.String()
+		}
+		return s + " and did not buy it"
 	}
 	return "?"
+}
+
+// String shows the period as its two ends, dates when they are midnight UTC.
+func (p Period) String() string {
+	f := func(t time.Time) string {
+		if t.Equal(t.UTC().Truncate(24 * time.Hour)) {
+			return t.UTC().Format("2006-01-02")
+		}
+		return t.Format(time.RFC3339)
+	}
+	return f(p.From) + " to " + f(p.To) + " (end excluded)"
 }
 
 // FieldRef is a field test found in a document, with its path.

@@ -12,7 +12,7 @@ import (
 // ConditionKinds are the keys that say what a condition tests.
 var ConditionKinds = []string{"all", "any", "not", "tag", "field", "score", "event",
 	"list", "opened", "clicked", "visited", "purchased", "abandoned_cart", "total_spent", "deal", "open_task",
-	"in_journey", "completed_journey", "created_within", "goal_met"}
+	"in_journey", "completed_journey", "created_within", "goal_met", "viewed_not_purchased"}
 
 // eventShortcuts are condition kinds that are event tests on a known event: {opened: welcome}
 // is {event: email_opened, where: {template: welcome}}, and they take the event test's
@@ -144,6 +144,20 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 	case "created_within":
 		f := d.fields(n, path, "created_within")
 		c.CreatedWithin = d.duration(f["created_within"], join(path, "created_within"))
+	case "viewed_not_purchased":
+		f := d.fields(n, path, "viewed_not_purchased", "within", "product")
+		c.ViewedNotPurchased = &ViewTest{}
+		if v := f["viewed_not_purchased"]; v.Kind != yaml.ScalarNode || v.Value != "true" {
+			d.fail(v, join(path, "viewed_not_purchased"), "must be true (narrow it with within and product)")
+		}
+		if w := f["within"]; w != nil {
+			c.ViewedNotPurchased.Within = d.duration(w, join(path, "within"))
+		}
+		if v := f["product"]; v != nil {
+			if c.ViewedNotPurchased.Product = d.str(v, join(path, "product")); c.ViewedNotPurchased.Product == "" && v.Kind == yaml.ScalarNode {
+				d.fail(v, join(path, "product"), "needs a product_id or sku")
+			}
+		}
 	case "goal_met":
 		f := d.fields(n, path, "goal_met")
 		c.GoalMet = &GoalRef{}
@@ -250,7 +264,7 @@ func (d *decoder) scoreTest(n *yaml.Node, path string) *ScoreTest {
 
 func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 	e := &EventTest{}
-	f := d.fields(n, path, kind, "within", "since_entry", "where", "at_least", "at_most", "exactly")
+	f := d.fields(n, path, kind, "within", "between", "since_entry", "where", "at_least", "at_most", "exactly")
 	if f == nil {
 		return e
 	}
@@ -259,12 +273,14 @@ func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 		v, p := f[kind], join(path, kind)
 		switch kind {
 		case "abandoned_cart":
+			e.From = FromCarts
 			if v.Kind != yaml.ScalarNode || v.Value != "true" {
 				d.fail(v, p, "must be true")
 			}
 		case "visited":
 			e.URL = d.str(v, p)
 		case "purchased":
+			e.From = FromOrders
 			if v.Kind == yaml.ScalarNode && v.Value != "true" {
 				e.Product = d.str(v, p) // true: any purchase
 			}
@@ -284,6 +300,9 @@ func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 			}
 			e.Within = &w
 		}
+	}
+	if v := f["between"]; v != nil {
+		e.Between = d.period(v, join(path, "between"))
 	}
 	if v := f["since_entry"]; v != nil {
 		e.SinceEntry = v.Kind == yaml.ScalarNode && v.Value == "true"
@@ -353,6 +372,36 @@ func (d *decoder) numberPair(n *yaml.Node, path string) []float64 {
 		d.fail(n, path, "low bound %v is above high bound %v", lo, hi)
 	}
 	return []float64{lo, hi}
+}
+
+// period reads [from, to]: dates or RFC 3339 times, from before to; to is excluded.
+func (d *decoder) period(n *yaml.Node, path string) *Period {
+	if n.Kind != yaml.SequenceNode || len(n.Content) != 2 {
+		d.fail(n, path, "must be a list of two dates or times, [from, to] (to excluded): [2026-01-01, 2026-02-01] is January")
+		return nil
+	}
+	var ends [2]time.Time
+	for i, v := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		s := d.str(v, p)
+		if s == "" {
+			if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+				d.fail(v, p, "needs a date or time")
+			}
+			return nil
+		}
+		t, err := ParseDate(s)
+		if err != nil {
+			d.fail(v, p, "%s", err)
+			return nil
+		}
+		ends[i] = t
+	}
+	if !ends[0].Before(ends[1]) {
+		d.fail(n, path, "%s is not before %s: the period is empty (its end is excluded)", n.Content[0].Value, n.Content[1].Value)
+		return nil
+	}
+	return &Period{From: ends[0], To: ends[1]}
 }
 
 // ParseDate reads a date (2026-12-24) or a time (RFC 3339).

@@ -41,7 +41,7 @@ func TestSchemaNamesExactlyTheStepTriggerAndConditionKeysTheDecoderKnows(t *test
 	require.ElementsMatch(t, append([]string{"where", "score", "offset", "anniversary"}, journey.TriggerKinds()...), keys(trigger))
 
 	cond := defs["condition"].(map[string]any)["properties"].(map[string]any)
-	want := append(append([]string{"within", "since_entry", "where", "at_least", "at_most", "exactly"}, journey.ConditionKinds...), journey.FieldOps...)
+	want := append(append([]string{"within", "since_entry", "where", "at_least", "at_most", "exactly", "product"}, journey.ConditionKinds...), journey.FieldOps...)
 	require.ElementsMatch(t, want, keys(cond))
 }
 

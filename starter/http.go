@@ -74,6 +74,8 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment))
 	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment))
 	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts))
+	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline))
+	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline))
 	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate))
 	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate))
 	mux.Handle("GET /v1/t/o/{token}", a.public(a.trackOpen))

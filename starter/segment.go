@@ -24,6 +24,11 @@ type message struct {
 	Traits      map[string]any  `json:"traits"`
 	Context     struct {
 		Traits map[string]any `json:"traits"`
+		// Read leniently (any JSON is accepted, non-strings ignored): Segment itself
+		// never rejects a message for its context.
+		Location any `json:"location"`
+		Device   any `json:"device"`
+		Timezone any `json:"timezone"`
 	} `json:"context"`
 	MessageID  string `json:"messageId"`
 	Timestamp  string `json:"timestamp"`
@@ -244,7 +249,20 @@ func (m *message) event(received time.Time, batchSentAt string) (crm.EventInput,
 	}
 	in.ExternalID, in.Traits, in.Properties = ext, traits, props
 	in.Source, in.DedupeKey, in.OccurredAt = "segment", m.dedupeKey(), at
+	in.Observed = m.observed()
 	return in, nil
+}
+
+// observed reads the contact's location, device type and time zone from Segment's context.
+func (m *message) observed() crm.Observed {
+	str := func(v any) string {
+		s, _ := v.(string)
+		return strings.TrimSpace(s)
+	}
+	loc, _ := m.Context.Location.(map[string]any)
+	dev, _ := m.Context.Device.(map[string]any)
+	return crm.Observed{Country: str(loc["country"]), Region: str(loc["region"]), City: str(loc["city"]),
+		DeviceType: str(dev["type"]), Timezone: str(m.Context.Timezone)}
 }
 
 func withKey(m map[string]any, k string, v any) map[string]any {

@@ -9,6 +9,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 )
 
@@ -34,8 +35,9 @@ const (
 	OrderCompleted = "Order Completed"
 )
 
-// CartEvents restart a contact's cart watch (Segment e-commerce spec names, and Cairn's own).
-var CartEvents = []string{"Product Added", "Product Removed", "Cart Viewed", "Cart Updated", "Checkout Started", "cart_updated"}
+// CartEvents restart a contact's cart watch: the events that open or refresh its cart in the
+// CRM, so the watch and the carts table agree on what a cart event is.
+var CartEvents = crm.CartEvents
 
 // CartWatchID is the cart watch of a contact: cart:<contactID>.
 func CartWatchID(contactID int64) string {

@@ -1,0 +1,54 @@
+package crm_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
+)
+
+func stageIDs(p *crm.Pipeline) []string {
+	out := []string{}
+	for _, st := range p.Stages {
+		out = append(out, st.ID)
+	}
+	return out
+}
+
+func TestDealsNamingUnknownStagesCreateThemLast(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	_, err := s.PutPipeline(ctx, crm.Pipeline{ID: "sales", Name: "Sales", Stages: []crm.Stage{{ID: "lead", Name: "Lead"}, {ID: "won", Name: "Won"}}})
+	require.NoError(t, err)
+	id := newContact(t, ctx, s, "ann", nil)
+	_, err = s.CreateDeal(ctx, "d1", id, journey.Deal{Title: "Big", Pipeline: "sales", Stage: "proposal"})
+	require.NoError(t, err)
+	_, err = s.MoveDeal(ctx, "m1", id, "sales", "lead")
+	require.NoError(t, err)
+	_, err = s.MoveDeal(ctx, "m2", id, "sales", "negotiation")
+	require.NoError(t, err)
+	_, err = s.SyncDeal(ctx, crm.DealUpdate{ExternalID: "x1", Contact: "bob", Pipeline: "renewals", Stage: "due", At: time.Now()})
+	require.NoError(t, err)
+
+	p, err := s.Pipeline(ctx, "sales")
+	require.NoError(t, err)
+	require.Equal(t, []string{"lead", "won", "proposal", "negotiation"}, stageIDs(p))
+	require.Equal(t, 4, p.Stages[3].Position)
+	p, err = s.Pipeline(ctx, "renewals")
+	require.NoError(t, err)
+	require.Equal(t, []string{"due"}, stageIDs(p), "a synced deal's pipeline is created too")
+
+	p, err = s.PutPipeline(ctx, crm.Pipeline{ID: "sales", Name: "Sales", Stages: []crm.Stage{{ID: "lead"}, {ID: "proposal", Name: "Proposal"}, {ID: "negotiation"}, {ID: "won"}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"lead", "proposal", "negotiation", "won"}, stageIDs(p))
+	p, err = s.PutPipeline(ctx, crm.Pipeline{ID: "sales", Name: "Sales v2", Stages: []crm.Stage{{ID: "won"}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"won", "lead", "proposal", "negotiation"}, stageIDs(p), "stages left out stay, after the listed ones")
+	require.Equal(t, "Sales v2", p.Name)
+
+	_, err = s.Pipeline(ctx, "nope")
+	require.ErrorIs(t, err, crm.ErrNotFound)
+}
