@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cairnhq/cairn/journey"
 )
 
@@ -33,6 +35,17 @@ type sqlBuilder struct {
 	// sets remembers each semi-join written in many mode by its SQL, so a condition that is
 	// one such test alone can be counted on its own table (see CountMatching).
 	sets map[string]memberSet
+	// cols are the defined fields kept in columns of their own (see PutField).
+	cols map[string]fieldColumn
+}
+
+// builder prepares a compiler for the condition, with the field columns it may read.
+func (s *Store) builder(ctx context.Context, cond journey.Condition, env Env, many bool) (*sqlBuilder, error) {
+	cols, err := fieldColumns(ctx, s.Pool, cond)
+	if err != nil {
+		return nil, err
+	}
+	return &sqlBuilder{env: env, many: many, cols: cols}, nil
 }
 
 // memberSet is a query selecting contact_id; unique when no contact appears twice.
@@ -71,7 +84,10 @@ func (b *sqlBuilder) arg(v any) string {
 
 // Matches answers "does this contact match the condition".
 func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condition, env Env) (bool, error) {
-	b := &sqlBuilder{env: env}
+	b, err := s.builder(ctx, cond, env, false)
+	if err != nil {
+		return false, err
+	}
 	id := b.arg(contactID)
 	where, err := b.compile(cond)
 	if err != nil {
@@ -93,7 +109,10 @@ func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condi
 // table alone: every row there belongs to a contact (foreign keys), so joining a million
 // contacts back would only cost time.
 func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env Env) (int64, error) {
-	b := &sqlBuilder{env: env, many: true}
+	b, err := s.builder(ctx, cond, env, true)
+	if err != nil {
+		return 0, err
+	}
 	where, err := b.compile(cond)
 	if err != nil {
 		return 0, err
@@ -212,6 +231,11 @@ var profileColumns = map[string]string{
 // NULL without a COALESCE around it, which would hide it from the indexes that serve it.
 func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 	col, isColumn := profileColumns[f.Name]
+	if fc, ok := b.cols[f.Name]; ok && !isColumn {
+		if p, ok := b.fieldColumn(f, fc); ok {
+			return p, nil
+		}
+	}
 	if v, ok := f.Value.(string); ok && (f.Op == journey.OpEquals || f.Op == journey.OpNotEquals) {
 		var eq string
 		if isColumn {
@@ -233,6 +257,45 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 		return "", err
 	}
 	return "COALESCE(" + p + ", false)", nil
+}
+
+// fieldColumn writes the tests a defined field's column serves, with the same answers as the
+// traits expressions below (the column is generated from them), bare so that its (column,
+// score) index can serve them.
+func (b *sqlBuilder) fieldColumn(f *journey.FieldTest, fc fieldColumn) (string, bool) {
+	col := "c." + pgx.Identifier{fc.column}.Sanitize()
+	notNull := "(" + col + " IS NOT NULL AND "
+	switch v := f.Value.(type) {
+	case string:
+		if fc.typ != "text" {
+			return "", false
+		}
+		switch f.Op {
+		case journey.OpEquals:
+			return notNull + col + " = " + b.arg(v) + "::text)", true
+		case journey.OpNotEquals:
+			return col + " IS DISTINCT FROM " + b.arg(v) + "::text", true
+		}
+		return "", false
+	case float64:
+		if fc.typ != "number" {
+			return "", false
+		}
+		switch f.Op {
+		case journey.OpEquals:
+			return notNull + col + " = " + b.arg(v) + ")", true
+		case journey.OpNotEquals:
+			return col + " IS DISTINCT FROM " + b.arg(v) + "::numeric", true
+		case journey.OpGT, journey.OpGTE, journey.OpLT, journey.OpLTE:
+			op := map[string]string{journey.OpGT: ">", journey.OpGTE: ">=", journey.OpLT: "<", journey.OpLTE: "<="}[f.Op]
+			return notNull + col + " " + op + " " + b.arg(v) + ")", true
+		}
+		return "", false
+	}
+	if f.Op == journey.OpBetween && fc.typ == "number" && len(f.Range) == 2 {
+		return notNull + col + " BETWEEN " + b.arg(f.Range[0]) + " AND " + b.arg(f.Range[1]) + ")", true
+	}
+	return "", false
 }
 
 // fieldValue writes every other field test; it may be NULL for a missing field.

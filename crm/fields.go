@@ -2,9 +2,14 @@ package crm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cairnhq/cairn/journey"
 )
@@ -31,17 +36,126 @@ var opsByType = map[string][]string{
 	"boolean": {journey.OpEquals, journey.OpNotEquals, journey.OpIsSet, journey.OpIsBlank},
 }
 
-// PutField defines (or retypes) a custom field.
+// PutField defines (or retypes) a custom field. Text and number fields also get a generated
+// column and a (column, score) index (see fieldColumns), so defining one rewrites the contacts
+// table once: about 3 s per million contacts here, during which contact writes wait.
 func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 	if _, ok := opsByType[f.Type]; !ok {
 		return fmt.Errorf("%w: type %q is not one of text, number, date, boolean", ErrCondition, f.Type)
 	}
-	_, err := s.Pool.Exec(ctx, `INSERT INTO field_definitions (name, type, label) VALUES ($1, $2, $3)
-		ON CONFLICT (name) DO UPDATE SET type = $2, label = $3`, f.Name, f.Type, f.Label)
+	return s.WithTx(ctx, func(tx pgx.Tx) error {
+		var oldType string
+		var oldColumn *string
+		err := tx.QueryRow(ctx, `SELECT type, column_name FROM field_definitions WHERE name = $1 FOR UPDATE`, f.Name).Scan(&oldType, &oldColumn)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read field %s: %w", f.Name, err)
+		}
+		column := oldColumn
+		if oldColumn != nil && oldType != f.Type {
+			if err := dropFieldColumn(ctx, tx, *oldColumn); err != nil {
+				return err
+			}
+			column = nil
+		}
+		if column == nil && fieldColumnTypes[f.Type] != "" {
+			if _, builtin := profileColumns[f.Name]; !builtin {
+				name := fieldColumnName(f.Name)
+				if err := addFieldColumn(ctx, tx, name, f); err != nil {
+					return err
+				}
+				column = &name
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO field_definitions (name, type, label, column_name) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (name) DO UPDATE SET type = $2, label = $3, column_name = $4`, f.Name, f.Type, f.Label, column)
+		if err != nil {
+			return fmt.Errorf("define field %s: %w", f.Name, err)
+		}
+		return nil
+	})
+}
+
+// fieldColumnTypes are the field types kept in a column, with the expression (over traits,
+// %L is the field name) that fills it. Each gives the value the condition compiler reads from
+// traits for the tests it serves: text for string (in)equality, numbers for comparisons.
+// Dates stay in traits: reading a time depends on the session's time zone, and a generated
+// column must not.
+var fieldColumnTypes = map[string]string{"text": "text", "number": "numeric"}
+
+var fieldColumnExprs = map[string]string{
+	"text":   `CASE WHEN jsonb_typeof(traits -> %L) = 'string' THEN traits ->> %L END`,
+	"number": `cairn_num(traits -> %L)`,
+}
+
+// fieldColumnName is a readable, unique column name for a field: field_<name>_<hash>.
+func fieldColumnName(field string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(field) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "_") {
+			b.WriteByte('_')
+		}
+		if b.Len() >= 32 {
+			break
+		}
+	}
+	sum := sha256.Sum256([]byte(field))
+	return "field_" + strings.Trim(b.String(), "_") + "_" + hex.EncodeToString(sum[:4])
+}
+
+// addFieldColumn adds the generated column and its index. DDL takes no parameters, so
+// PostgreSQL's format() quotes the column (%I) and the field name (%L) into the statement.
+func addFieldColumn(ctx context.Context, tx pgx.Tx, column string, f FieldDefinition) error {
+	expr := strings.ReplaceAll(fieldColumnExprs[f.Type], "%L", "%2$L")
+	template := "ALTER TABLE contacts ADD COLUMN %1$I " + fieldColumnTypes[f.Type] + " GENERATED ALWAYS AS (" + expr + ") STORED"
+	var ddl, index string
+	err := tx.QueryRow(ctx, `SELECT format($3::text, $1::text, $2::text), format('CREATE INDEX %I ON contacts (%I, score)', $1::text || '_score', $1::text)`,
+		column, f.Name, template).Scan(&ddl, &index)
 	if err != nil {
-		return fmt.Errorf("define field %s: %w", f.Name, err)
+		return fmt.Errorf("field %s column: %w", f.Name, err)
+	}
+	for _, stmt := range []string{ddl, index} {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("field %s column: %w", f.Name, err)
+		}
 	}
 	return nil
+}
+
+func dropFieldColumn(ctx context.Context, tx pgx.Tx, column string) error {
+	if _, err := tx.Exec(ctx, `ALTER TABLE contacts DROP COLUMN IF EXISTS `+pgx.Identifier{column}.Sanitize()); err != nil {
+		return fmt.Errorf("drop field column %s: %w", column, err)
+	}
+	return nil
+}
+
+// fieldColumn is a defined field's column, for the condition compiler.
+type fieldColumn struct {
+	column, typ string
+}
+
+// fieldColumns maps defined fields that have a column to it; nil when the condition tests no
+// field, so most checks pay no extra query.
+func fieldColumns(ctx context.Context, db DB, cond journey.Condition) (map[string]fieldColumn, error) {
+	if len(cond.FieldRefs("")) == 0 {
+		return nil, nil
+	}
+	rows, err := db.Query(ctx, `SELECT name, type, column_name FROM field_definitions WHERE column_name IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("read field columns: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]fieldColumn{}
+	for rows.Next() {
+		var name string
+		var fc fieldColumn
+		if err := rows.Scan(&name, &fc.typ, &fc.column); err != nil {
+			return nil, err
+		}
+		out[name] = fc
+	}
+	return out, rows.Err()
 }
 
 // Fields lists the defined custom fields.

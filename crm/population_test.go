@@ -323,8 +323,19 @@ func randomCondition(r *rand.Rand, depth int, today time.Time) string {
 // contacts (missing fields, non-numeric values, window edges) and random conditions.
 func TestConditionsAgreeWithAnIndependentEvaluatorOnAGeneratedPopulation(t *testing.T) {
 	t.Parallel()
+	agreeOnAPopulation(t, 7, nil)
+}
+
+// TestFieldColumnsGiveTheSameAnswersAsTraits runs the same check with plan and age defined,
+// so tests on them read the fields' generated columns (added once the contacts exist).
+func TestFieldColumnsGiveTheSameAnswersAsTraits(t *testing.T) {
+	t.Parallel()
+	agreeOnAPopulation(t, 8, []crm.FieldDefinition{{Name: "plan", Type: "text"}, {Name: "age", Type: "number"}})
+}
+
+func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition) {
 	ctx, s := setup(t)
-	r := rand.New(rand.NewPCG(7, 11))
+	r := rand.New(rand.NewPCG(seed, 11))
 	now := time.Now().UTC().Truncate(time.Second)
 	var people []model
 	for i := 0; i < 150; i++ {

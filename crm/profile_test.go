@@ -141,4 +141,15 @@ func TestFieldEqualityIsServedByAnIndex(t *testing.T) {
 		require.EqualValues(t, 1, n, doc)
 		require.Positive(t, scans(index), doc)
 	}
+	// Once plan is a defined text field, its tests read its own column, served by the
+	// (column, score) index.
+	require.NoError(t, s.PutField(ctx, crm.FieldDefinition{Name: "plan", Type: "text"}))
+	var column string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT column_name FROM field_definitions WHERE name = 'plan'`).Scan(&column))
+	cond, err := journey.DecodeCondition([]byte("{field: plan, equals: pro}"))
+	require.NoError(t, err)
+	n, err := s.CountMatching(ctx, *cond, crm.Env{Now: time.Now()})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.Positive(t, scans(column+"_score"))
 }

@@ -50,7 +50,10 @@ func (s *Store) SegmentByID(ctx context.Context, id string) (Segment, error) {
 
 // SegmentContacts lists matching contacts in id order after the given id (keyset pagination).
 func (s *Store) SegmentContacts(ctx context.Context, cond journey.Condition, env Env, after int64, limit int) ([]Contact, error) {
-	b := &sqlBuilder{env: env, many: true}
+	b, err := s.builder(ctx, cond, env, true)
+	if err != nil {
+		return nil, err
+	}
 	where, err := b.compile(cond)
 	if err != nil {
 		return nil, err
@@ -175,7 +178,10 @@ func (s *Store) RecheckAllMembers(ctx context.Context, now time.Time) (entered, 
 		return 0, 0, err
 	}
 	for _, seg := range segs {
-		b := &sqlBuilder{env: Env{Now: now}, many: true}
+		b, err := s.builder(ctx, seg.Condition, Env{Now: now}, true)
+		if err != nil {
+			return entered, exited, err
+		}
 		id := b.arg(seg.ID)
 		where, err := b.compile(seg.Condition)
 		if err != nil {
