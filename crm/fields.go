@@ -43,7 +43,8 @@ func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 	if _, ok := opsByType[f.Type]; !ok {
 		return fmt.Errorf("%w: type %q is not one of text, number, date, boolean", ErrCondition, f.Type)
 	}
-	return s.WithTx(ctx, func(tx pgx.Tx) error {
+	rewritten := false
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
 		var oldType string
 		var oldColumn *string
 		err := tx.QueryRow(ctx, `SELECT type, column_name FROM field_definitions WHERE name = $1 FOR UPDATE`, f.Name).Scan(&oldType, &oldColumn)
@@ -64,6 +65,7 @@ func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 					return err
 				}
 				column = &name
+				rewritten = true
 			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO field_definitions (name, type, label, column_name) VALUES ($1, $2, $3, $4)
@@ -73,6 +75,15 @@ func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 		}
 		return nil
 	})
+	if err != nil || !rewritten {
+		return err
+	}
+	// The rewrite left the table without a visibility map (index-only scans read the table
+	// again) and the new column without statistics; nothing would vacuum it soon, so do it now.
+	if _, err := s.Pool.Exec(ctx, `VACUUM (ANALYZE) contacts`); err != nil {
+		return fmt.Errorf("vacuum contacts after defining %s: %w", f.Name, err)
+	}
+	return nil
 }
 
 // fieldColumnTypes are the field types kept in a column, with the expression (over traits,

@@ -84,12 +84,6 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 		if firstID, err = load(ctx, pool, r, now, nContacts, nEvents); err != nil {
 			return err
 		}
-		// Defining a field once contacts exist rewrites the table: time it on this one.
-		t := time.Now()
-		if err := s.PutField(ctx, crm.FieldDefinition{Name: "company_size", Type: "number"}); err != nil {
-			return err
-		}
-		fmt.Printf("%-44s %14s %14s\n", "define a number field on the loaded contacts", "", time.Since(t).Round(10*time.Millisecond))
 	}
 
 	env := crm.Env{Now: now}
@@ -159,6 +153,14 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 		naive = append(naive, time.Since(t))
 	}
 	fmt.Printf("%-44s %14s %14s\n", "single-contact check (3 conditions)", pp(naive), pp(cairn))
+
+	// Defining a field once contacts exist rewrites the table (and so its visibility map, which
+	// index-only scans need until the next vacuum): time it last.
+	t := time.Now()
+	if err := s.PutField(ctx, crm.FieldDefinition{Name: "company_size", Type: "number"}); err != nil {
+		return err
+	}
+	fmt.Printf("%-44s %14s %14s\n", "define a number field on the loaded contacts", "", time.Since(t).Round(10*time.Millisecond))
 	return nil
 }
 
