@@ -23,6 +23,11 @@ const migrationLock = 0x636169726e // "cairn"
 // Migrate applies every embedded migration not yet applied, each in its own transaction,
 // and records it in schema_migrations.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return migrate(ctx, pool, 0)
+}
+
+// migrate applies the migrations up to version upTo (all when 0).
+func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
 		return fmt.Errorf("list migrations: %w", err)
@@ -46,6 +51,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with a number", name)
+		}
+		if upTo > 0 && version > upTo {
+			break
 		}
 		sql, err := migrationFiles.ReadFile(path)
 		if err != nil {
