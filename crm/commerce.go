@@ -34,10 +34,11 @@ SELECT $1, cairn_text(p -> 'product_id'), cairn_text(p -> 'sku'), cairn_text(p -
 FROM jsonb_array_elements(CASE WHEN jsonb_typeof($2::jsonb -> 'products') = 'array' THEN $2::jsonb -> 'products' ELSE '[]' END) p
 WHERE jsonb_typeof(p) = 'object'`
 
-// convertCartSQL converts the open cart, if any, when the contact orders.
+// convertCartSQL converts the open cart, if any, when the contact orders; an order older than
+// the cart (one reported late) was not placed from it.
 const convertCartSQL = `
 UPDATE carts SET status = 'converted', converted_at = $2, updated_at = GREATEST(updated_at, $2)
-WHERE contact_id = $1 AND status = 'open'`
+WHERE contact_id = $1 AND status = 'open' AND created_at <= $2`
 
 // refreshCartSQL opens the contact's cart or refreshes the open one: a value or currency the
 // event carries replaces the stored one, properties are merged.
@@ -52,7 +53,9 @@ SET value = COALESCE(EXCLUDED.value, carts.value),
     updated_at = GREATEST(carts.updated_at, EXCLUDED.updated_at)`
 
 // abandonCartSQL marks the open cart abandoned, or records an abandoned cart when there is
-// none open (a shop that reports abandonment without reporting the cart).
+// none open (a shop that reports abandonment without reporting the cart) — unless the
+// contact's latest cart is already abandoned: then this is the same abandonment reported again
+// (by the shop and by Cairn's cart watch, or resent), not a second one.
 const abandonCartSQL = `
 WITH open AS (
     UPDATE carts SET status = 'abandoned', abandoned_at = $3, updated_at = GREATEST(updated_at, $3),
@@ -63,7 +66,9 @@ WITH open AS (
 INSERT INTO carts (contact_id, status, value, currency, properties, created_at, updated_at, abandoned_at)
 SELECT $1, 'abandoned', COALESCE(cairn_num($2::jsonb -> 'value'), cairn_num($2::jsonb -> 'total')),
        COALESCE(cairn_text($2::jsonb -> 'currency'), ''), $2, $3, $3, $3
-WHERE NOT EXISTS (SELECT 1 FROM open)`
+WHERE NOT EXISTS (SELECT 1 FROM open)
+  AND NOT EXISTS (SELECT 1 FROM carts WHERE contact_id = $1 AND status = 'abandoned'
+                  AND id = (SELECT max(id) FROM carts WHERE contact_id = $1))`
 
 // recordCommerce keeps orders and carts in step with a newly recorded event, in the
 // transaction that records it. It runs once per event: a redelivery is never recorded, and an
@@ -73,13 +78,14 @@ func recordCommerce(ctx context.Context, db DB, contactID, eventID int64, name s
 	case name == OrderCompletedEvent:
 		var orderRef int64
 		err := db.QueryRow(ctx, insertOrderSQL, contactID, props, at, eventID).Scan(&orderRef)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // an order already recorded: its cart was converted then
+		}
+		if err != nil {
 			return fmt.Errorf("record order: %w", err)
 		}
-		if err == nil {
-			if _, err := db.Exec(ctx, insertOrderLinesSQL, orderRef, props); err != nil {
-				return fmt.Errorf("record order lines: %w", err)
-			}
+		if _, err := db.Exec(ctx, insertOrderLinesSQL, orderRef, props); err != nil {
+			return fmt.Errorf("record order lines: %w", err)
 		}
 		if _, err := db.Exec(ctx, convertCartSQL, contactID, at); err != nil {
 			return fmt.Errorf("convert cart: %w", err)

@@ -21,7 +21,8 @@ func (b *sqlBuilder) purchased(e *journey.EventTest) (string, error) {
 	return b.counted("orders", "o", cond, e), nil
 }
 
-// abandonedCart counts the contact's carts abandoned (and not bought since), by when.
+// abandonedCart counts the contact's abandoned carts, by when they were abandoned (an order
+// afterwards does not undo an abandonment: combine with not purchased for that).
 func (b *sqlBuilder) abandonedCart(e *journey.EventTest) (string, error) {
 	win, err := b.window("k.abandoned_at", "abandoned_cart", e.Within, e.Between, e.SinceEntry)
 	if err != nil {
@@ -45,7 +46,8 @@ func (b *sqlBuilder) totalSpent(bounds *journey.ScoreTest, within *journey.Durat
 }
 
 // viewedNotPurchased: a Product Viewed event (in the window, of the product) whose product_id
-// or sku is on no order line of an order the contact placed at or after the view. A view that
+// or sku is on no order line (as its product_id or sku: shops fill one or the other, as
+// purchased allows) of an order the contact placed at or after the view. A view that
 // names no product is not a product view and never counts.
 func (b *sqlBuilder) viewedNotPurchased(v *journey.ViewTest) (string, error) {
 	win, err := b.window("e.occurred_at", "viewed_not_purchased", v.Within, nil, false)
@@ -59,6 +61,6 @@ func (b *sqlBuilder) viewedNotPurchased(v *journey.ViewTest) (string, error) {
 		cond += " AND (" + id + " = " + p + " OR " + sku + " = " + p + ")"
 	}
 	cond += " AND NOT EXISTS (SELECT 1 FROM orders o JOIN order_lines l ON l.order_ref = o.id" +
-		" WHERE o.contact_id = e.contact_id AND o.occurred_at >= e.occurred_at AND (l.product_id = " + id + " OR l.sku = " + sku + "))"
+		" WHERE o.contact_id = e.contact_id AND o.occurred_at >= e.occurred_at AND (l.product_id IN (" + id + ", " + sku + ") OR l.sku IN (" + id + ", " + sku + ")))"
 	return b.member("events", "e", cond), nil
 }

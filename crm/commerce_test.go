@@ -76,6 +76,36 @@ func TestCartsOpenConvertAndAreAbandoned(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1 AND status = 'abandoned' AND value = 12.5`, other),
 		"a shop reporting abandonment of a cart Cairn never saw still records it")
+	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "bob", Name: "cart_abandoned", Properties: map[string]any{"value": "12.5"}, Source: "shop", OccurredAt: now.Add(time.Minute)})
+	require.NoError(t, err)
+	_, err = s.RecordInternal(ctx, "watch/bob", other, "cart_abandoned", map[string]any{"detected_by": "cairn"})
+	require.NoError(t, err)
+	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1`, other),
+		"the same abandonment reported again, by the shop and by Cairn, is one cart")
+}
+
+// TestAnOrderReportedAgainLeavesANewerCartOpen: a shop resending an order (under a new
+// messageId) after the contact started a new cart does not convert that cart, and neither
+// does an order that happened before the cart existed.
+func TestAnOrderReportedAgainLeavesANewerCartOpen(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	id := newContact(t, ctx, s, "ann", nil)
+	ev := func(name string, props map[string]any, at time.Time) {
+		t.Helper()
+		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "ann", Name: name, Properties: props, Source: "test", OccurredAt: at})
+		require.NoError(t, err)
+	}
+	ev("Order Completed", map[string]any{"order_id": "O1", "total": 25}, now.Add(-2*time.Hour))
+	ev("Product Added", map[string]any{"product_id": "P1"}, now.Add(-time.Hour))
+	ev("Order Completed", map[string]any{"order_id": "O1", "total": 25}, now.Add(-2*time.Hour))
+	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1 AND status = 'open'`, id))
+	ev("Order Completed", map[string]any{"order_id": "O0", "total": 5}, now.Add(-3*time.Hour))
+	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1 AND status = 'open'`, id),
+		"an order placed before the cart existed was not placed from it")
+	ev("Order Completed", map[string]any{"order_id": "O2", "total": 9}, now)
+	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1 AND status = 'converted'`, id))
 }
 
 func TestCommerceConditionsReadOrdersAndCarts(t *testing.T) {
@@ -144,4 +174,25 @@ func TestCommerceConditionsReadOrdersAndCarts(t *testing.T) {
 	} {
 		requireMembers(t, ctx, s, ids, now, tc.cond, tc.want)
 	}
+}
+
+// TestAViewIsBoughtWhateverIdentifierTheOrderLineUses: a shop may name the viewed product by
+// product_id and the bought one by sku alone (or the other way round); it is still bought.
+func TestAViewIsBoughtWhateverIdentifierTheOrderLineUses(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	for who, line := range map[string]map[string]any{"eve": {"sku": "X1"}, "fay": {"product_id": "X1"}, "gus": {"sku": "X2"}} {
+		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: who, Name: "Product Viewed", Properties: map[string]any{"product_id": "X1"}, Source: "test", OccurredAt: now.Add(-time.Hour)})
+		require.NoError(t, err)
+		_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: who, Name: "Order Completed", Properties: map[string]any{"products": []any{line}}, Source: "test", OccurredAt: now})
+		require.NoError(t, err)
+	}
+	ids := map[string]int64{}
+	for _, who := range []string{"eve", "fay", "gus"} {
+		c, err := s.ContactByExternalID(ctx, who)
+		require.NoError(t, err)
+		ids[who] = c.ID
+	}
+	requireMembers(t, ctx, s, ids, now, "{viewed_not_purchased: true}", []string{"gus"})
 }

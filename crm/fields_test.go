@@ -26,6 +26,12 @@ func TestRetypingAFieldReplacesItsColumn(t *testing.T) {
 		require.NoError(t, s.Pool.QueryRow(ctx, `SELECT column_name FROM field_definitions WHERE name = $1`, name).Scan(&c))
 		return c
 	}
+	columnType := func(column string) string {
+		var typ string
+		require.NoError(t, s.Pool.QueryRow(ctx, `SELECT data_type FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'contacts' AND column_name = $1`, column).Scan(&typ))
+		return typ
+	}
 	count := func(test string, value any) int64 {
 		cond := journey.Condition{Field: &journey.FieldTest{Name: name, Op: test, Value: value}}
 		n, err := s.CountMatching(ctx, cond, crm.Env{Now: time.Now()})
@@ -36,12 +42,14 @@ func TestRetypingAFieldReplacesItsColumn(t *testing.T) {
 	require.NoError(t, s.PutField(ctx, crm.FieldDefinition{Name: name, Type: "text"}))
 	text := column()
 	require.NotNil(t, text)
+	require.Equal(t, "text", columnType(*text))
 	require.EqualValues(t, 1, count(journey.OpEquals, "12"), "only the string")
 	require.EqualValues(t, 2, count(journey.OpNotEquals, "12"))
 
 	require.NoError(t, s.PutField(ctx, crm.FieldDefinition{Name: name, Type: "number"}))
 	number := column()
 	require.NotNil(t, number)
+	require.Equal(t, "numeric", columnType(*number), "the column was replaced by one of the new type")
 	require.EqualValues(t, 2, count(journey.OpEquals, 12.0), "the number and the numeric string")
 	require.EqualValues(t, 2, count(journey.OpGTE, 12.0))
 	var left int

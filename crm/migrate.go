@@ -23,7 +23,10 @@ const migrationLock = 0x636169726e // "cairn"
 // Migrate applies every embedded migration not yet applied, each in its own transaction,
 // and records it in schema_migrations.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return migrate(ctx, pool, 0)
+	if err := migrate(ctx, pool, 0); err != nil {
+		return err
+	}
+	return addMissingFieldColumns(ctx, New(pool))
 }
 
 // migrate applies the migrations up to version upTo (all when 0).

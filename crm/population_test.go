@@ -133,17 +133,21 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 		}
 		v, has := m.traits[f.Name]
 		switch f.Op {
-		case journey.OpEquals:
-			s, ok := v.(string)
-			return has && ok && s == f.Value
-		case journey.OpNotEquals:
-			s, ok := v.(string)
-			return !(has && ok && s == f.Value)
+		case journey.OpEquals, journey.OpNotEquals:
+			eq := false
+			if want, isNum := f.Value.(float64); isNum {
+				n, ok := num(v)
+				eq = has && ok && n == want
+			} else {
+				s, ok := v.(string)
+				eq = has && ok && s == f.Value
+			}
+			return eq == (f.Op == journey.OpEquals)
 		case journey.OpIsSet:
 			return has && fmt.Sprint(v) != ""
 		case journey.OpIsBlank:
 			return !has || fmt.Sprint(v) == ""
-		case journey.OpGT, journey.OpLT, journey.OpBetween:
+		case journey.OpGT, journey.OpLT, journey.OpGTE, journey.OpLTE, journey.OpBetween:
 			n, ok := num(v)
 			if !has || !ok {
 				return false
@@ -153,6 +157,10 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 				return n > f.Value.(float64)
 			case journey.OpLT:
 				return n < f.Value.(float64)
+			case journey.OpGTE:
+				return n >= f.Value.(float64)
+			case journey.OpLTE:
+				return n <= f.Value.(float64)
 			}
 			return n >= f.Range[0] && n <= f.Range[1]
 		}
@@ -291,11 +299,15 @@ func randomCondition(r *rand.Rand, depth int, today time.Time) string {
 	case 2:
 		return fmt.Sprintf("{field: %s, %s: true}", []string{"plan", "age"}[r.IntN(2)], []string{"is_set", "is_blank"}[r.IntN(2)])
 	case 3:
-		switch r.IntN(3) {
+		switch r.IntN(7) {
 		case 0:
 			return fmt.Sprintf("{field: age, gt: %d}", 20+r.IntN(40))
 		case 1:
 			return fmt.Sprintf("{field: age, lt: %d}", 20+r.IntN(40))
+		case 2, 3:
+			return fmt.Sprintf("{field: age, %s: %d}", []string{"gte", "lte"}[r.IntN(2)], 20+r.IntN(40))
+		case 4, 5:
+			return fmt.Sprintf("{field: age, %s: %d}", []string{"equals", "not_equals"}[r.IntN(2)], 18+r.IntN(50))
 		}
 		lo := 20 + r.IntN(30)
 		return fmt.Sprintf("{field: age, between: [%d, %d]}", lo, lo+r.IntN(20))
@@ -341,7 +353,8 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 	for i := 0; i < 150; i++ {
 		m := model{tags: map[string]bool{}, traits: map[string]any{}}
 		if r.IntN(4) > 0 {
-			m.traits["plan"] = []string{"pro", "free", "team", ""}[r.IntN(4)]
+			// Mostly strings; a number or a boolean where a text is expected now and then.
+			m.traits["plan"] = []any{"pro", "free", "team", "", "pro", "free", 7.0, true}[r.IntN(8)]
 		}
 		switch r.IntN(5) {
 		case 0, 1:
@@ -439,6 +452,12 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 			}
 		}
 		people = append(people, m)
+	}
+	for _, f := range fields {
+		require.NoError(t, s.PutField(ctx, f))
+		var column *string
+		require.NoError(t, s.Pool.QueryRow(ctx, `SELECT column_name FROM field_definitions WHERE name = $1`, f.Name).Scan(&column))
+		require.NotNil(t, column, "field %s has a column", f.Name)
 	}
 	for i := 0; i < 400; i++ {
 		doc := randomCondition(r, 3, now)

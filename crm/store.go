@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,7 +127,7 @@ RETURNING id`
 
 const insertEventSQL = `
 INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at)
-VALUES ($1, $2, $3, $4, NULLIF(btrim($5), ''), $6)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id`
 
@@ -167,6 +168,8 @@ func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, er
 		in.Properties = map[string]any{}
 	}
 	email, _ := in.Traits["email"].(string)
+	// One spelling of the key for the lock, the check and the row.
+	in.DedupeKey = strings.TrimSpace(in.DedupeKey)
 	if in.DedupeKey != "" {
 		// Deliveries of one message wait for each other here, so the second sees the first
 		// committed and changes nothing, not even the contact.

@@ -36,8 +36,14 @@ func TestUpgradeFromTheSchemaBeforeOrdersKeepsEveryAnswer(t *testing.T) {
 		($1, 'a', 'sales', 'lead', $3), ($2, 'b', 'sales', 'won', $3::timestamptz + interval '1 day')`, ann, bob, now.Add(-48*time.Hour))
 	require.NoError(t, err)
 
+	_, err = pool.Exec(ctx, `INSERT INTO field_definitions (name, type) VALUES ('plan', 'text'), ('birthday', 'date')`)
+	require.NoError(t, err)
+
 	require.NoError(t, crm.Migrate(ctx, pool))
 	s := crm.New(pool)
+	var columns int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(column_name) FROM field_definitions`).Scan(&columns))
+	require.Equal(t, 1, columns, "the text field defined before field columns has one now; the date field needs none")
 
 	scores, err := s.Scores(ctx, ann)
 	require.NoError(t, err)

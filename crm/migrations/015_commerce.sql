@@ -69,9 +69,18 @@ CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(o.properties -> '
 WHERE jsonb_typeof(p) = 'object';
 
 -- Past abandonments only: which carts were open at upgrade time is not worth replaying the
--- log for; the next cart event opens one.
+-- log for; the next cart event opens one. A cart_abandoned with no cart event or order since
+-- the contact's previous one reports the same abandonment again, and is not a second cart.
 INSERT INTO carts (contact_id, status, value, currency, properties, created_at, updated_at, abandoned_at)
-SELECT contact_id, 'abandoned', COALESCE(cairn_num(properties -> 'value'), cairn_num(properties -> 'total')),
-       COALESCE(cairn_text(properties -> 'currency'), ''), properties, occurred_at, occurred_at, occurred_at
-FROM events WHERE name = 'cart_abandoned'
-ORDER BY id;
+SELECT e.contact_id, 'abandoned', COALESCE(cairn_num(e.properties -> 'value'), cairn_num(e.properties -> 'total')),
+       COALESCE(cairn_text(e.properties -> 'currency'), ''), e.properties, e.occurred_at, e.occurred_at, e.occurred_at
+FROM events e
+WHERE e.name = 'cart_abandoned'
+  AND NOT EXISTS (
+      SELECT 1 FROM events p
+      WHERE p.contact_id = e.contact_id AND p.name = 'cart_abandoned' AND p.id < e.id
+        AND NOT EXISTS (
+            SELECT 1 FROM events q
+            WHERE q.contact_id = e.contact_id AND q.id > p.id AND q.id < e.id
+              AND q.name IN ('Product Added', 'Product Removed', 'Cart Viewed', 'Cart Updated', 'Checkout Started', 'cart_updated', 'Order Completed')))
+ORDER BY e.id;
