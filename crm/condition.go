@@ -198,6 +198,11 @@ func (b *sqlBuilder) compile(c journey.Condition) (string, error) {
 		if c.Deal.Stage != "" {
 			q += " AND d.stage = " + b.arg(c.Deal.Stage) + "::text"
 		}
+		if c.Deal.StageAtLeast != "" {
+			// By the pipeline's order; a stage the pipeline does not have matches nothing.
+			q += " AND (SELECT position FROM stages WHERE pipeline_id = d.pipeline AND id = d.stage) >= " +
+				"(SELECT position FROM stages WHERE pipeline_id = d.pipeline AND id = " + b.arg(c.Deal.StageAtLeast) + "::text)"
+		}
 		if c.Deal.Value != nil {
 			q += " AND " + b.bounds("d.value", c.Deal.Value)
 		}

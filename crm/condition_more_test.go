@@ -43,6 +43,9 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 	ev("ann", "Order Completed", map[string]any{"total": "30", "products": []any{map[string]any{"product_id": "P-2"}}}, 100*day)
 	ev("bob", "Order Completed", map[string]any{"revenue": 40}, day)
 	ev("cyd", "cart_abandoned", nil, day)
+	// The pipeline's order, not the order deals reached its stages, decides stage_at_least.
+	_, err = s.PutPipeline(ctx, crm.Pipeline{ID: "sales", Stages: []crm.Stage{{ID: "lead"}, {ID: "proposal"}, {ID: "won"}}})
+	require.NoError(t, err)
 	_, err = s.CreateDeal(ctx, "d1", ids["ann"], journey.Deal{Title: "Big", Pipeline: "sales", Stage: "proposal", Value: 5000})
 	require.NoError(t, err)
 	_, err = s.CreateDeal(ctx, "d2", ids["bob"], journey.Deal{Title: "Small", Pipeline: "sales", Stage: "lead", Value: 100})
@@ -87,6 +90,10 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 		{"{all: [{abandoned_cart: true}, {not: {purchased: true, within: 7d}}]}", []string{"cyd"}},
 		{"{deal: {pipeline: sales}}", []string{"ann", "bob"}},
 		{"{deal: {pipeline: sales, stage: proposal, value: {gte: 1000}}}", []string{"ann"}},
+		{"{deal: {pipeline: sales, stage_at_least: lead}}", []string{"ann", "bob"}},
+		{"{deal: {pipeline: sales, stage_at_least: proposal}}", []string{"ann"}},
+		{"{deal: {pipeline: sales, stage_at_least: nowhere}}", []string{}},
+		{"{not: {deal: {pipeline: sales, stage_at_least: proposal}}}", []string{"bob", "cyd"}},
 		{"{open_task: true}", []string{"cyd"}},
 		{"{in_journey: onboarding}", []string{"ann"}},
 		{"{completed_journey: onboarding}", []string{"bob"}},

@@ -30,16 +30,17 @@ func TestEventPeriodsAreDatesOrTimesWithTheEndExcluded(t *testing.T) {
 	require.Equal(t, journey.FromOrders, back.Event.From, "a stored journey keeps reading orders")
 
 	for doc, path := range map[string]string{
-		"{event: x, between: [2026-02-01, 2026-01-01]}": "condition.between",
-		"{event: x, between: [2026-01-01, 2026-01-01]}": "condition.between",
-		"{event: x, between: [2026-01-01]}":             "condition.between",
-		"{event: x, between: [2026-01-01, soon]}":       "condition.between[1]",
-		`{event: x, between: ["", 2026-01-01]}`:         "condition.between[0]",
-		"{event: x, between: 2026-01-01}":               "condition.between",
-		"{viewed_not_purchased: yes}":                   "condition.viewed_not_purchased",
-		"{viewed_not_purchased: true, within: soon}":    "condition.within",
-		"{viewed_not_purchased: true, product: ''}":     "condition.product",
-		"{viewed_not_purchased: true, at_least: 2}":     "condition.at_least",
+		"{event: x, between: [2026-02-01, 2026-01-01]}":          "condition.between",
+		"{event: x, between: [2026-01-01, 2026-01-01]}":          "condition.between",
+		"{event: x, between: [2026-01-01]}":                      "condition.between",
+		"{event: x, between: [2026-01-01, soon]}":                "condition.between[1]",
+		`{event: x, between: ["", 2026-01-01]}`:                  "condition.between[0]",
+		"{event: x, between: 2026-01-01}":                        "condition.between",
+		"{viewed_not_purchased: yes}":                            "condition.viewed_not_purchased",
+		"{deal: {pipeline: sales, stage: a, stage_at_least: b}}": "condition.deal.stage_at_least",
+		"{viewed_not_purchased: true, within: soon}":             "condition.within",
+		"{viewed_not_purchased: true, product: ''}":              "condition.product",
+		"{viewed_not_purchased: true, at_least: 2}":              "condition.at_least",
 	} {
 		probs := conditionProblems(t, doc)
 		require.Equal(t, path, probs[0].Path, doc)

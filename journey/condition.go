@@ -74,8 +74,10 @@ type GoalRef struct {
 
 // DealTest describes a deal the contact must have open.
 type DealTest struct {
-	Pipeline string     `json:"pipeline"`
-	Stage    string     `json:"stage,omitempty"`
+	Pipeline string `json:"pipeline"`
+	Stage    string `json:"stage,omitempty"`
+	// StageAtLeast holds for a deal in that stage or one after it in the pipeline's order.
+	StageAtLeast string     `json:"stage_at_least,omitempty"`
 	Value    *ScoreTest `json:"value,omitempty"`
 }
 
@@ -312,6 +314,9 @@ func (c Condition) String() string {
 	case "total_spent":
 		return "total spent " + strings.TrimPrefix(Condition{Score: c.TotalSpent}.String(), "score ")
 	case "deal":
+		if c.Deal.StageAtLeast != "" {
+			return "deal in " + c.Deal.Pipeline + "/" + c.Deal.StageAtLeast + " or later"
+		}
 		return "deal in " + c.Deal.Pipeline + "/" + c.Deal.Stage
 	case "open_task":
 		return "has open task"

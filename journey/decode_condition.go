@@ -119,10 +119,14 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 	case "deal":
 		f := d.fields(n, path, "deal")
 		c.Deal = &DealTest{}
-		if g := d.fields(f["deal"], join(path, "deal"), "pipeline", "stage", "value"); g != nil {
+		if g := d.fields(f["deal"], join(path, "deal"), "pipeline", "stage", "stage_at_least", "value"); g != nil {
 			d.required(g, f["deal"], join(path, "deal"), "pipeline")
 			c.Deal.Pipeline = d.optStr(g["pipeline"], join(path, "deal.pipeline"))
 			c.Deal.Stage = d.optStr(g["stage"], join(path, "deal.stage"))
+			c.Deal.StageAtLeast = d.optStr(g["stage_at_least"], join(path, "deal.stage_at_least"))
+			if g["stage"] != nil && g["stage_at_least"] != nil {
+				d.fail(g["stage_at_least"], join(path, "deal.stage_at_least"), "give stage or stage_at_least, not both")
+			}
 			if g["value"] != nil {
 				c.Deal.Value = d.scoreTest(g["value"], join(path, "deal.value"))
 			}
