@@ -37,11 +37,7 @@ func TestCartsOpenConvertAndAreAbandoned(t *testing.T) {
 	ctx, s := setup(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	id := newContact(t, ctx, s, "ann", nil)
-	ev := func(name string, props map[string]any, at time.Time) {
-		t.Helper()
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "ann", Name: name, Properties: props, Source: "test", OccurredAt: at})
-		require.NoError(t, err)
-	}
+	ev := eventsOf(t, s, "ann")
 	carts := func() []string {
 		t.Helper()
 		rows, err := s.Pool.Query(ctx, `SELECT status || ':' || COALESCE(value::text, '-') || ':' || currency FROM carts WHERE contact_id = $1 ORDER BY id`, id)
@@ -92,11 +88,7 @@ func TestAnOrderReportedAgainLeavesANewerCartOpen(t *testing.T) {
 	ctx, s := setup(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	id := newContact(t, ctx, s, "ann", nil)
-	ev := func(name string, props map[string]any, at time.Time) {
-		t.Helper()
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "ann", Name: name, Properties: props, Source: "test", OccurredAt: at})
-		require.NoError(t, err)
-	}
+	ev := eventsOf(t, s, "ann")
 	ev("Order Completed", map[string]any{"order_id": "O1", "total": 25}, now.Add(-2*time.Hour))
 	ev("Product Added", map[string]any{"product_id": "P1"}, now.Add(-time.Hour))
 	ev("Order Completed", map[string]any{"order_id": "O1", "total": 25}, now.Add(-2*time.Hour))
@@ -195,4 +187,13 @@ func TestAViewIsBoughtWhateverIdentifierTheOrderLineUses(t *testing.T) {
 		ids[who] = c.ID
 	}
 	requireMembers(t, ctx, s, ids, now, "{viewed_not_purchased: true}", []string{"gus"})
+}
+
+// eventsOf records events of one contact, as its shop would send them.
+func eventsOf(t *testing.T, s *crm.Store, who string) func(name string, props map[string]any, at time.Time) {
+	return func(name string, props map[string]any, at time.Time) {
+		t.Helper()
+		_, _, err := s.RecordEvent(t.Context(), crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: "test", OccurredAt: at})
+		require.NoError(t, err)
+	}
 }
