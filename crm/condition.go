@@ -39,13 +39,19 @@ type sqlBuilder struct {
 	cols map[string]fieldColumn
 }
 
-// builder prepares a compiler for the condition, with the field columns it may read.
+// builder prepares a compiler for the condition. Questions about many contacts read the
+// field columns (their indexes are the point); one contact's check reads traits, which give
+// the same answers for one row without a lookup of the columns first.
 func (s *Store) builder(ctx context.Context, cond journey.Condition, env Env, many bool) (*sqlBuilder, error) {
-	cols, err := fieldColumns(ctx, s.Pool, cond)
-	if err != nil {
-		return nil, err
+	b := &sqlBuilder{env: env, many: many}
+	if many {
+		cols, err := fieldColumns(ctx, s.Pool, cond)
+		if err != nil {
+			return nil, err
+		}
+		b.cols = cols
 	}
-	return &sqlBuilder{env: env, many: many, cols: cols}, nil
+	return b, nil
 }
 
 // memberSet is a query selecting contact_id; unique when no contact appears twice.
