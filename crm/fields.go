@@ -38,7 +38,7 @@ var opsByType = map[string][]string{
 
 // PutField defines (or retypes) a custom field. Text and number fields also get a generated
 // column and a (column, score) index (see fieldColumns), so defining one rewrites the contacts
-// table once: 5.7 s for a million contacts on 2 cores (bench/segments), during which reads
+// table once: about 5 s for a million contacts on 2 cores (bench/segments), during which reads
 // and writes of contacts wait. If the table cannot be locked within lock_timeout (another
 // long transaction holds it), nothing changes and the error says so.
 func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
