@@ -78,7 +78,7 @@ type DealTest struct {
 	Stage    string `json:"stage,omitempty"`
 	// StageAtLeast holds for a deal in that stage or one after it in the pipeline's order.
 	StageAtLeast string     `json:"stage_at_least,omitempty"`
-	Value    *ScoreTest `json:"value,omitempty"`
+	Value        *ScoreTest `json:"value,omitempty"`
 }
 
 // FieldTest compares a contact field (a trait) with a value.
