@@ -47,6 +47,11 @@ func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 	}
 	rewritten := false
 	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		// Dropping or adding a column locks contacts for everyone: wait for that lock only so
+		// long, rather than queue every reader and writer behind a long transaction.
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+			return err
+		}
 		var oldType string
 		var oldColumn *string
 		err := tx.QueryRow(ctx, `SELECT type, column_name FROM field_definitions WHERE name = $1 FOR UPDATE`, f.Name).Scan(&oldType, &oldColumn)
@@ -60,11 +65,8 @@ func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 			}
 			column = nil
 		}
-		if column == nil && fieldColumnTypes[f.Type] != "" {
+		if _, kept := fieldColumnKinds[f.Type]; column == nil && kept {
 			if _, builtin := profileColumns[f.Name]; !builtin {
-				if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
-					return err
-				}
 				name := fieldColumnName(f.Name)
 				if err := addFieldColumn(ctx, tx, name, f); err != nil {
 					return err
@@ -103,7 +105,8 @@ func addMissingFieldColumns(ctx context.Context, s *Store) error {
 		return fmt.Errorf("read fields: %w", err)
 	}
 	for _, f := range defs {
-		if _, builtin := profileColumns[f.Name]; fieldColumnTypes[f.Type] == "" || builtin {
+		_, kept := fieldColumnKinds[f.Type]
+		if _, builtin := profileColumns[f.Name]; !kept || builtin {
 			continue
 		}
 		if err := s.PutField(ctx, f); err != nil {
@@ -113,16 +116,14 @@ func addMissingFieldColumns(ctx context.Context, s *Store) error {
 	return nil
 }
 
-// fieldColumnTypes are the field types kept in a column, with the expression (over traits,
-// %L is the field name) that fills it. Each gives the value the condition compiler reads from
-// traits for the tests it serves: text for string (in)equality, numbers for comparisons.
-// Dates stay in traits: reading a time depends on the session's time zone, and a generated
-// column must not.
-var fieldColumnTypes = map[string]string{"text": "text", "number": "numeric"}
-
-var fieldColumnExprs = map[string]string{
-	"text":   `CASE WHEN jsonb_typeof(traits -> %L) = 'string' THEN traits ->> %L END`,
-	"number": `cairn_num(traits -> %L)`,
+// fieldColumnKinds are the field types kept in a column: its SQL type, and the expression
+// over traits (%L is the field name) that fills it. Each gives the value the condition
+// compiler reads from traits for the tests it serves: text for string (in)equality, numbers
+// for comparisons. Dates stay in traits: reading a time depends on the session's time zone,
+// and a generated column must not.
+var fieldColumnKinds = map[string]struct{ sqlType, expr string }{
+	"text":   {"text", `CASE WHEN jsonb_typeof(traits -> %L) = 'string' THEN traits ->> %L END`},
+	"number": {"numeric", `cairn_num(traits -> %L)`},
 }
 
 // fieldColumnName is a readable, unique column name for a field: field_<name>_<hash>.
@@ -145,8 +146,9 @@ func fieldColumnName(field string) string {
 // addFieldColumn adds the generated column and its index. DDL takes no parameters, so
 // PostgreSQL's format() quotes the column (%I) and the field name (%L) into the statement.
 func addFieldColumn(ctx context.Context, tx pgx.Tx, column string, f FieldDefinition) error {
-	expr := strings.ReplaceAll(fieldColumnExprs[f.Type], "%L", "%2$L")
-	template := "ALTER TABLE contacts ADD COLUMN %1$I " + fieldColumnTypes[f.Type] + " GENERATED ALWAYS AS (" + expr + ") STORED"
+	kind := fieldColumnKinds[f.Type]
+	expr := strings.ReplaceAll(kind.expr, "%L", "%2$L")
+	template := "ALTER TABLE contacts ADD COLUMN %1$I " + kind.sqlType + " GENERATED ALWAYS AS (" + expr + ") STORED"
 	var ddl, index string
 	err := tx.QueryRow(ctx, `SELECT format($3::text, $1::text, $2::text), format('CREATE INDEX %I ON contacts (%I, score)', $1::text || '_score', $1::text)`,
 		column, f.Name, template).Scan(&ddl, &index)
