@@ -1,6 +1,6 @@
 -- Scores move onto the contact as {"name": value} ("" is the default score): a segment that
--- combines fields and scores then reads one row per contact instead of hashing a second
--- table of a million rows (field + score on 1M contacts: 208 ms → see BENCHMARKS.md).
+-- combines fields and scores then reads one row (or one index) per contact instead of hashing
+-- a second table of a million rows; BENCHMARKS.md has the figures.
 -- A missing key is a score of 0. History stays in score_changes.
 ALTER TABLE contacts ADD COLUMN scores jsonb NOT NULL DEFAULT '{}';
 UPDATE contacts c SET scores = s.scores
