@@ -12,11 +12,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cairnhq/cairn/contract"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-
-	"github.com/cairnhq/cairn/workflows"
 )
 
 // Config says how to reach Temporal.
@@ -121,7 +120,7 @@ func CheckSearchAttributes(ctx context.Context, cl client.Client, namespace stri
 		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
 	}
 	var missing []string
-	for name, typ := range workflows.SearchAttributes {
+	for name, typ := range contract.SearchAttributes {
 		got, ok := resp.GetCustomAttributes()[name]
 		if !ok || got != typ {
 			missing = append(missing, name)
@@ -133,7 +132,7 @@ func CheckSearchAttributes(ctx context.Context, cl client.Client, namespace stri
 	sort.Strings(missing)
 	var cmds []string
 	for _, name := range missing {
-		typ := strings.TrimPrefix(workflows.SearchAttributes[name].String(), "INDEXED_VALUE_TYPE_")
+		typ := strings.TrimPrefix(contract.SearchAttributes[name].String(), "INDEXED_VALUE_TYPE_")
 		typ = strings.ToUpper(typ[:1]) + strings.ToLower(typ[1:])
 		cmds = append(cmds, fmt.Sprintf("  temporal operator search-attribute create --namespace %s --name %s --type %s", namespace, name, typ))
 	}

@@ -7,17 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5"
 )
-
-// Commerce event names (the Segment e-commerce spec's, and Cairn's own).
-const (
-	OrderCompletedEvent = "Order Completed"
-	CartAbandonedEvent  = "cart_abandoned"
-)
-
-// CartEvents open or refresh a contact's cart (and restart its cart watch).
-var CartEvents = []string{"Product Added", "Product Removed", "Cart Viewed", "Cart Updated", "Checkout Started", "cart_updated"}
 
 const insertOrderSQL = `
 INSERT INTO orders (contact_id, order_id, total, revenue, currency, properties, occurred_at, event_id)
@@ -75,7 +67,7 @@ WHERE NOT EXISTS (SELECT 1 FROM open)
 // order whose order_id the contact already has is not counted again.
 func recordCommerce(ctx context.Context, db DB, contactID, eventID int64, name string, props map[string]any, at time.Time) error {
 	switch {
-	case name == OrderCompletedEvent:
+	case name == journey.EventOrderCompleted:
 		var orderRef int64
 		err := db.QueryRow(ctx, insertOrderSQL, contactID, props, at, eventID).Scan(&orderRef)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -90,11 +82,11 @@ func recordCommerce(ctx context.Context, db DB, contactID, eventID int64, name s
 		if _, err := db.Exec(ctx, convertCartSQL, contactID, at); err != nil {
 			return fmt.Errorf("convert cart: %w", err)
 		}
-	case name == CartAbandonedEvent:
+	case name == journey.EventCartAbandoned:
 		if _, err := db.Exec(ctx, abandonCartSQL, contactID, props, at); err != nil {
 			return fmt.Errorf("abandon cart: %w", err)
 		}
-	case slices.Contains(CartEvents, name):
+	case slices.Contains(journey.CartEvents, name):
 		if _, err := db.Exec(ctx, refreshCartSQL, contactID, props, at); err != nil {
 			return fmt.Errorf("refresh cart: %w", err)
 		}

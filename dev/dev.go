@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev/embedded"
 	"github.com/cairnhq/cairn/dev/mailcatcher"
@@ -35,7 +36,6 @@ import (
 	"github.com/cairnhq/cairn/pglocal"
 	"github.com/cairnhq/cairn/starter"
 	"github.com/cairnhq/cairn/worker"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 // Config says where dev keeps its state and which ports it uses. Port 0 picks a free one.
@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	srv, err := embedded.Start(embedded.Options{
 		DatabaseFile:     filepath.Join(stateDir, "temporal.db"),
 		Namespace:        "default",
-		SearchAttributes: workflows.SearchAttributes,
+		SearchAttributes: contract.SearchAttributes,
 		GRPCPort:         cfg.TemporalPort,
 		UIPort:           cfg.UIPort,
 		LogFile:          filepath.Join(stateDir, "temporal.log"),

@@ -17,8 +17,8 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 type devRun struct {
@@ -94,10 +94,10 @@ steps:
 
 	cl, err := client.Dial(client.Options{HostPort: first.info.TemporalGRPC, Logger: sdklog.NewStructuredLogger(quiet())})
 	require.NoError(t, err)
-	wfID := workflows.WorkflowID("drip", 1)
+	wfID := contract.WorkflowID("drip", 1)
 	require.Eventually(t, func() bool {
-		v, err := cl.QueryWorkflow(context.Background(), wfID, "", workflows.QueryState)
-		var st workflows.State
+		v, err := cl.QueryWorkflow(context.Background(), wfID, "", contract.QueryState)
+		var st contract.State
 		return err == nil && v.Get(&st) == nil && st.CurrentStep == "pause"
 	}, 20*time.Second, 50*time.Millisecond, "the contact reaches the wait")
 	cl.Close()
@@ -111,9 +111,9 @@ steps:
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, cl.GetWorkflow(ctx, wfID, "").Get(ctx, &st))
-	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, contract.StatusCompleted, st.Status)
 
 	pool, err := pgxpool.New(ctx, second.info.DatabaseURL)
 	require.NoError(t, err)

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/embedded"
 	"github.com/cairnhq/cairn/dev/mailcatcher"
@@ -35,7 +36,6 @@ import (
 	"github.com/cairnhq/cairn/pglocal/pgtest"
 	"github.com/cairnhq/cairn/starter"
 	"github.com/cairnhq/cairn/worker"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -66,7 +66,7 @@ func quiet() *slog.Logger {
 func setup(t *testing.T) *system {
 	t.Helper()
 	dbURL := pgtest.URL(t)
-	srv, err := embedded.Start(embedded.Options{Namespace: "default", SearchAttributes: workflows.SearchAttributes, UIPort: -1})
+	srv, err := embedded.Start(embedded.Options{Namespace: "default", SearchAttributes: contract.SearchAttributes, UIPort: -1})
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)
 	tc := cluster.Config{Address: srv.GRPCAddress(), Namespace: "default"}
@@ -193,12 +193,12 @@ steps:
 
 	var contactID int64
 	require.NoError(t, s.db.QueryRow(s.ctx, `SELECT id FROM contacts WHERE external_id = 'ada'`).Scan(&contactID))
-	wfID := workflows.WorkflowID("e2e-welcome", contactID)
+	wfID := contract.WorkflowID("e2e-welcome", contactID)
 
 	list := s.find(t, "CairnJourney='e2e-welcome'")
 	exec := list.Executions[0]
 	require.Equal(t, wfID, exec.Execution.WorkflowId)
-	require.Equal(t, workflows.WorkflowType, exec.Type.Name)
+	require.Equal(t, contract.WorkflowType, exec.Type.Name)
 	attrs := decodeAttrs(t, exec.SearchAttributes.GetIndexedFields())
 	require.Equal(t, "e2e-welcome", attrs["CairnJourney"])
 	require.Equal(t, fmt.Sprint(contactID), attrs["CairnContact"])
@@ -208,21 +208,21 @@ steps:
 
 	// While the contact waits, the state query and CairnStep say so.
 	require.Eventually(t, func() bool {
-		v, err := s.temporal.QueryWorkflow(s.ctx, wfID, "", workflows.QueryState)
+		v, err := s.temporal.QueryWorkflow(s.ctx, wfID, "", contract.QueryState)
 		if err != nil {
 			return false
 		}
-		var st workflows.State
-		return v.Get(&st) == nil && st.CurrentStep == "pause" && st.Status == workflows.StatusWaiting
+		var st contract.State
+		return v.Get(&st) == nil && st.CurrentStep == "pause" && st.Status == contract.StatusWaiting
 	}, 10*time.Second, 50*time.Millisecond)
 	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='pause'", wfID))
 
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, &st))
-	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, contract.StatusCompleted, st.Status)
 	require.Len(t, st.Path, 4)
 	require.Len(t, st.Events, 1, "the duplicate delivery reached no run")
-	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s' AND ExecutionStatus='Completed'", wfID, workflows.StepEnded))
+	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s' AND ExecutionStatus='Completed'", wfID, contract.StepEnded))
 
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE contact_id = $1 AND tag = 'new-user'`, contactID))
 	require.Equal(t, 2, s.count(t, `SELECT count(*) FROM email_messages WHERE contact_id = $1 AND to_address = 'ada@example.com' AND status = 'sent'`, contactID))
@@ -310,11 +310,11 @@ func (s *system) contact(t *testing.T, ext string) int64 {
 	return id
 }
 
-func (s *system) state(t *testing.T, wfID string) workflows.State {
+func (s *system) state(t *testing.T, wfID string) contract.State {
 	t.Helper()
-	var st workflows.State
+	var st contract.State
 	require.Eventually(t, func() bool {
-		v, err := s.temporal.QueryWorkflow(s.ctx, wfID, "", workflows.QueryState)
+		v, err := s.temporal.QueryWorkflow(s.ctx, wfID, "", contract.QueryState)
 		return err == nil && v.Get(&st) == nil
 	}, 10*time.Second, 50*time.Millisecond)
 	return st
@@ -334,30 +334,30 @@ steps:
 `)
 	s.track(t, `{"userId":"dee","event":"Trial Started"}`)
 	s.track(t, `{"userId":"eve","event":"Trial Started"}`)
-	dee, eve := workflows.WorkflowID("e2e-trial", s.contact(t, "dee")), workflows.WorkflowID("e2e-trial", s.contact(t, "eve"))
+	dee, eve := contract.WorkflowID("e2e-trial", s.contact(t, "dee")), contract.WorkflowID("e2e-trial", s.contact(t, "eve"))
 	for _, id := range []string{dee, eve} {
 		require.Eventually(t, func() bool {
 			st := s.state(t, id)
-			return st.CurrentStep == "activated?" && st.Status == workflows.StatusWaiting
+			return st.CurrentStep == "activated?" && st.Status == contract.StatusWaiting
 		}, 10*time.Second, 50*time.Millisecond)
 	}
 
 	// Not the feature it waits for: dee keeps waiting.
 	s.track(t, `{"userId":"dee","event":"Feature Used","properties":{"feature":"billing"}}`)
 	require.Eventually(t, func() bool { return len(s.state(t, dee).Events) == 2 }, 10*time.Second, 50*time.Millisecond)
-	require.Equal(t, workflows.StatusWaiting, s.state(t, dee).Status)
+	require.Equal(t, contract.StatusWaiting, s.state(t, dee).Status)
 
 	s.track(t, `{"userId":"dee","event":"Feature Used","properties":{"feature":"reports"}}`)
 	s.track(t, `{"userId":"eve","event":"Unsubscribed"}`)
 
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, dee, "").Get(s.ctx, &st))
-	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, contract.StatusCompleted, st.Status)
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'activated'`))
 
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, eve, "").Get(s.ctx, &st))
-	require.Equal(t, workflows.StatusExited, st.Status)
-	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s'", eve, workflows.StepExited))
+	require.Equal(t, contract.StatusExited, st.Status)
+	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s'", eve, contract.StepExited))
 	require.Zero(t, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('stalled', 'activated') AND contact_id = (SELECT id FROM contacts WHERE external_id = 'eve')`))
 
 	// The finished run's enrollment is closed, and a later event for it dispatches cleanly.
@@ -390,11 +390,11 @@ steps:
   - {id: thank-you, add_tag: thanked}
 `)
 	s.track(t, `{"userId":"fay","event":"Cart Abandoned"}`)
-	wfID := workflows.WorkflowID("e2e-cart", s.contact(t, "fay"))
+	wfID := contract.WorkflowID("e2e-cart", s.contact(t, "fay"))
 	require.Eventually(t, func() bool { return s.state(t, wfID).CurrentStep == "pause" }, 10*time.Second, 50*time.Millisecond)
 
 	s.track(t, `{"userId":"fay","event":"Order Completed","properties":{"total":42}}`)
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, &st))
 	require.Equal(t, []string{"purchased"}, st.GoalsMet)
 	var tags []string
@@ -437,11 +437,11 @@ steps:
       - {percent: 50, steps: [{add_tag: b}]}
 `)
 	s.track(t, `{"userId":"gus","event":"Signed Up","context":{"traits":{"plan":"free"}}}`)
-	wfID := workflows.WorkflowID("e2e-paths", s.contact(t, "gus"))
+	wfID := contract.WorkflowID("e2e-paths", s.contact(t, "gus"))
 	s.finished(t, wfID)
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, &st))
-	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, contract.StatusCompleted, st.Status)
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'no-open'`))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'nudge'`))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('a', 'b')`))
@@ -478,7 +478,7 @@ steps: [{add_tag: pinged}]
 `)
 	s.track(t, `{"userId":"hal","event":"Ping"}`)
 	hal := s.contact(t, "hal")
-	s.finished(t, workflows.WorkflowID("e2e-once", hal))
+	s.finished(t, contract.WorkflowID("e2e-once", hal))
 	s.track(t, `{"userId":"hal","event":"Ping"}`)
 	require.Equal(t, 1, s.runs(t, "e2e-once", hal), "once means once, even after the run ended")
 
@@ -496,7 +496,7 @@ steps: [{add_tag: pinged}]
 `)
 	s.track(t, `{"userId":"jo","event":"Ping"}`)
 	jo := s.contact(t, "jo")
-	s.finished(t, workflows.WorkflowID("e2e-after", jo))
+	s.finished(t, contract.WorkflowID("e2e-after", jo))
 	s.track(t, `{"userId":"jo","event":"Ping"}`)
 	require.Equal(t, 1, s.runs(t, "e2e-after", jo), "too soon")
 	time.Sleep(3 * time.Second)
@@ -530,11 +530,11 @@ steps:
 `)
 	s.track(t, `{"userId":"kim","event":"Whitepaper Downloaded","messageId":"w1"}`)
 	kim := s.contact(t, "kim")
-	s.finished(t, workflows.WorkflowID("e2e-nurture", kim))
+	s.finished(t, contract.WorkflowID("e2e-nurture", kim))
 	require.Zero(t, s.runs(t, "e2e-hot-lead", kim), "30 points do not cross 50")
 	s.track(t, `{"userId":"kim","event":"Whitepaper Downloaded","messageId":"w2"}`)
 
-	s.finished(t, workflows.WorkflowID("e2e-handoff", kim))
+	s.finished(t, contract.WorkflowID("e2e-handoff", kim))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM deals WHERE contact_id = $1 AND stage = 'contacted' AND value = 5000`, kim))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM tasks WHERE contact_id = $1 AND assignee = 'ana'`, kim))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM notes WHERE contact_id = $1`, kim))
@@ -546,7 +546,7 @@ func TestDeliveryWithoutAProviderFailsTheRunWithTheSettingToAdd(t *testing.T) {
 	s := setup(t)
 	s.apply(t, "e2e-sms", "id: e2e-sms\ntrigger: {event: Ping}\nsteps: [{id: text-them, send_sms: {text: Hello}}]")
 	s.track(t, `{"userId":"lou","event":"Ping"}`)
-	wfID := workflows.WorkflowID("e2e-sms", s.contact(t, "lou"))
+	wfID := contract.WorkflowID("e2e-sms", s.contact(t, "lou"))
 	var err error
 	require.Eventually(t, func() bool {
 		err = s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, nil)
@@ -569,7 +569,7 @@ func TestPausedJourneyTakesNoNewEntriesAndTheAPICanStartOne(t *testing.T) {
 	require.Equal(t, 200, status, body)
 	status, body = s.call(t, "POST", "/v1/journeys/e2e-pause/start", `{"userId":"max"}`, asAdmin)
 	require.Equal(t, 202, status, body)
-	s.finished(t, workflows.WorkflowID("e2e-pause", mx))
+	s.finished(t, contract.WorkflowID("e2e-pause", mx))
 
 	status, body = s.call(t, "POST", "/v1/journeys/nope/start", `{"userId":"max"}`, asAdmin)
 	require.Equal(t, 404, status, body)
@@ -584,9 +584,9 @@ func TestCairnDetectsAnAbandonedCartAndStartsTheRecoveryJourney(t *testing.T) {
 	s.track(t, `{"userId":"pat","event":"Product Added","properties":{"cart_id":"c-10"}}`)
 	s.track(t, `{"userId":"pat","event":"Order Completed","properties":{"order_id":"o-1"}}`)
 	ola, pat := s.contact(t, "ola"), s.contact(t, "pat")
-	s.finished(t, workflows.WorkflowID("e2e-recover", ola))
+	s.finished(t, contract.WorkflowID("e2e-recover", ola))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'cart_abandoned' AND contact_id = $1 AND properties->>'cart_id' = 'c-9'`, ola))
-	require.NoError(t, s.temporal.GetWorkflow(s.ctx, workflows.CartWatchID(pat), "").Get(s.ctx, nil))
+	require.NoError(t, s.temporal.GetWorkflow(s.ctx, contract.CartWatchID(pat), "").Get(s.ctx, nil))
 	require.Zero(t, s.count(t, `SELECT count(*) FROM events WHERE name = 'cart_abandoned' AND contact_id = $1`, pat), "an order ends the watch")
 }
 
@@ -596,7 +596,7 @@ func TestBirthdayJourneyStartsFromTheHourlyDateSchedule(t *testing.T) {
 	today := time.Now().UTC()
 	s.track(t, fmt.Sprintf(`{"userId":"quin","event":"Signed Up","context":{"traits":{"birthday":"%d-%s"}}}`, today.Year()-30, today.Format("01-02")))
 	quin := s.contact(t, "quin")
-	h := s.temporal.ScheduleClient().GetHandle(s.ctx, workflows.DateScheduleID)
+	h := s.temporal.ScheduleClient().GetHandle(s.ctx, contract.DateScheduleID)
 	desc, err := h.Describe(s.ctx)
 	require.NoError(t, err, "the worker created the schedule")
 	require.NotNil(t, desc)
@@ -607,7 +607,7 @@ func TestBirthdayJourneyStartsFromTheHourlyDateSchedule(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond)
 		return s.count(t, `SELECT count(*) FROM events WHERE name = 'date_reached' AND contact_id = $1`, quin) > 0
 	}, 30*time.Second, 100*time.Millisecond)
-	s.finished(t, workflows.WorkflowID("e2e-bday", quin))
+	s.finished(t, contract.WorkflowID("e2e-bday", quin))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'birthday-greeted'`))
 }
 
@@ -620,7 +620,7 @@ func TestEnteringASegmentStartsItsJourneyOnce(t *testing.T) {
 	rey := s.contact(t, "rey")
 	require.Zero(t, s.runs(t, "e2e-repeat", rey), "one order is not a repeat")
 	s.track(t, `{"userId":"rey","event":"Order Completed","messageId":"o2"}`)
-	s.finished(t, workflows.WorkflowID("e2e-repeat", rey))
+	s.finished(t, contract.WorkflowID("e2e-repeat", rey))
 	s.track(t, `{"userId":"rey","event":"Order Completed","messageId":"o3"}`)
 	require.Equal(t, 1, s.runs(t, "e2e-repeat", rey), "still in the segment: no new entry")
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'segment_entered' AND contact_id = $1`, rey))

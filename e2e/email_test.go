@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev/mailcatcher"
 	"github.com/cairnhq/cairn/email"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -53,7 +53,7 @@ steps:
 `)
 	s.track(t, `{"userId":"nia","event":"Signed Up","context":{"traits":{"email":"nia@example.com","first_name":"Nia"}}}`)
 	nia := s.contact(t, "nia")
-	wfID := workflows.WorkflowID("e2e-mail", nia)
+	wfID := contract.WorkflowID("e2e-mail", nia)
 	m := s.waitMail(t, 1)[0]
 	require.Equal(t, "About hello, Nia", m.Subject)
 	require.Equal(t, []string{"nia@example.com"}, m.To)
@@ -97,9 +97,9 @@ steps:
 	resp = s.get(t, "POST", byKind["u"])
 	require.Equal(t, 200, resp.StatusCode)
 
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, wfID, "").Get(s.ctx, &st))
-	require.Equal(t, workflows.StatusExited, st.Status)
+	require.Equal(t, contract.StatusExited, st.Status)
 	require.Len(t, s.mail.Messages(), 1, "no marketing email after unsubscribing")
 	require.Equal(t, 3, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('opener', 'clicker', 'unsubscribed') AND contact_id = $1`, nia))
 }

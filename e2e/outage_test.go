@@ -15,12 +15,12 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/embedded"
 	"github.com/cairnhq/cairn/pglocal/pgtest"
 	"github.com/cairnhq/cairn/starter"
 	"github.com/cairnhq/cairn/worker"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 // TestEventsAcceptedWhileTemporalIsDownAreEachDispatchedOnceWhenItReturns posts 1,000 events
@@ -61,7 +61,7 @@ func TestEventsAcceptedWhileTemporalIsDownAreEachDispatchedOnceWhenItReturns(t *
 	require.Equal(t, contacts, s.count(t, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`), "all accepted, none dispatched")
 
 	// Temporal and the worker come back.
-	srv, err := embedded.Start(embedded.Options{Namespace: "default", SearchAttributes: workflows.SearchAttributes, GRPCPort: grpcPort, UIPort: -1})
+	srv, err := embedded.Start(embedded.Options{Namespace: "default", SearchAttributes: contract.SearchAttributes, GRPCPort: grpcPort, UIPort: -1})
 	require.NoError(t, err)
 	defer srv.Stop()
 	workerDone := make(chan error, 1)
@@ -96,8 +96,8 @@ func TestEventsAcceptedWhileTemporalIsDownAreEachDispatchedOnceWhenItReturns(t *
 		go func() {
 			defer wg.Done()
 			for id := range ids {
-				var st workflows.State
-				if err := cl.GetWorkflow(s.ctx, workflows.WorkflowID("outage", id), "").Get(s.ctx, &st); err == nil {
+				var st contract.State
+				if err := cl.GetWorkflow(s.ctx, contract.WorkflowID("outage", id), "").Get(s.ctx, &st); err == nil {
 					mu.Lock()
 					heard[len(st.Events)]++
 					mu.Unlock()

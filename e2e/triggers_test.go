@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/stretchr/testify/require"
-
-	"github.com/cairnhq/cairn/workflows"
 )
 
 // TestEachTriggerKindStartsItsJourney drives every trigger kind not covered elsewhere in this
@@ -47,7 +46,7 @@ func TestEachTriggerKindStartsItsJourney(t *testing.T) {
 		if id == "t-form" || id == "t-list" || id == "t-tag-added" {
 			who = formVic // the form identifies by email
 		}
-		s.finished(t, workflows.WorkflowID(id, who))
+		s.finished(t, contract.WorkflowID(id, who))
 		require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = $1`, "via-"+id), id)
 	}
 	// Nothing else started: a non-matching property does not trigger.

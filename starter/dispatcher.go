@@ -16,9 +16,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 // Dispatcher turns stored events into Temporal calls: for each event, in id order, a
@@ -215,7 +215,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 			journeys = append(journeys, *v)
 		}
 	}
-	signal := workflows.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
+	signal := contract.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
 	triggered := make([]string, 0, len(journeys))
 	for _, j := range journeys {
 		trig := j.Definition.TriggeredBy(ev.Name, ev.Properties)
@@ -233,28 +233,28 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 			continue
 		}
 		triggered = append(triggered, j.JourneyID)
-		id := workflows.WorkflowID(j.JourneyID, ev.ContactID)
+		id := contract.WorkflowID(j.JourneyID, ev.ContactID)
 		first := ""
 		if len(j.Definition.Steps) > 0 {
 			first = j.Definition.Steps[0].ID
 		}
 		opts := client.StartWorkflowOptions{
 			ID:        id,
-			TaskQueue: workflows.TaskQueue,
+			TaskQueue: contract.TaskQueue,
 			// A finished run may be followed by a new one when the trigger fires again; a running
 			// one only hears the event.
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.AttrJourney.ValueSet(j.JourneyID),
-				workflows.AttrContact.ValueSet(fmt.Sprint(ev.ContactID)),
-				workflows.AttrStep.ValueSet(first),
-				workflows.AttrJourneyVersion.ValueSet(int64(j.Version)),
+				contract.AttrJourney.ValueSet(j.JourneyID),
+				contract.AttrContact.ValueSet(fmt.Sprint(ev.ContactID)),
+				contract.AttrStep.ValueSet(first),
+				contract.AttrJourneyVersion.ValueSet(int64(j.Version)),
 			),
 			StaticSummary: fmt.Sprintf("%s v%d for contact %d (%s), triggered by %s", j.JourneyID, j.Version, ev.ContactID, ev.ExternalID, trig),
 		}
-		in := workflows.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
+		in := contract.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
 		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		run, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, workflows.SignalEvent, signal, opts, workflows.WorkflowType, in)
+		run, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, contract.SignalEvent, signal, opts, contract.WorkflowType, in)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("signal-with-start %s: %w", id, err)
@@ -286,7 +286,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 	}
 	for _, en := range open {
 		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := d.Temporal.SignalWorkflow(callCtx, en.WorkflowID, en.RunID, workflows.SignalEvent, signal)
+		err := d.Temporal.SignalWorkflow(callCtx, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -303,24 +303,24 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 }
 
 // watchCart feeds the contact's cart watch: cart events start or restart it, an order ends it.
-func (d *Dispatcher) watchCart(ctx context.Context, ev crm.Event, signal workflows.Event) error {
+func (d *Dispatcher) watchCart(ctx context.Context, ev crm.Event, signal contract.Event) error {
 	if d.CartIdle <= 0 {
 		return nil
 	}
-	id := workflows.CartWatchID(ev.ContactID)
+	id := contract.CartWatchID(ev.ContactID)
 	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	switch {
-	case slices.Contains(workflows.CartEvents, ev.Name):
-		_, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, workflows.SignalEvent, signal, client.StartWorkflowOptions{
-			ID: id, TaskQueue: workflows.TaskQueue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	case slices.Contains(journey.CartEvents, ev.Name):
+		_, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, contract.SignalEvent, signal, client.StartWorkflowOptions{
+			ID: id, TaskQueue: contract.TaskQueue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 			StaticSummary: fmt.Sprintf("cart of contact %d (%s)", ev.ContactID, ev.ExternalID),
-		}, workflows.CartWatchType, workflows.CartInput{ContactID: ev.ContactID, Idle: d.CartIdle})
+		}, contract.CartWatchType, contract.CartInput{ContactID: ev.ContactID, Idle: d.CartIdle})
 		if err != nil {
 			return fmt.Errorf("signal-with-start %s: %w", id, err)
 		}
-	case ev.Name == workflows.OrderCompleted:
-		err := d.Temporal.SignalWorkflow(callCtx, id, "", workflows.SignalEvent, signal)
+	case ev.Name == journey.EventOrderCompleted:
+		err := d.Temporal.SignalWorkflow(callCtx, id, "", contract.SignalEvent, signal)
 		var notFound *serviceerror.NotFound
 		if err != nil && !errors.As(err, &notFound) {
 			return fmt.Errorf("signal %s: %w", id, err)
@@ -343,7 +343,7 @@ func (d *Dispatcher) admit(ctx context.Context, tx pgx.Tx, j crm.JourneyVersion,
 	open := last != nil && last.EndedAt == nil
 	if open && def.Reentry.Mode != journey.ReentryAlways {
 		// The row says open; ask Temporal whether that run has finished since.
-		desc, err := d.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
+		desc, err := d.Temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
 		var notFound *serviceerror.NotFound
 		switch {
 		case errors.As(err, &notFound):

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/provider"
@@ -83,9 +84,9 @@ func (c Config) mail() (*activities.Mail, error) {
 
 // Register adds Cairn's workflows and activities to w; tests and replayers use it too.
 func Register(w sdkworker.Registry, acts *activities.Activities) {
-	w.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: workflows.WorkflowType})
-	w.RegisterWorkflowWithOptions(workflows.CartWatch, workflow.RegisterOptions{Name: workflows.CartWatchType})
-	w.RegisterWorkflowWithOptions(workflows.DateScheduler, workflow.RegisterOptions{Name: workflows.DateSchedulerType})
+	w.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: contract.WorkflowType})
+	w.RegisterWorkflowWithOptions(workflows.CartWatch, workflow.RegisterOptions{Name: contract.CartWatchType})
+	w.RegisterWorkflowWithOptions(workflows.DateScheduler, workflow.RegisterOptions{Name: contract.DateSchedulerType})
 	w.RegisterActivity(acts)
 }
 
@@ -130,12 +131,12 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func serve(ctx context.Context, cl client.Client, acts *activities.Activities, ready chan<- struct{}, logger *slog.Logger) error {
-	w := sdkworker.New(cl, workflows.TaskQueue, sdkworker.Options{})
+	w := sdkworker.New(cl, contract.TaskQueue, sdkworker.Options{})
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
-	logger.Info("worker polling", "task_queue", workflows.TaskQueue)
+	logger.Info("worker polling", "task_queue", contract.TaskQueue)
 	if ready != nil {
 		close(ready)
 	}
@@ -148,16 +149,16 @@ func serve(ctx context.Context, cl client.Client, acts *activities.Activities, r
 // worker asks, the first one creates it.
 func ensureDateSchedule(ctx context.Context, cl client.Client) error {
 	_, err := cl.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:   workflows.DateScheduleID,
+		ID:   contract.DateScheduleID,
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Hour}}},
 		Action: &client.ScheduleWorkflowAction{
-			ID: workflows.DateScheduleID, Workflow: workflows.DateSchedulerType, TaskQueue: workflows.TaskQueue,
+			ID: contract.DateScheduleID, Workflow: contract.DateSchedulerType, TaskQueue: contract.TaskQueue,
 		},
 		Overlap:            enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		TriggerImmediately: true,
 	})
 	if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return fmt.Errorf("create schedule %s: %w", workflows.DateScheduleID, err)
+		return fmt.Errorf("create schedule %s: %w", contract.DateScheduleID, err)
 	}
 	return nil
 }

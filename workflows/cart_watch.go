@@ -8,34 +8,23 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/journey"
 )
-
-// CartInput starts a CartWatch for a contact.
-type CartInput struct {
-	ContactID int64         `json:"contact_id"`
-	Idle      time.Duration `json:"idle"`
-}
-
-// CartState is CartWatch's result: what happened to the cart.
-type CartState struct {
-	Outcome  string         `json:"outcome"` // abandoned or converted
-	LastCart map[string]any `json:"last_cart,omitempty"`
-	Updates  int            `json:"updates"`
-}
 
 // CartWatch detects abandoned carts on Cairn's side: every cart event restarts an idle timer;
 // an order ends the watch; a timer that runs out records cart_abandoned, which journeys can
 // trigger on, whether or not the shop reports abandonment itself.
-func CartWatch(ctx workflow.Context, in CartInput) (CartState, error) {
-	st := CartState{}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrContact.ValueSet(fmt.Sprint(in.ContactID))); err != nil {
+func CartWatch(ctx workflow.Context, in contract.CartInput) (contract.CartState, error) {
+	st := contract.CartState{}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.AttrContact.ValueSet(fmt.Sprint(in.ContactID))); err != nil {
 		return st, err
 	}
-	events := workflow.GetSignalChannel(ctx, SignalEvent)
+	events := workflow.GetSignalChannel(ctx, contract.SignalEvent)
 	for {
 		timerCtx, cancel := workflow.WithCancel(ctx)
 		timer := workflow.NewTimerWithOptions(timerCtx, in.Idle, workflow.TimerOptions{Summary: "cart idle for " + in.Idle.String()})
-		var ev Event
+		var ev contract.Event
 		fired := false
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
@@ -45,7 +34,7 @@ func CartWatch(ctx workflow.Context, in CartInput) (CartState, error) {
 		if fired {
 			break
 		}
-		if ev.Name == OrderCompleted {
+		if ev.Name == journey.EventOrderCompleted {
 			st.Outcome = "converted"
 			return st, nil
 		}

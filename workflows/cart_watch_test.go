@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -33,12 +35,12 @@ func TestCartLeftIdleIsRecordedAsAbandonedAfterTheLastUpdate(t *testing.T) {
 	start := env.Now()
 	var abandonedAt time.Time
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.SignalEvent, workflows.Event{Name: "Product Added", Properties: map[string]any{"cart_id": "c1", "value": 30.0}})
+		env.SignalWorkflow(contract.SignalEvent, contract.Event{Name: "Product Added", Properties: map[string]any{"cart_id": "c1", "value": 30.0}})
 	}, 40*time.Minute)
-	env.ExecuteWorkflow(workflows.CartWatch, workflows.CartInput{ContactID: 7, Idle: time.Hour})
+	env.ExecuteWorkflow(workflows.CartWatch, contract.CartInput{ContactID: 7, Idle: time.Hour})
 	abandonedAt = env.Now()
 	require.NoError(t, env.GetWorkflowError())
-	var st workflows.CartState
+	var st contract.CartState
 	require.NoError(t, env.GetWorkflowResult(&st))
 	require.Equal(t, "abandoned", st.Outcome)
 	require.Len(t, *recorded, 1)
@@ -50,11 +52,11 @@ func TestOrderEndsTheCartWatchWithoutAnAbandonment(t *testing.T) {
 	t.Parallel()
 	env, recorded := cartEnv(t)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.SignalEvent, workflows.Event{Name: workflows.OrderCompleted})
+		env.SignalWorkflow(contract.SignalEvent, contract.Event{Name: journey.EventOrderCompleted})
 	}, 20*time.Minute)
-	env.ExecuteWorkflow(workflows.CartWatch, workflows.CartInput{ContactID: 7, Idle: time.Hour})
+	env.ExecuteWorkflow(workflows.CartWatch, contract.CartInput{ContactID: 7, Idle: time.Hour})
 	require.NoError(t, env.GetWorkflowError())
-	var st workflows.CartState
+	var st contract.CartState
 	require.NoError(t, env.GetWorkflowResult(&st))
 	require.Equal(t, "converted", st.Outcome)
 	require.Empty(t, *recorded)

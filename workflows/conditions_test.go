@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -59,24 +60,24 @@ func wireFake(env *testsuite.TestWorkflowEnvironment) *crmFake {
 	return f
 }
 
-func withCRMFirstMatch(t *testing.T, doc string) (*crmFake, func() (workflows.State, error), func(func(), time.Duration), func(string)) {
+func withCRMFirstMatch(t *testing.T, doc string) (*crmFake, func() (contract.State, error), func(func(), time.Duration), func(string)) {
 	return withCRM(t, doc)
 }
 
-func withCRM(t *testing.T, doc string) (*crmFake, func() (workflows.State, error), func(func(), time.Duration), func(string)) {
+func withCRM(t *testing.T, doc string) (*crmFake, func() (contract.State, error), func(func(), time.Duration), func(string)) {
 	t.Helper()
 	env, in := setup(t, doc)
 	f := wireFake(env)
-	run := func() (workflows.State, error) {
+	run := func() (contract.State, error) {
 		env.ExecuteWorkflow(workflows.ContactJourney, in)
-		var st workflows.State
+		var st contract.State
 		if err := env.GetWorkflowError(); err != nil {
 			return st, err
 		}
 		return st, env.GetWorkflowResult(&st)
 	}
 	after := func(fn func(), d time.Duration) { env.RegisterDelayedCallback(fn, d) }
-	signal := func(name string) { env.SignalWorkflow(workflows.SignalEvent, workflows.Event{Name: name}) }
+	signal := func(name string) { env.SignalWorkflow(contract.SignalEvent, contract.Event{Name: name}) }
 	return f, run, after, signal
 }
 
@@ -158,8 +159,8 @@ steps:
 	after(func() { f.set("tag unsubscribed", true); signal("tag_added") }, 24*time.Hour)
 	st, err := run()
 	require.NoError(t, err)
-	require.Equal(t, workflows.StatusExited, st.Status)
-	require.Equal(t, workflows.StepExited, st.CurrentStep)
+	require.Equal(t, contract.StatusExited, st.Status)
+	require.Equal(t, contract.StepExited, st.CurrentStep)
 	require.Equal(t, []string{"started"}, f.tags)
 	require.Equal(t, "left: exit condition met", st.Path[1].Outcome)
 }
@@ -170,7 +171,7 @@ func TestContactAlreadyMatchingTheExitNeverStarts(t *testing.T) {
 	f.set("tag customer", true)
 	st, err := run()
 	require.NoError(t, err)
-	require.Equal(t, workflows.StatusExited, st.Status)
+	require.Equal(t, contract.StatusExited, st.Status)
 	require.Empty(t, f.tags)
 	require.Empty(t, st.Path)
 }
@@ -188,6 +189,6 @@ steps:
 	f.set("tag done", true)
 	st, err := run()
 	require.NoError(t, err)
-	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, contract.StatusCompleted, st.Status)
 	require.Equal(t, []string{"bye"}, f.tags)
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/journey"
 )
 
@@ -17,7 +18,7 @@ import (
 var a *activities.Activities
 
 // ContactJourney walks one contact through one pinned journey version.
-func ContactJourney(ctx workflow.Context, in Input) (State, error) {
+func ContactJourney(ctx workflow.Context, in contract.Input) (contract.State, error) {
 	it := &interpreter{in: in, visits: map[string]int{}, lastEvent: map[string]int{}, jump: -1, cancelStep: func() {}}
 	if err := it.setup(ctx); err != nil {
 		return it.state, err
@@ -27,8 +28,8 @@ func ContactJourney(ctx workflow.Context, in Input) (State, error) {
 }
 
 type interpreter struct {
-	in     Input
-	state  State
+	in     contract.Input
+	state  contract.State
 	visits map[string]int // step id → times entered, for idempotency keys of loops
 
 	// seq counts events received; lastEvent holds, per event name, the seq of the latest.
@@ -49,14 +50,14 @@ var errEnded = errors.New("journey ended")
 
 // setup registers the query and signal handlers and sets the search attributes.
 func (it *interpreter) setup(ctx workflow.Context) error {
-	it.state = State{
+	it.state = contract.State{
 		JourneyID: it.in.Journey.ID,
 		Version:   it.in.Version,
 		ContactID: it.in.ContactID,
-		Status:    StatusRunning,
-		Path:      []Visit{},
+		Status:    contract.StatusRunning,
+		Path:      []contract.Visit{},
 		GoalsMet:  []string{},
-		Events:    []Event{},
+		Events:    []contract.Event{},
 	}
 	if r := it.in.Resume; r != nil {
 		it.state.GoalsMet = append(it.state.GoalsMet, r.GoalsMet...)
@@ -66,13 +67,13 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 			it.visits[k] = v
 		}
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return it.state, nil }); err != nil {
-		return fmt.Errorf("register %s query: %w", QueryState, err)
+	if err := workflow.SetQueryHandler(ctx, contract.QueryState, func() (contract.State, error) { return it.state, nil }); err != nil {
+		return fmt.Errorf("register %s query: %w", contract.QueryState, err)
 	}
-	events := workflow.GetSignalChannel(ctx, SignalEvent)
+	events := workflow.GetSignalChannel(ctx, contract.SignalEvent)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			var ev Event
+			var ev contract.Event
 			events.Receive(ctx, &ev)
 			it.record(ev)
 		}
@@ -80,13 +81,13 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 	// The starter sets these at start too; upserting keeps runs started by other means
 	// (a Temporal CLI start, a schedule) searchable the same way.
 	return workflow.UpsertTypedSearchAttributes(ctx,
-		AttrJourney.ValueSet(it.in.Journey.ID),
-		AttrContact.ValueSet(fmt.Sprint(it.in.ContactID)),
-		AttrJourneyVersion.ValueSet(int64(it.in.Version)),
+		contract.AttrJourney.ValueSet(it.in.Journey.ID),
+		contract.AttrContact.ValueSet(fmt.Sprint(it.in.ContactID)),
+		contract.AttrJourneyVersion.ValueSet(int64(it.in.Version)),
 	)
 }
 
-func (it *interpreter) record(ev Event) {
+func (it *interpreter) record(ev contract.Event) {
 	it.seq++
 	it.lastEvent[ev.Name] = it.seq
 	it.state.Events = append(it.state.Events, ev)
@@ -117,7 +118,7 @@ func (it *interpreter) run(ctx workflow.Context) error {
 			return it.fail("exit", err)
 		}
 		if met {
-			return it.finish(ctx, StatusExited)
+			return it.finish(ctx, contract.StatusExited)
 		}
 	}
 	// A goal already met on entry jumps the contact straight to its step.
@@ -158,7 +159,7 @@ func (it *interpreter) run(ctx workflow.Context) error {
 		var jump *jumpTo
 		switch {
 		case it.exited:
-			return it.finish(ctx, StatusExited)
+			return it.finish(ctx, contract.StatusExited)
 		case it.jump > pc:
 			pc, it.jump = it.jump, -1
 			continue
@@ -166,13 +167,13 @@ func (it *interpreter) run(ctx workflow.Context) error {
 			pc = jump.index
 			continue
 		case errors.Is(err, errEnded):
-			return it.finish(ctx, StatusCompleted)
+			return it.finish(ctx, contract.StatusCompleted)
 		case err != nil:
 			return err
 		}
 		pc++
 	}
-	return it.finish(ctx, StatusCompleted)
+	return it.finish(ctx, contract.StatusCompleted)
 }
 
 // jumpTo is how a goto step unwinds to the top-level loop.
@@ -269,10 +270,10 @@ func (it *interpreter) goalAt(stepID string) *journey.Goal {
 func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done bool, err error) {
 	switch g.OnReach {
 	case journey.OnReachEnd:
-		return true, it.finish(ctx, StatusCompleted)
+		return true, it.finish(ctx, contract.StatusCompleted)
 	case journey.OnReachWait:
 		it.state.CurrentStep = g.Then
-		if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStep.ValueSet(g.Then)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(g.Then)); err != nil {
 			return true, err
 		}
 		met := func() bool { return it.goalMet(g.ID) || it.exited }
@@ -292,7 +293,7 @@ func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done boo
 		}
 		it.state.WaitingFor, it.state.WaitUntil = "", nil
 		if it.exited {
-			return true, it.finish(ctx, StatusExited)
+			return true, it.finish(ctx, contract.StatusExited)
 		}
 	}
 	return false, nil
@@ -313,16 +314,16 @@ func (it *interpreter) shouldContinueAsNew(ctx workflow.Context) bool {
 // workflow task are drained into the state first; any that arrive later make the server
 // reject the completion and replay this task with them, so none is lost.
 func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
-	ch := workflow.GetSignalChannel(ctx, SignalEvent)
+	ch := workflow.GetSignalChannel(ctx, contract.SignalEvent)
 	for {
-		var ev Event
+		var ev contract.Event
 		if !ch.ReceiveAsync(&ev) {
 			break
 		}
 		it.record(ev)
 	}
 	in := it.in
-	in.Resume = &Resume{
+	in.Resume = &contract.Resume{
 		Next:      next,
 		EnteredAt: it.enteredAt(ctx),
 		Visits:    it.visits,
@@ -333,7 +334,7 @@ func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
 	if n := len(in.Resume.Path); n > maxPathKept {
 		in.Resume.Path = in.Resume.Path[n-maxPathKept:]
 	}
-	return workflow.NewContinueAsNewError(ctx, WorkflowType, in)
+	return workflow.NewContinueAsNewError(ctx, contract.WorkflowType, in)
 }
 
 func (it *interpreter) enteredAt(ctx workflow.Context) time.Time {
@@ -346,16 +347,16 @@ func (it *interpreter) enteredAt(ctx workflow.Context) time.Time {
 func (it *interpreter) finish(ctx workflow.Context, status string) error {
 	it.recordRun(ctx, "run end", a.RecordRunEnd, activities.RunRecord{Status: status})
 	it.state.Status = status
-	it.state.CurrentStep = StepEnded
-	if status == StatusExited {
-		it.state.CurrentStep = StepExited
+	it.state.CurrentStep = contract.StepEnded
+	if status == contract.StatusExited {
+		it.state.CurrentStep = contract.StepExited
 	}
 	it.state.WaitingFor, it.state.WaitUntil = "", nil
-	return workflow.UpsertTypedSearchAttributes(ctx, AttrStep.ValueSet(it.state.CurrentStep))
+	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(it.state.CurrentStep))
 }
 
 func (it *interpreter) fail(step string, err error) error {
-	it.state.Status = StatusFailed
+	it.state.Status = contract.StatusFailed
 	it.state.Error = fmt.Sprintf("step %s: %v", step, err)
 	return fmt.Errorf("step %s: %w", step, err)
 }
@@ -394,12 +395,12 @@ func (it *interpreter) walk(ctx workflow.Context, steps []journey.Step) error {
 func (it *interpreter) enter(ctx workflow.Context, step journey.Step) error {
 	it.visits[step.ID]++
 	it.state.CurrentStep = step.ID
-	it.state.Status = StatusRunning
-	it.state.Path = append(it.state.Path, Visit{
+	it.state.Status = contract.StatusRunning
+	it.state.Path = append(it.state.Path, contract.Visit{
 		Step: step.ID, Kind: step.Kind(), Summary: step.Summary(), EnteredAt: workflow.Now(ctx),
 	})
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("at step **%s**: %s", step.ID, step.Summary()))
-	return workflow.UpsertTypedSearchAttributes(ctx, AttrStep.ValueSet(step.ID))
+	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(step.ID))
 }
 
 func (it *interpreter) leave(ctx workflow.Context, outcome string, err error) {
@@ -581,7 +582,7 @@ func (it *interpreter) calendarWait(ctx workflow.Context, step journey.Step) (st
 }
 
 func (it *interpreter) waiting(ctx workflow.Context, what string, d time.Duration) {
-	it.state.Status = StatusWaiting
+	it.state.Status = contract.StatusWaiting
 	it.state.WaitingFor = what
 	it.state.WaitUntil = nil
 	if d > 0 {
@@ -672,3 +673,12 @@ func actionContext(ctx workflow.Context, step journey.Step) workflow.Context {
 		ScheduleToCloseTimeout: 24 * time.Hour,
 	})
 }
+
+const (
+	defaultHistoryLimit = 10000
+	// maxPathKept bounds the path carried across continue-as-new.
+	maxPathKept = 200
+	// maxEventsKept bounds the events the state query shows, so a chatty contact cannot grow
+	// the workflow's state without limit.
+	maxEventsKept = 50
+)

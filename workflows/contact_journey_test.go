@@ -12,11 +12,12 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/workflows"
 )
 
-func setup(t *testing.T, doc string) (*testsuite.TestWorkflowEnvironment, workflows.Input) {
+func setup(t *testing.T, doc string) (*testsuite.TestWorkflowEnvironment, contract.Input) {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
@@ -25,7 +26,7 @@ func setup(t *testing.T, doc string) (*testsuite.TestWorkflowEnvironment, workfl
 	quietRecords(env)
 	j, err := journey.Decode([]byte(doc))
 	require.NoError(t, err)
-	return env, workflows.Input{Journey: *j, Version: 3, ContactID: 42}
+	return env, contract.Input{Journey: *j, Version: 3, ContactID: 42}
 }
 
 const welcome = `
@@ -60,10 +61,10 @@ func TestContactJourneyWalksEveryStepAndWaitsNinetyDaysOnATimer(t *testing.T) {
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, env.GetWorkflowResult(&st))
-	require.Equal(t, workflows.StatusCompleted, st.Status)
-	require.Equal(t, workflows.StepEnded, st.CurrentStep)
+	require.Equal(t, contract.StatusCompleted, st.Status)
+	require.Equal(t, contract.StepEnded, st.CurrentStep)
 	require.Len(t, st.Path, 3)
 	require.Equal(t, []string{"1-add_tag", "pause", "3-send_email"}, []string{st.Path[0].Step, st.Path[1].Step, st.Path[2].Step})
 	require.GreaterOrEqual(t, emailAt.Sub(started), 90*24*time.Hour, "the email goes out after the 90-day wait")
@@ -78,11 +79,11 @@ func TestStateQueryShowsTheWaitInProgress(t *testing.T) {
 	env.OnActivity("AddTag", mock.Anything, mock.Anything).Return(activities.ActionOutput{}, nil)
 	env.OnActivity("SendEmail", mock.Anything, mock.Anything).Return(activities.ActionOutput{}, nil)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.SignalEvent, workflows.Event{ID: 7, Name: "Page Viewed"})
+		env.SignalWorkflow(contract.SignalEvent, contract.Event{ID: 7, Name: "Page Viewed"})
 	}, time.Hour)
-	var mid workflows.State
+	var mid contract.State
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.QueryState)
+		v, err := env.QueryWorkflow(contract.QueryState)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&mid))
 	}, 2*time.Hour)
@@ -90,7 +91,7 @@ func TestStateQueryShowsTheWaitInProgress(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 
 	require.Equal(t, "pause", mid.CurrentStep)
-	require.Equal(t, workflows.StatusWaiting, mid.Status)
+	require.Equal(t, contract.StatusWaiting, mid.Status)
 	require.NotNil(t, mid.WaitUntil)
 	require.Equal(t, "welcome", mid.JourneyID)
 	require.Equal(t, 3, mid.Version)
@@ -106,7 +107,7 @@ func TestEndStepStopsTheJourney(t *testing.T) {
 	env.OnActivity("AddTag", mock.Anything, mock.Anything).Return(activities.ActionOutput{}, nil).Once()
 	env.ExecuteWorkflow(workflows.ContactJourney, in)
 	require.NoError(t, env.GetWorkflowError())
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, env.GetWorkflowResult(&st))
 	require.Len(t, st.Path, 2)
 	require.Equal(t, "end", st.Path[1].Kind)

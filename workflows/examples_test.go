@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/workflows"
 )
@@ -70,7 +71,7 @@ func TestEveryExampleJourneyRuns(t *testing.T) {
 			require.ElementsMatch(t, sc.goals, st.GoalsMet)
 			want := sc.status
 			if want == "" {
-				want = workflows.StatusCompleted
+				want = contract.StatusCompleted
 			}
 			require.Equal(t, want, st.Status)
 		})
@@ -80,7 +81,7 @@ func TestEveryExampleJourneyRuns(t *testing.T) {
 	}
 }
 
-func runExample(t *testing.T, sc scenario) (workflows.State, []string) {
+func runExample(t *testing.T, sc scenario) (contract.State, []string) {
 	t.Helper()
 	doc, err := os.ReadFile(filepath.Join("..", "examples", sc.file))
 	require.NoError(t, err)
@@ -145,13 +146,13 @@ func runExample(t *testing.T, sc scenario) (workflows.State, []string) {
 			mu.Lock()
 			holds[ev.holds] = true
 			mu.Unlock()
-			env.SignalWorkflow(workflows.SignalEvent, workflows.Event{Name: ev.event})
+			env.SignalWorkflow(contract.SignalEvent, contract.Event{Name: ev.event})
 		}, ev.at)
 	}
-	env.ExecuteWorkflow(workflows.ContactJourney, workflows.Input{Journey: *j, Version: 1, ContactID: 7})
+	env.ExecuteWorkflow(workflows.ContactJourney, contract.Input{Journey: *j, Version: 1, ContactID: 7})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, env.GetWorkflowResult(&st))
 	return st, actions
 }

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -60,7 +61,7 @@ func TestGoalStepReachedWithoutTheGoalFollowsItsMode(t *testing.T) {
 		require.NoError(t, err, mode)
 		require.Equal(t, want, f.tags, mode)
 		require.Empty(t, st.GoalsMet, mode)
-		require.Equal(t, workflows.StatusCompleted, st.Status, mode)
+		require.Equal(t, contract.StatusCompleted, st.Status, mode)
 	}
 }
 
@@ -103,7 +104,7 @@ steps:
 	st, err := run()
 	require.NoError(t, err)
 	require.Equal(t, []string{"lesson", "lesson", "lesson", "lesson", "graduated"}, f.tags)
-	require.Equal(t, workflows.StatusCompleted, st.Status)
+	require.Equal(t, contract.StatusCompleted, st.Status)
 }
 
 func TestBranchTakesTheFirstPathWhoseConditionHolds(t *testing.T) {
@@ -168,13 +169,13 @@ steps:
 	env, in := setup(t, doc)
 	f := wireFake(env)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.SignalEvent, workflows.Event{ID: 9, Name: "Page Viewed"})
+		env.SignalWorkflow(contract.SignalEvent, contract.Event{ID: 9, Name: "Page Viewed"})
 		env.SetContinueAsNewSuggested(true)
 	}, 36*time.Hour)
 	env.ExecuteWorkflow(workflows.ContactJourney, in)
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, env.GetWorkflowError(), &can)
-	var next workflows.Input
+	var next contract.Input
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.NotNil(t, next.Resume)
 	require.Equal(t, 2, next.Resume.Next, "it continues at the step after the one in progress")
@@ -187,7 +188,7 @@ steps:
 	f2 := wireFake(env2)
 	env2.ExecuteWorkflow(workflows.ContactJourney, next)
 	require.NoError(t, env2.GetWorkflowError())
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, env2.GetWorkflowResult(&st))
 	require.Equal(t, []string{"lesson", "lesson", "lesson", "lesson", "done"}, f2.tags)
 	require.Equal(t, "Page Viewed", st.Events[0].Name)

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -22,7 +23,7 @@ func TestRecordedHistoriesStillReplay(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: workflows.WorkflowType})
+			r.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: contract.WorkflowType})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}
@@ -32,14 +33,14 @@ func TestRecordedHistoriesStillReplay(t *testing.T) {
 // that sleeps before its first step no longer matches the recorded histories.
 func TestReplayCatchesANonDeterministicChange(t *testing.T) {
 	t.Parallel()
-	changed := func(ctx workflow.Context, in workflows.Input) (workflows.State, error) {
+	changed := func(ctx workflow.Context, in contract.Input) (contract.State, error) {
 		if err := workflow.Sleep(ctx, time.Second); err != nil {
-			return workflows.State{}, err
+			return contract.State{}, err
 		}
 		return workflows.ContactJourney(ctx, in)
 	}
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: workflows.WorkflowType})
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: contract.WorkflowType})
 	err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/welcome.json")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "TMPRL1100", "the SDK's non-determinism error")

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -48,7 +49,7 @@ func TestDateWaitInThePastLetsTheContactThroughAtOnce(t *testing.T) {
 	started := env.Now()
 	env.ExecuteWorkflow(workflows.ContactJourney, in)
 	require.NoError(t, env.GetWorkflowError())
-	var st workflows.State
+	var st contract.State
 	require.NoError(t, env.GetWorkflowResult(&st))
 	require.Contains(t, st.Path[0].Outcome, "no wait")
 	require.Less(t, env.Now().Sub(started), time.Minute)

@@ -25,6 +25,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/embedded"
@@ -32,7 +33,6 @@ import (
 	"github.com/cairnhq/cairn/pglocal"
 	"github.com/cairnhq/cairn/starter"
 	"github.com/cairnhq/cairn/worker"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 func main() {
@@ -65,7 +65,7 @@ func run(rate int, dur time.Duration) error {
 	}
 	defer pg.Stop()
 	srv, err := embedded.Start(embedded.Options{DatabaseFile: filepath.Join(dir, "temporal.db"), Namespace: "default",
-		SearchAttributes: workflows.SearchAttributes, UIPort: -1})
+		SearchAttributes: contract.SearchAttributes, UIPort: -1})
 	if err != nil {
 		return err
 	}
@@ -103,9 +103,9 @@ func run(rate int, dur time.Duration) error {
 	cpu0, pg0 := cpuTime(), postgresCPU()
 	base := pace(rate, n, func(i int) error {
 		id := fmt.Sprintf("journey:raw:%d", i)
-		_, err := cl.SignalWithStartWorkflow(ctx, id, workflows.SignalEvent, workflows.Event{Name: "Signed Up"},
-			client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.WorkflowType,
-			workflows.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
+		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"},
+			client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}, contract.WorkflowType,
+			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
 		return err
 	})
 	baseCPU, basePG := cpuTime()-cpu0, postgresCPU()-pg0

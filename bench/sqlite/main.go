@@ -23,8 +23,8 @@ import (
 
 	"log/slog"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev/embedded"
-	"github.com/cairnhq/cairn/workflows"
 )
 
 func main() {
@@ -83,7 +83,7 @@ func run(legacy bool, n, conc int) (result, error) {
 	defer os.RemoveAll(dir)
 	srv, err := embedded.Start(embedded.Options{
 		DatabaseFile: filepath.Join(dir, "temporal.db"), Namespace: "default",
-		SearchAttributes: workflows.SearchAttributes, UIPort: -1, LegacySQLite: legacy, SQLiteConns: conns,
+		SearchAttributes: contract.SearchAttributes, UIPort: -1, LegacySQLite: legacy, SQLiteConns: conns,
 	})
 	if err != nil {
 		return result{}, err

@@ -1,6 +1,8 @@
-// Package workflows holds ContactJourney, the interpreter that walks one contact through one
-// journey version, and every name Temporal shows for it. Code here is deterministic.
-package workflows
+// Package contract holds every name Temporal shows for Cairn — task queue, workflow types and
+// IDs, signals, queries, search attributes — and the shapes that cross it (a run's input, the
+// events it hears, the state it answers with). It imports only the journey language, so the
+// starter, the cluster check and tools need not import the interpreter to speak to its runs.
+package contract
 
 import (
 	"fmt"
@@ -9,7 +11,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 )
 
@@ -31,13 +32,7 @@ const (
 	// DateScheduleID the Temporal Schedule that starts it.
 	DateSchedulerType = "DateScheduler"
 	DateScheduleID    = "cairn-date-triggers"
-	// OrderCompleted ends a cart watch (the Segment e-commerce spec's name).
-	OrderCompleted = "Order Completed"
 )
-
-// CartEvents restart a contact's cart watch: the events that open or refresh its cart in the
-// CRM, so the watch and the carts table agree on what a cart event is.
-var CartEvents = crm.CartEvents
 
 // CartWatchID is the cart watch of a contact: cart:<contactID>.
 func CartWatchID(contactID int64) string {
@@ -95,12 +90,6 @@ type Resume struct {
 	Path      []Visit        `json:"path,omitempty"`
 }
 
-const (
-	defaultHistoryLimit = 10000
-	// maxPathKept bounds the path carried across continue-as-new.
-	maxPathKept = 200
-)
-
 // Event is a contact event as delivered by SignalEvent.
 type Event struct {
 	ID         int64          `json:"id"`
@@ -144,6 +133,15 @@ const (
 	StatusFailed    = "failed"
 )
 
-// maxEventsKept bounds the events the state query shows, so a chatty contact cannot grow
-// the workflow's state without limit.
-const maxEventsKept = 50
+// CartInput starts a CartWatch for a contact.
+type CartInput struct {
+	ContactID int64         `json:"contact_id"`
+	Idle      time.Duration `json:"idle"`
+}
+
+// CartState is CartWatch's result: what happened to the cart.
+type CartState struct {
+	Outcome  string         `json:"outcome"` // abandoned or converted
+	LastCart map[string]any `json:"last_cart,omitempty"`
+	Updates  int            `json:"updates"`
+}
