@@ -26,38 +26,38 @@ type ActionInput struct {
 
 // RemoveTag removes a tag.
 func (a *Activities) RemoveTag(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.RemoveTag(ctx, in.Key, in.ContactID, in.Step.RemoveTag))
+	return output(crm.RemoveTag(ctx, a.DB, in.Key, in.ContactID, in.Step.RemoveTag))
 }
 
 // UpdateFields sets (or, with null, clears) contact fields.
 func (a *Activities) UpdateFields(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.UpdateFields(ctx, in.Key, in.ContactID, in.Step.UpdateFields))
+	return output(crm.UpdateFields(ctx, a.DB, in.Key, in.ContactID, in.Step.UpdateFields))
 }
 
 // AdjustScore adds points to a score.
 func (a *Activities) AdjustScore(ctx context.Context, in ActionInput) (ActionOutput, error) {
 	sc := in.Step.AdjustScore
-	return output(a.Store.AdjustScore(ctx, in.Key, in.ContactID, sc.Score, sc.By, fmt.Sprintf("journey %s step %s", in.Journey, in.Step.ID)))
+	return output(crm.AdjustScore(ctx, a.DB, in.Key, in.ContactID, sc.Score, sc.By, fmt.Sprintf("journey %s step %s", in.Journey, in.Step.ID)))
 }
 
 // Subscribe subscribes the contact to a list.
 func (a *Activities) Subscribe(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.SetSubscription(ctx, in.Key, in.ContactID, in.Step.Subscribe, true))
+	return output(crm.SetSubscription(ctx, a.DB, in.Key, in.ContactID, in.Step.Subscribe, true))
 }
 
 // Unsubscribe unsubscribes the contact from a list.
 func (a *Activities) Unsubscribe(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.SetSubscription(ctx, in.Key, in.ContactID, in.Step.Unsubscribe, false))
+	return output(crm.SetSubscription(ctx, a.DB, in.Key, in.ContactID, in.Step.Unsubscribe, false))
 }
 
 // CreateDeal opens a deal.
 func (a *Activities) CreateDeal(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.CreateDeal(ctx, in.Key, in.ContactID, *in.Step.CreateDeal))
+	return output(crm.CreateDeal(ctx, a.DB, in.Key, in.ContactID, *in.Step.CreateDeal))
 }
 
 // MoveDeal moves the contact's open deal to another stage.
 func (a *Activities) MoveDeal(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.MoveDeal(ctx, in.Key, in.ContactID, in.Step.MoveDeal.Pipeline, in.Step.MoveDeal.Stage))
+	return output(crm.MoveDeal(ctx, a.DB, in.Key, in.ContactID, in.Step.MoveDeal.Pipeline, in.Step.MoveDeal.Stage))
 }
 
 // CreateTask creates a task for a sales rep.
@@ -67,17 +67,17 @@ func (a *Activities) CreateTask(ctx context.Context, in ActionInput) (ActionOutp
 	if t.DueIn != nil {
 		due = t.DueIn.D
 	}
-	return output(a.Store.CreateTask(ctx, in.Key, in.ContactID, t.Title, t.Assignee, due))
+	return output(crm.CreateTask(ctx, a.DB, in.Key, in.ContactID, t.Title, t.Assignee, due))
 }
 
 // AddNote adds a note to the contact.
 func (a *Activities) AddNote(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.AddNote(ctx, in.Key, in.ContactID, in.Step.AddNote))
+	return output(crm.AddNote(ctx, a.DB, in.Key, in.ContactID, in.Step.AddNote))
 }
 
 // StartJourney asks the dispatcher to start another journey for the contact.
 func (a *Activities) StartJourney(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(a.Store.RequestJourney(ctx, in.Key, in.ContactID, in.Step.StartJourney))
+	return output(crm.RequestJourney(ctx, a.DB, in.Key, in.ContactID, in.Step.StartJourney))
 }
 
 // ErrTypeNotConfigured marks a delivery whose provider has no configuration.
@@ -156,7 +156,7 @@ func (a *Activities) audience(ctx context.Context, in ActionInput, id string, ad
 // fails the step for good; other failures keep it and are retried (with the same key, which
 // the provider dedupes where its API takes one).
 func (a *Activities) external(ctx context.Context, in ActionInput, event string, call func(email.Data) (map[string]any, error), marketing bool) (ActionOutput, error) {
-	ex, err := a.Store.ClaimExternal(ctx, in.Key, in.Step.Kind(), in.ContactID)
+	ex, err := crm.ClaimExternal(ctx, a.DB, in.Key, in.Step.Kind(), in.ContactID)
 	if err != nil {
 		return output(crm.ActionResult{}, err)
 	}
@@ -164,7 +164,7 @@ func (a *Activities) external(ctx context.Context, in ActionInput, event string,
 		return ActionOutput{Replayed: true, Detail: ex.Result}, nil
 	}
 	if marketing && ex.Unsubscribed {
-		_ = a.Store.ReleaseExternal(ctx, in.Key)
+		_ = crm.ReleaseExternal(ctx, a.DB, in.Key)
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("contact %d has unsubscribed", in.ContactID), ErrTypeRejected, nil)
 	}
 	result, err := call(ex.Data)
@@ -172,14 +172,14 @@ func (a *Activities) external(ctx context.Context, in ActionInput, event string,
 	var perm *permanentError
 	switch {
 	case errors.As(err, &rejected), errors.As(err, &perm):
-		if rerr := a.Store.ReleaseExternal(ctx, in.Key); rerr != nil {
+		if rerr := crm.ReleaseExternal(ctx, a.DB, in.Key); rerr != nil {
 			return ActionOutput{}, rerr
 		}
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
 	case err != nil:
 		return ActionOutput{}, fmt.Errorf("%s: %w", in.Step.Kind(), err)
 	}
-	out, err := a.Store.CompleteExternal(ctx, in.Key, in.ContactID, event, result)
+	out, err := crm.CompleteExternal(ctx, a.DB, in.Key, in.ContactID, event, result)
 	if err != nil {
 		return ActionOutput{}, err
 	}

@@ -17,11 +17,13 @@ import (
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Activities holds the dependencies of every activity.
 type Activities struct {
-	Store *crm.Store
+	// DB is the CRM's PostgreSQL.
+	DB *pgxpool.Pool
 	// Mail sends email; nil means no SMTP server is configured, and send_email steps fail
 	// saying so.
 	Mail *Mail
@@ -60,7 +62,7 @@ type ActionOutput struct {
 
 // AddTag tags the contact (and records tag_added so tag-triggered journeys start).
 func (a *Activities) AddTag(ctx context.Context, in AddTagInput) (ActionOutput, error) {
-	res, err := a.Store.AddTag(ctx, in.Key, in.ContactID, in.Tag)
+	res, err := crm.AddTag(ctx, a.DB, in.Key, in.ContactID, in.Tag)
 	return output(res, err)
 }
 
@@ -83,7 +85,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 		return ActionOutput{}, notConfigured("email", "CAIRN_SMTP_HOST and CAIRN_SMTP_FROM")
 	}
 	var msg email.Message
-	es, err := a.Store.ClaimEmail(ctx, in.Key, in.ContactID, in.Template, func(es *crm.EmailSend) error {
+	es, err := crm.ClaimEmail(ctx, a.DB, in.Key, in.ContactID, in.Template, func(es *crm.EmailSend) error {
 		es.Data.Journey, es.Data.Step = in.Journey, in.Step
 		r, err := es.Template.Render(es.Data)
 		if err != nil {
@@ -105,7 +107,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 		}
 		return ActionOutput{}, fmt.Errorf("send email: %w", err)
 	}
-	result, err := a.Store.CompleteEmail(ctx, in.Key, es, msg.Subject, msg.ID)
+	result, err := crm.CompleteEmail(ctx, a.DB, in.Key, es, msg.Subject, msg.ID)
 	if err != nil {
 		return ActionOutput{}, fmt.Errorf("record sent email: %w", err)
 	}
@@ -153,7 +155,7 @@ type CheckInput struct {
 
 // CheckCondition answers if/else, wait-until and exit questions against the CRM.
 func (a *Activities) CheckCondition(ctx context.Context, in CheckInput) (bool, error) {
-	ok, err := a.Store.Matches(ctx, in.ContactID, in.Condition, crm.Env{Now: time.Now(), EnteredAt: in.EnteredAt})
+	ok, err := crm.Matches(ctx, a.DB, in.ContactID, in.Condition, crm.Env{Now: time.Now(), EnteredAt: in.EnteredAt})
 	switch {
 	case errors.Is(err, crm.ErrCondition):
 		return false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCondition, err)
@@ -209,7 +211,7 @@ type ScheduleOutput struct {
 // wait, the field, and computes when the wait ends. It runs as a local activity: the result
 // is recorded in history, so the time zone data of whichever worker replays does not matter.
 func (a *Activities) ScheduleWait(ctx context.Context, in ScheduleInput) (ScheduleOutput, error) {
-	c, err := a.Store.Contact(ctx, in.ContactID)
+	c, err := crm.ContactByID(ctx, a.DB, in.ContactID)
 	if err != nil {
 		return ScheduleOutput{}, output2(err)
 	}
@@ -269,7 +271,7 @@ func (a *Activities) RecordCartAbandoned(ctx context.Context, in CartAbandonedIn
 	for k, v := range in.Cart {
 		props[k] = v
 	}
-	return output(a.Store.RecordInternal(ctx, in.Key, in.ContactID, "cart_abandoned", props))
+	return output(crm.RecordInternal(ctx, a.DB, in.Key, in.ContactID, "cart_abandoned", props))
 }
 
 // ScanDatesOutput counts the date_reached events recorded, per rule.
@@ -280,13 +282,13 @@ type ScanDatesOutput struct {
 // ScanDates records date_reached for today's dates and anniversaries of every date rule.
 // Safe to repeat: each contact, rule and day is recorded once.
 func (a *Activities) ScanDates(ctx context.Context, now time.Time) (ScanDatesOutput, error) {
-	rules, err := a.Store.DateRules(ctx)
+	rules, err := crm.DateRules(ctx, a.DB)
 	if err != nil {
 		return ScanDatesOutput{}, err
 	}
 	out := ScanDatesOutput{Recorded: map[string]int64{}}
 	for _, r := range rules {
-		n, err := a.Store.RecordDatesReached(ctx, r, now)
+		n, err := crm.RecordDatesReached(ctx, a.DB, r, now)
 		if err != nil {
 			return out, err
 		}
@@ -298,13 +300,13 @@ func (a *Activities) ScanDates(ctx context.Context, now time.Time) (ScanDatesOut
 // RecheckSegments re-evaluates every segment a journey triggers on over all contacts, for
 // conditions that change with time alone; entries and exits become events.
 func (a *Activities) RecheckSegments(ctx context.Context, now time.Time) (map[string]int64, error) {
-	in, out, err := a.Store.RecheckAllMembers(ctx, now)
+	in, out, err := crm.RecheckAllMembers(ctx, a.DB, now)
 	return map[string]int64{"entered": in, "exited": out}, err
 }
 
 // ExpireScores takes back scoring-rule points past their expiry.
 func (a *Activities) ExpireScores(ctx context.Context, now time.Time) (int, error) {
-	return a.Store.ExpireScores(ctx, now)
+	return crm.ExpireScores(ctx, a.DB, now)
 }
 
 // RunRecord reports a goal met or a run's end to the CRM.
@@ -319,11 +321,11 @@ type RunRecord struct {
 
 // RecordGoal records a goal met (goal_completions, goal_met); idempotent.
 func (a *Activities) RecordGoal(ctx context.Context, in RunRecord) error {
-	return a.Store.RecordGoal(ctx, in.Journey, in.ContactID, in.Goal, in.RunID, in.At)
+	return crm.RecordGoal(ctx, a.DB, in.Journey, in.ContactID, in.Goal, in.RunID, in.At)
 }
 
 // RecordRunEnd closes the run's enrollment and records journey_completed / journey_exited;
 // idempotent.
 func (a *Activities) RecordRunEnd(ctx context.Context, in RunRecord) error {
-	return a.Store.RecordRunEnd(ctx, in.Journey, in.ContactID, in.RunID, in.Status, in.At)
+	return crm.RecordRunEnd(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Status, in.At)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairnhq/cairn/activities"
@@ -15,20 +16,20 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func setup(t *testing.T) (context.Context, *activities.Activities, *crm.Store) {
+func setup(t *testing.T) (context.Context, *activities.Activities, *pgxpool.Pool) {
 	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	require.NoError(t, crm.Migrate(ctx, pool))
-	s := crm.New(pool)
-	return ctx, &activities.Activities{Store: s}, s
+	s := pool
+	return ctx, &activities.Activities{DB: s}, s
 }
 
-func contact(t *testing.T, ctx context.Context, s *crm.Store, ext string, traits map[string]any) int64 {
+func contact(t *testing.T, ctx context.Context, s *pgxpool.Pool, ext string, traits map[string]any) int64 {
 	t.Helper()
-	_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: traits, Name: "identify", Source: "test", OccurredAt: time.Now()})
+	_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Traits: traits, Name: "identify", Source: "test", OccurredAt: time.Now()})
 	require.NoError(t, err)
-	c, err := s.ContactByExternalID(ctx, ext)
+	c, err := crm.ContactByExternalID(ctx, s, ext)
 	require.NoError(t, err)
 	return c.ID
 }

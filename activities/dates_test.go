@@ -20,7 +20,7 @@ func TestScanDatesRecordsEachContactsDateOnceADay(t *testing.T) {
 	} {
 		j, err := journey.Decode([]byte(doc))
 		require.NoError(t, err)
-		_, _, err = s.ApplyJourney(ctx, j, doc)
+		_, _, err = crm.ApplyJourney(ctx, s, j, doc)
 		require.NoError(t, err)
 	}
 	contact(t, ctx, s, "born-today", map[string]any{"birthday": "1990-11-26"})
@@ -37,7 +37,7 @@ func TestScanDatesRecordsEachContactsDateOnceADay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{"birthday+0d/yearly": 0, "renewal-3d": 0}, again.Recorded, "an hour later: nothing new")
 
-	rows, err := s.Pool.Query(ctx, `SELECT c.external_id, e.properties->>'rule' FROM events e JOIN contacts c ON c.id = e.contact_id
+	rows, err := s.Query(ctx, `SELECT c.external_id, e.properties->>'rule' FROM events e JOIN contacts c ON c.id = e.contact_id
 		WHERE e.name = 'date_reached' ORDER BY 1`)
 	require.NoError(t, err)
 	var got [][2]string
@@ -60,16 +60,16 @@ func TestHourlyRecheckMovesContactsInAndOutOfTimeBasedSegments(t *testing.T) {
 	ctx, a, s := setup(t)
 	cond, err := journey.DecodeCondition([]byte("{all: [{event: Order Completed}, {not: {event: Order Completed, within: 30d}}]}"))
 	require.NoError(t, err)
-	_, err = s.PutSegment(ctx, crm.Segment{ID: "lapsed", Condition: *cond})
+	_, err = crm.PutSegment(ctx, s, crm.Segment{ID: "lapsed", Condition: *cond})
 	require.NoError(t, err)
 	doc := "id: winback\ntrigger: {segment_entered: lapsed}\nsteps: [end]"
 	j, err := journey.Decode([]byte(doc))
 	require.NoError(t, err)
-	_, _, err = s.ApplyJourney(ctx, j, doc)
+	_, _, err = crm.ApplyJourney(ctx, s, j, doc)
 	require.NoError(t, err)
-	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "old", Name: "Order Completed", Source: "test", OccurredAt: time.Now().Add(-40 * 24 * time.Hour)})
+	_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "old", Name: "Order Completed", Source: "test", OccurredAt: time.Now().Add(-40 * 24 * time.Hour)})
 	require.NoError(t, err)
-	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "recent", Name: "Order Completed", Source: "test", OccurredAt: time.Now().Add(-2 * 24 * time.Hour)})
+	_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "recent", Name: "Order Completed", Source: "test", OccurredAt: time.Now().Add(-2 * 24 * time.Hour)})
 	require.NoError(t, err)
 
 	out, err := a.RecheckSegments(ctx, time.Now())
@@ -83,7 +83,7 @@ func TestHourlyRecheckMovesContactsInAndOutOfTimeBasedSegments(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{"entered": 1, "exited": 0}, out)
 	// Back to today, after a new order from "old": both have ordered within 30 days again.
-	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "old", Name: "Order Completed", Source: "test", OccurredAt: time.Now()})
+	_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "old", Name: "Order Completed", Source: "test", OccurredAt: time.Now()})
 	require.NoError(t, err)
 	out, err = a.RecheckSegments(ctx, time.Now())
 	require.NoError(t, err)

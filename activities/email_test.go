@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
@@ -19,7 +20,7 @@ import (
 type mailFixture struct {
 	ctx     context.Context
 	a       *activities.Activities
-	s       *crm.Store
+	s       *pgxpool.Pool
 	catcher *mailcatcher.Catcher
 }
 
@@ -34,7 +35,7 @@ func setupMail(t *testing.T) *mailFixture {
 	sender, err := email.NewSMTP(email.SMTPConfig{Host: host, Port: p, TLS: "none", From: "Shop <shop@example.com>", ReplyTo: "help@example.com"})
 	require.NoError(t, err)
 	a.Mail = &activities.Mail{Sender: sender, Tracker: email.Tracker{Signer: email.Signer{Key: []byte("k")}, BaseURL: "https://t.example.com"}, Domain: "example.com"}
-	_, err = s.PutTemplate(ctx, email.Template{ID: "welcome", Subject: "Welcome {{field \"first_name\" \"friend\"}}",
+	_, err = crm.PutTemplate(ctx, s, email.Template{ID: "welcome", Subject: "Welcome {{field \"first_name\" \"friend\"}}",
 		Text: "Hello {{field \"first_name\"}}", HTML: `<html><body><p>Hello</p><a href="https://shop.example.com/start">start</a></body></html>`})
 	require.NoError(t, err)
 	return &mailFixture{ctx: ctx, a: a, s: s, catcher: c}
@@ -75,7 +76,7 @@ func TestSendEmailDeliversTheRenderedTrackedMessageOverSMTPOnce(t *testing.T) {
 	require.True(t, strings.HasSuffix(m.Headers["Message-Id"], "@example.com>"), m.Headers["Message-Id"])
 
 	var events int
-	require.NoError(t, f.s.Pool.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE name = 'email_sent'`).Scan(&events))
+	require.NoError(t, f.s.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE name = 'email_sent'`).Scan(&events))
 	require.Equal(t, 1, events)
 }
 
@@ -84,7 +85,7 @@ func TestSendEmailRetriedAfterACrashBeforeSMTPSendsExactlyOnce(t *testing.T) {
 	f := setupMail(t)
 	id := contact(t, f.ctx, f.s, "bo", map[string]any{"email": "bo@example.com"})
 	// The first attempt claimed the send (ledger 'sending') and died before reaching SMTP.
-	_, err := f.s.ClaimEmail(f.ctx, "k-crash", id, "welcome", func(*crm.EmailSend) error { return nil })
+	_, err := crm.ClaimEmail(f.ctx, f.s, "k-crash", id, "welcome", func(*crm.EmailSend) error { return nil })
 	require.NoError(t, err)
 	require.Empty(t, f.catcher.Messages())
 
@@ -94,7 +95,7 @@ func TestSendEmailRetriedAfterACrashBeforeSMTPSendsExactlyOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, f.catcher.Messages(), 1)
 	var rows int
-	require.NoError(t, f.s.Pool.QueryRow(f.ctx, `SELECT count(*) FROM email_messages WHERE status = 'sent'`).Scan(&rows))
+	require.NoError(t, f.s.QueryRow(f.ctx, `SELECT count(*) FROM email_messages WHERE status = 'sent'`).Scan(&rows))
 	require.Equal(t, 1, rows)
 }
 
@@ -113,8 +114,8 @@ func TestSendEmailRefusalsArePermanentAndLeaveNothingHalfWritten(t *testing.T) {
 	nonRetryable(t, err, "not found")
 
 	var ledger, messages int
-	require.NoError(t, f.s.Pool.QueryRow(f.ctx, `SELECT count(*) FROM action_ledger`).Scan(&ledger))
-	require.NoError(t, f.s.Pool.QueryRow(f.ctx, `SELECT count(*) FROM email_messages`).Scan(&messages))
+	require.NoError(t, f.s.QueryRow(f.ctx, `SELECT count(*) FROM action_ledger`).Scan(&ledger))
+	require.NoError(t, f.s.QueryRow(f.ctx, `SELECT count(*) FROM email_messages`).Scan(&messages))
 	require.Zero(t, ledger)
 	require.Zero(t, messages)
 	require.Empty(t, f.catcher.Messages())
@@ -136,16 +137,16 @@ func TestUnsubscribedContactGetsNoMoreMarketingEmail(t *testing.T) {
 	out, err := f.a.SendEmail(f.ctx, activities.SendEmailInput{Key: "k1", ContactID: id, Template: "welcome"})
 	require.NoError(t, err)
 	msgID := int64(out.Detail["message_id"].(float64))
-	require.NoError(t, f.s.Unsubscribe(f.ctx, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}))
-	require.NoError(t, f.s.Unsubscribe(f.ctx, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}), "twice is fine")
+	require.NoError(t, crm.Unsubscribe(f.ctx, f.s, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}))
+	require.NoError(t, crm.Unsubscribe(f.ctx, f.s, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}), "twice is fine")
 
 	_, err = f.a.SendEmail(f.ctx, activities.SendEmailInput{Key: "k2", ContactID: id, Template: "welcome"})
 	nonRetryable(t, err, "unsubscribed")
 	require.Len(t, f.catcher.Messages(), 1)
-	c, err := f.s.Contact(f.ctx, id)
+	c, err := crm.ContactByID(f.ctx, f.s, id)
 	require.NoError(t, err)
 	require.Contains(t, c.Tags, "unsubscribed")
 	var events int
-	require.NoError(t, f.s.Pool.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE name = 'unsubscribed'`).Scan(&events))
+	require.NoError(t, f.s.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE name = 'unsubscribed'`).Scan(&events))
 	require.Equal(t, 1, events)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
 )
@@ -115,7 +116,7 @@ func TestSMSProviderRefusalFailsTheStepWithItsMessageAndCanBeRetriedLater(t *tes
 	nonRetryable(t, err, "not a valid phone number")
 	require.Equal(t, 1, f.calls, "a 400 is not retried")
 	var ledger int
-	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM action_ledger`).Scan(&ledger))
+	require.NoError(t, s.QueryRow(ctx, `SELECT count(*) FROM action_ledger`).Scan(&ledger))
 	require.Zero(t, ledger, "the refused call leaves no claim behind")
 
 	noPhone := contact(t, ctx, s, "nophone", nil)
@@ -182,7 +183,7 @@ func TestSMSRetriedAfterACrashBeforeTheCallSendsOnce(t *testing.T) {
 	f := &fakeTwilio{}
 	ctx, a, id := smsFixture(t, f)
 	// The first attempt claimed the call and died before making it.
-	_, err := a.Store.ClaimExternal(ctx, "k-crash", "send_sms", id)
+	_, err := crm.ClaimExternal(ctx, a.DB, "k-crash", "send_sms", id)
 	require.NoError(t, err)
 	for i := 0; i < 2; i++ {
 		_, err = a.SendSMS(ctx, activities.ActionInput{Key: "k-crash", ContactID: id, Step: smsStep("Hi")})

@@ -17,8 +17,8 @@ import (
 var ErrNoDeal = errors.New("no open deal")
 
 // RemoveTag untags the contact once per key; tag_removed is recorded when the tag was there.
-func (s *Store) RemoveTag(ctx context.Context, key string, contactID int64, tag string) (ActionResult, error) {
-	return s.ledger(ctx, key, "remove_tag", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func RemoveTag(ctx context.Context, db DB, key string, contactID int64, tag string) (ActionResult, error) {
+	return ledger(ctx, db, key, "remove_tag", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		ct, err := tx.Exec(ctx, `DELETE FROM contact_tags WHERE contact_id = $1 AND tag = $2`, contactID, tag)
 		if err != nil {
 			return nil, fmt.Errorf("remove tag: %w", err)
@@ -38,8 +38,8 @@ func (s *Store) RemoveTag(ctx context.Context, key string, contactID int64, tag 
 
 // UpdateFields merges fields into the contact's traits (nil clears one) and records a
 // field_changed event per field whose value changed.
-func (s *Store) UpdateFields(ctx context.Context, key string, contactID int64, fields map[string]any) (ActionResult, error) {
-	return s.ledger(ctx, key, "update_fields", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func UpdateFields(ctx context.Context, db DB, key string, contactID int64, fields map[string]any) (ActionResult, error) {
+	return ledger(ctx, db, key, "update_fields", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var traits map[string]any
 		if err := tx.QueryRow(ctx, `SELECT traits FROM contacts WHERE id = $1 FOR UPDATE`, contactID).Scan(&traits); err != nil {
 			return nil, fmt.Errorf("read fields: %w", err)
@@ -83,8 +83,8 @@ func jsonEqual(a, b any) bool {
 
 // AdjustScore adds delta to a named score and records score_changed (old → new), so journeys
 // can trigger on a score crossing a threshold.
-func (s *Store) AdjustScore(ctx context.Context, key string, contactID int64, name string, delta float64, reason string) (ActionResult, error) {
-	return s.ledger(ctx, key, "adjust_score", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func AdjustScore(ctx context.Context, db DB, key string, contactID int64, name string, delta float64, reason string) (ActionResult, error) {
+	return ledger(ctx, db, key, "adjust_score", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		return adjustScore(ctx, tx, contactID, name, delta, reason, key)
 	})
 }
@@ -118,12 +118,12 @@ func adjustScore(ctx context.Context, tx DB, contactID int64, name string, delta
 
 // SetSubscription subscribes or unsubscribes the contact from a list and records
 // list_subscribed / list_unsubscribed when the status changes.
-func (s *Store) SetSubscription(ctx context.Context, key string, contactID int64, list string, subscribed bool) (ActionResult, error) {
+func SetSubscription(ctx context.Context, db DB, key string, contactID int64, list string, subscribed bool) (ActionResult, error) {
 	status, event := "unsubscribed", "list_unsubscribed"
 	if subscribed {
 		status, event = "subscribed", "list_subscribed"
 	}
-	return s.ledger(ctx, key, event, contactID, func(tx pgx.Tx) (map[string]any, error) {
+	return ledger(ctx, db, key, event, contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var prev *string
 		err := tx.QueryRow(ctx, `SELECT status FROM list_subscriptions WHERE contact_id = $1 AND list = $2 FOR UPDATE`, contactID, list).Scan(&prev)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -144,8 +144,8 @@ func (s *Store) SetSubscription(ctx context.Context, key string, contactID int64
 }
 
 // CreateDeal opens a deal for the contact and records deal_created and deal_stage_changed.
-func (s *Store) CreateDeal(ctx context.Context, key string, contactID int64, d journey.Deal) (ActionResult, error) {
-	return s.ledger(ctx, key, "create_deal", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func CreateDeal(ctx context.Context, db DB, key string, contactID int64, d journey.Deal) (ActionResult, error) {
+	return ledger(ctx, db, key, "create_deal", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		if err := ensureStage(ctx, tx, d.Pipeline, d.Stage); err != nil {
 			return nil, err
 		}
@@ -169,8 +169,8 @@ func (s *Store) CreateDeal(ctx context.Context, key string, contactID int64, d j
 }
 
 // MoveDeal moves the contact's newest open deal in the pipeline to stage.
-func (s *Store) MoveDeal(ctx context.Context, key string, contactID int64, pipeline, stage string) (ActionResult, error) {
-	return s.ledger(ctx, key, "move_deal", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func MoveDeal(ctx context.Context, db DB, key string, contactID int64, pipeline, stage string) (ActionResult, error) {
+	return ledger(ctx, db, key, "move_deal", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var id int64
 		var from string
 		err := tx.QueryRow(ctx, `SELECT id, stage FROM deals WHERE contact_id = $1 AND pipeline = $2 AND status = 'open'
@@ -202,8 +202,8 @@ func (s *Store) MoveDeal(ctx context.Context, key string, contactID int64, pipel
 }
 
 // CreateTask creates a task for a rep, due dueIn from now (zero: no due date).
-func (s *Store) CreateTask(ctx context.Context, key string, contactID int64, title, assignee string, dueIn time.Duration) (ActionResult, error) {
-	return s.ledger(ctx, key, "create_task", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func CreateTask(ctx context.Context, db DB, key string, contactID int64, title, assignee string, dueIn time.Duration) (ActionResult, error) {
+	return ledger(ctx, db, key, "create_task", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var due *time.Time
 		if dueIn > 0 {
 			t := time.Now().Add(dueIn)
@@ -222,8 +222,8 @@ func (s *Store) CreateTask(ctx context.Context, key string, contactID int64, tit
 }
 
 // AddNote adds a note to the contact.
-func (s *Store) AddNote(ctx context.Context, key string, contactID int64, body string) (ActionResult, error) {
-	return s.ledger(ctx, key, "add_note", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func AddNote(ctx context.Context, db DB, key string, contactID int64, body string) (ActionResult, error) {
+	return ledger(ctx, db, key, "add_note", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var id int64
 		if err := tx.QueryRow(ctx, `INSERT INTO notes (contact_id, body) VALUES ($1, $2) RETURNING id`, contactID, body).Scan(&id); err != nil {
 			return nil, fmt.Errorf("add note: %w", err)
@@ -240,8 +240,8 @@ func (s *Store) AddNote(ctx context.Context, key string, contactID int64, body s
 const StartJourneyEvent = "journey_start_requested"
 
 // RequestJourney records a start_journey request; the dispatcher starts the journey.
-func (s *Store) RequestJourney(ctx context.Context, key string, contactID int64, journeyID string) (ActionResult, error) {
-	return s.ledger(ctx, key, "start_journey", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func RequestJourney(ctx context.Context, db DB, key string, contactID int64, journeyID string) (ActionResult, error) {
+	return ledger(ctx, db, key, "start_journey", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM journeys WHERE id = $1)`, journeyID).Scan(&exists); err != nil {
 			return nil, fmt.Errorf("find journey: %w", err)
@@ -257,8 +257,8 @@ func (s *Store) RequestJourney(ctx context.Context, key string, contactID int64,
 }
 
 // RecordInternal records an event Cairn itself detected (a cart going idle), once per key.
-func (s *Store) RecordInternal(ctx context.Context, key string, contactID int64, name string, props map[string]any) (ActionResult, error) {
-	return s.ledger(ctx, key, name, contactID, func(tx pgx.Tx) (map[string]any, error) {
+func RecordInternal(ctx context.Context, db DB, key string, contactID int64, name string, props map[string]any) (ActionResult, error) {
+	return ledger(ctx, db, key, name, contactID, func(tx pgx.Tx) (map[string]any, error) {
 		if err := appendEvent(ctx, tx, contactID, name, props, key); err != nil {
 			return nil, err
 		}
@@ -280,8 +280,8 @@ type DealUpdate struct {
 
 // SyncDeal upserts a deal reported by another system and records deal_stage_changed when its
 // stage is new, in one transaction. changed says whether the stage moved.
-func (s *Store) SyncDeal(ctx context.Context, d DealUpdate) (changed bool, err error) {
-	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+func SyncDeal(ctx context.Context, db DB, d DealUpdate) (changed bool, err error) {
+	err = WithTx(ctx, db, func(tx pgx.Tx) error {
 		var contactID int64
 		if err := tx.QueryRow(ctx, upsertContactSQL, d.Contact, "", map[string]any{}, "", "", "", "", "").Scan(&contactID); err != nil {
 			return fmt.Errorf("upsert contact: %w", err)

@@ -5,25 +5,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 )
 
-func newContact(t *testing.T, ctx context.Context, s *crm.Store, ext string, traits map[string]any) int64 {
+func newContact(t *testing.T, ctx context.Context, s *pgxpool.Pool, ext string, traits map[string]any) int64 {
 	t.Helper()
-	_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: traits, Name: "identify", Source: "test", OccurredAt: time.Now()})
+	_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Traits: traits, Name: "identify", Source: "test", OccurredAt: time.Now()})
 	require.NoError(t, err)
-	c, err := s.ContactByExternalID(ctx, ext)
+	c, err := crm.ContactByExternalID(ctx, s, ext)
 	require.NoError(t, err)
 	return c.ID
 }
 
-func count(t *testing.T, ctx context.Context, s *crm.Store, sql string, args ...any) int {
+func count(t *testing.T, ctx context.Context, s *pgxpool.Pool, sql string, args ...any) int {
 	t.Helper()
 	var n int
-	require.NoError(t, s.Pool.QueryRow(ctx, sql, args...).Scan(&n))
+	require.NoError(t, s.QueryRow(ctx, sql, args...).Scan(&n))
 	return n
 }
 
@@ -33,31 +34,31 @@ func TestEveryActionRetriedWithTheSameKeyHasOneEffect(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", map[string]any{"plan": "free"})
-	_, err := s.AddTag(ctx, "seed", id, "trial")
+	_, err := crm.AddTag(ctx, s, "seed", id, "trial")
 	require.NoError(t, err)
 	actions := []struct {
 		name   string
 		run    func(key string) (crm.ActionResult, error)
 		effect string // a count query that must be 1 after both runs
 	}{
-		{"remove_tag", func(k string) (crm.ActionResult, error) { return s.RemoveTag(ctx, k, id, "trial") },
+		{"remove_tag", func(k string) (crm.ActionResult, error) { return crm.RemoveTag(ctx, s, k, id, "trial") },
 			`SELECT count(*) FROM events WHERE name = 'tag_removed'`},
 		{"update_fields", func(k string) (crm.ActionResult, error) {
-			return s.UpdateFields(ctx, k, id, map[string]any{"plan": "pro"})
+			return crm.UpdateFields(ctx, s, k, id, map[string]any{"plan": "pro"})
 		}, `SELECT count(*) FROM events WHERE name = 'field_changed'`},
-		{"adjust_score", func(k string) (crm.ActionResult, error) { return s.AdjustScore(ctx, k, id, "", 5, "test") },
+		{"adjust_score", func(k string) (crm.ActionResult, error) { return crm.AdjustScore(ctx, s, k, id, "", 5, "test") },
 			`SELECT count(*) FROM score_changes`},
-		{"subscribe", func(k string) (crm.ActionResult, error) { return s.SetSubscription(ctx, k, id, "news", true) },
+		{"subscribe", func(k string) (crm.ActionResult, error) { return crm.SetSubscription(ctx, s, k, id, "news", true) },
 			`SELECT count(*) FROM events WHERE name = 'list_subscribed'`},
 		{"create_deal", func(k string) (crm.ActionResult, error) {
-			return s.CreateDeal(ctx, k, id, journey.Deal{Title: "Pro", Pipeline: "sales", Stage: "lead", Value: 900})
+			return crm.CreateDeal(ctx, s, k, id, journey.Deal{Title: "Pro", Pipeline: "sales", Stage: "lead", Value: 900})
 		}, `SELECT count(*) FROM deals`},
-		{"move_deal", func(k string) (crm.ActionResult, error) { return s.MoveDeal(ctx, k, id, "sales", "won") },
+		{"move_deal", func(k string) (crm.ActionResult, error) { return crm.MoveDeal(ctx, s, k, id, "sales", "won") },
 			`SELECT count(*) FROM deal_stage_changes WHERE to_stage = 'won'`},
 		{"create_task", func(k string) (crm.ActionResult, error) {
-			return s.CreateTask(ctx, k, id, "Call", "ana", 48*time.Hour)
+			return crm.CreateTask(ctx, s, k, id, "Call", "ana", 48*time.Hour)
 		}, `SELECT count(*) FROM tasks WHERE due_at > now() + interval '47 hours'`},
-		{"add_note", func(k string) (crm.ActionResult, error) { return s.AddNote(ctx, k, id, "hi") },
+		{"add_note", func(k string) (crm.ActionResult, error) { return crm.AddNote(ctx, s, k, id, "hi") },
 			`SELECT count(*) FROM events WHERE name = 'note_added'`},
 	}
 	for _, a := range actions {
@@ -69,7 +70,7 @@ func TestEveryActionRetriedWithTheSameKeyHasOneEffect(t *testing.T) {
 		require.Equal(t, first.Detail, again.Detail, a.name)
 		require.Equal(t, 1, count(t, ctx, s, a.effect), a.name)
 	}
-	c, err := s.Contact(ctx, id)
+	c, err := crm.ContactByID(ctx, s, id)
 	require.NoError(t, err)
 	require.Equal(t, "pro", c.Traits["plan"])
 	require.Empty(t, c.Tags)
@@ -81,12 +82,12 @@ func TestScoreChangeRecordsOldAndNewForTriggers(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", nil)
-	_, err := s.AdjustScore(ctx, "a", id, "", 30, "opened")
+	_, err := crm.AdjustScore(ctx, s, "a", id, "", 30, "opened")
 	require.NoError(t, err)
-	_, err = s.AdjustScore(ctx, "b", id, "", 25, "visited pricing")
+	_, err = crm.AdjustScore(ctx, s, "b", id, "", 25, "visited pricing")
 	require.NoError(t, err)
 	var old, now float64
-	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT (properties->>'old')::float8, (properties->>'new')::float8 FROM events
+	require.NoError(t, s.QueryRow(ctx, `SELECT (properties->>'old')::float8, (properties->>'new')::float8 FROM events
 		WHERE name = 'score_changed' ORDER BY id DESC LIMIT 1`).Scan(&old, &now))
 	require.Equal(t, 30.0, old)
 	require.Equal(t, 55.0, now)
@@ -96,7 +97,7 @@ func TestMoveDealWithoutAnOpenDealSaysSoAndLeavesNoLedgerRow(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", nil)
-	_, err := s.MoveDeal(ctx, "k", id, "sales", "won")
+	_, err := crm.MoveDeal(ctx, s, "k", id, "sales", "won")
 	require.ErrorIs(t, err, crm.ErrNoDeal)
 	require.Zero(t, count(t, ctx, s, `SELECT count(*) FROM action_ledger`))
 }
@@ -105,6 +106,6 @@ func TestStartJourneyRequestNeedsAnExistingJourney(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", nil)
-	_, err := s.RequestJourney(ctx, "k", id, "nope")
+	_, err := crm.RequestJourney(ctx, s, "k", id, "nope")
 	require.ErrorIs(t, err, crm.ErrNotFound)
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairnhq/cairn/crm"
@@ -16,17 +17,17 @@ func TestOrdersAreRecordedOnceWithTheirLines(t *testing.T) {
 	order := map[string]any{"order_id": "O-1", "total": 99.5, "revenue": 90, "currency": "EUR",
 		"products": []any{map[string]any{"product_id": 7, "sku": "SKU-7", "name": "Lamp", "price": "49.75", "quantity": 2}, "not a line"}}
 	for _, key := range []string{"m1", "m1", "m2"} { // a redelivery, then the shop reporting the order again
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "ann", Name: "Order Completed", Properties: order, Source: "test", DedupeKey: key, OccurredAt: now})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "ann", Name: "Order Completed", Properties: order, Source: "test", DedupeKey: key, OccurredAt: now})
 		require.NoError(t, err)
 	}
-	_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "ann", Name: "Order Completed", Properties: map[string]any{"revenue": 5}, Source: "test", OccurredAt: now})
+	_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "ann", Name: "Order Completed", Properties: map[string]any{"revenue": 5}, Source: "test", OccurredAt: now})
 	require.NoError(t, err)
 	require.Equal(t, 3, count(t, ctx, s, `SELECT count(*) FROM events WHERE name = 'Order Completed'`))
 	require.Equal(t, 2, count(t, ctx, s, `SELECT count(*) FROM orders`), "the repeated order_id is one order; an order without one is its own")
 	var total, revenue float64
 	var currency, product, sku string
 	var price, qty float64
-	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT o.total::float8, o.revenue::float8, o.currency, l.product_id, l.sku, l.price::float8, l.quantity::float8
+	require.NoError(t, s.QueryRow(ctx, `SELECT o.total::float8, o.revenue::float8, o.currency, l.product_id, l.sku, l.price::float8, l.quantity::float8
 		FROM orders o JOIN order_lines l ON l.order_ref = o.id WHERE o.order_id = 'O-1'`).Scan(&total, &revenue, &currency, &product, &sku, &price, &qty))
 	require.Equal(t, []any{99.5, 90.0, "EUR", "7", "SKU-7", 49.75, 2.0}, []any{total, revenue, currency, product, sku, price, qty})
 	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM order_lines`))
@@ -40,7 +41,7 @@ func TestCartsOpenConvertAndAreAbandoned(t *testing.T) {
 	ev := eventsOf(t, s, "ann")
 	carts := func() []string {
 		t.Helper()
-		rows, err := s.Pool.Query(ctx, `SELECT status || ':' || COALESCE(value::text, '-') || ':' || currency FROM carts WHERE contact_id = $1 ORDER BY id`, id)
+		rows, err := s.Query(ctx, `SELECT status || ':' || COALESCE(value::text, '-') || ':' || currency FROM carts WHERE contact_id = $1 ORDER BY id`, id)
 		require.NoError(t, err)
 		var out []string
 		for rows.Next() {
@@ -58,9 +59,9 @@ func TestCartsOpenConvertAndAreAbandoned(t *testing.T) {
 	require.Equal(t, []string{"converted:25:EUR"}, carts())
 
 	ev("Cart Viewed", map[string]any{"cart_id": "c2"}, now.Add(-30*time.Minute))
-	_, err := s.RecordInternal(ctx, "watch/abandoned", id, "cart_abandoned", map[string]any{"detected_by": "cairn", "cart_id": "c2"})
+	_, err := crm.RecordInternal(ctx, s, "watch/abandoned", id, "cart_abandoned", map[string]any{"detected_by": "cairn", "cart_id": "c2"})
 	require.NoError(t, err)
-	_, err = s.RecordInternal(ctx, "watch/abandoned", id, "cart_abandoned", map[string]any{"detected_by": "cairn"})
+	_, err = crm.RecordInternal(ctx, s, "watch/abandoned", id, "cart_abandoned", map[string]any{"detected_by": "cairn"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"converted:25:EUR", "abandoned:-:"}, carts(), "the retried activity changes nothing")
 
@@ -68,13 +69,13 @@ func TestCartsOpenConvertAndAreAbandoned(t *testing.T) {
 	require.Equal(t, []string{"converted:25:EUR", "abandoned:-:", "open:-:"}, carts(), "an abandonment stays on record; a new cart opens")
 
 	other := newContact(t, ctx, s, "bob", nil)
-	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "bob", Name: "cart_abandoned", Properties: map[string]any{"value": "12.5"}, Source: "shop", OccurredAt: now})
+	_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "bob", Name: "cart_abandoned", Properties: map[string]any{"value": "12.5"}, Source: "shop", OccurredAt: now})
 	require.NoError(t, err)
 	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1 AND status = 'abandoned' AND value = 12.5`, other),
 		"a shop reporting abandonment of a cart Cairn never saw still records it")
-	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "bob", Name: "cart_abandoned", Properties: map[string]any{"value": "12.5"}, Source: "shop", OccurredAt: now.Add(time.Minute)})
+	_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "bob", Name: "cart_abandoned", Properties: map[string]any{"value": "12.5"}, Source: "shop", OccurredAt: now.Add(time.Minute)})
 	require.NoError(t, err)
-	_, err = s.RecordInternal(ctx, "watch/bob", other, "cart_abandoned", map[string]any{"detected_by": "cairn"})
+	_, err = crm.RecordInternal(ctx, s, "watch/bob", other, "cart_abandoned", map[string]any{"detected_by": "cairn"})
 	require.NoError(t, err)
 	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1`, other),
 		"the same abandonment reported again, by the shop and by Cairn, is one cart")
@@ -111,7 +112,7 @@ func TestCommerceConditionsReadOrdersAndCarts(t *testing.T) {
 	}
 	ev := func(who, name string, props map[string]any, at time.Time) {
 		t.Helper()
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: "test", OccurredAt: at})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: "test", OccurredAt: at})
 		require.NoError(t, err)
 	}
 	line := func(id, sku string) []any { return []any{map[string]any{"product_id": id, "sku": sku}} }
@@ -175,14 +176,14 @@ func TestAViewIsBoughtWhateverIdentifierTheOrderLineUses(t *testing.T) {
 	ctx, s := setup(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	for who, line := range map[string]map[string]any{"eve": {"sku": "X1"}, "fay": {"product_id": "X1"}, "gus": {"sku": "X2"}} {
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: who, Name: "Product Viewed", Properties: map[string]any{"product_id": "X1"}, Source: "test", OccurredAt: now.Add(-time.Hour)})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: who, Name: "Product Viewed", Properties: map[string]any{"product_id": "X1"}, Source: "test", OccurredAt: now.Add(-time.Hour)})
 		require.NoError(t, err)
-		_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: who, Name: "Order Completed", Properties: map[string]any{"products": []any{line}}, Source: "test", OccurredAt: now})
+		_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: who, Name: "Order Completed", Properties: map[string]any{"products": []any{line}}, Source: "test", OccurredAt: now})
 		require.NoError(t, err)
 	}
 	ids := map[string]int64{}
 	for _, who := range []string{"eve", "fay", "gus"} {
-		c, err := s.ContactByExternalID(ctx, who)
+		c, err := crm.ContactByExternalID(ctx, s, who)
 		require.NoError(t, err)
 		ids[who] = c.ID
 	}
@@ -190,10 +191,10 @@ func TestAViewIsBoughtWhateverIdentifierTheOrderLineUses(t *testing.T) {
 }
 
 // eventsOf records events of one contact, as its shop would send them.
-func eventsOf(t *testing.T, s *crm.Store, who string) func(name string, props map[string]any, at time.Time) {
+func eventsOf(t *testing.T, s *pgxpool.Pool, who string) func(name string, props map[string]any, at time.Time) {
 	return func(name string, props map[string]any, at time.Time) {
 		t.Helper()
-		_, _, err := s.RecordEvent(t.Context(), crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: "test", OccurredAt: at})
+		_, _, err := crm.RecordEvent(t.Context(), s, crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: "test", OccurredAt: at})
 		require.NoError(t, err)
 	}
 }

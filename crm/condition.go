@@ -44,10 +44,10 @@ type sqlBuilder struct {
 // builder prepares a compiler for the condition. Questions about many contacts read the
 // field columns (their indexes are the point); one contact's check reads traits, which give
 // the same answers for one row without a lookup of the columns first.
-func (s *Store) builder(ctx context.Context, cond journey.Condition, env Env, many bool) (*sqlBuilder, error) {
+func builder(ctx context.Context, db DB, cond journey.Condition, env Env, many bool) (*sqlBuilder, error) {
 	b := &sqlBuilder{env: env, many: many}
 	if many {
-		cols, err := fieldColumns(ctx, s.Pool, cond)
+		cols, err := fieldColumns(ctx, db, cond)
 		if err != nil {
 			return nil, err
 		}
@@ -91,8 +91,8 @@ func (b *sqlBuilder) arg(v any) string {
 }
 
 // Matches answers "does this contact match the condition".
-func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condition, env Env) (bool, error) {
-	b, err := s.builder(ctx, cond, env, false)
+func Matches(ctx context.Context, db DB, contactID int64, cond journey.Condition, env Env) (bool, error) {
+	b, err := builder(ctx, db, cond, env, false)
 	if err != nil {
 		return false, err
 	}
@@ -102,7 +102,7 @@ func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condi
 		return false, err
 	}
 	var ok, exists bool
-	err = s.Pool.QueryRow(ctx, `SELECT COALESCE(bool_or(`+where+`), false), count(*) > 0 FROM contacts c WHERE c.id = `+id, b.args...).Scan(&ok, &exists)
+	err = db.QueryRow(ctx, `SELECT COALESCE(bool_or(`+where+`), false), count(*) > 0 FROM contacts c WHERE c.id = `+id, b.args...).Scan(&ok, &exists)
 	if err != nil {
 		return false, fmt.Errorf("check condition: %w", err)
 	}
@@ -116,8 +116,8 @@ func (s *Store) Matches(ctx context.Context, contactID int64, cond journey.Condi
 // test on another table (a tag, "2 orders in 30 days"), or its negation, is counted on that
 // table alone: every row there belongs to a contact (foreign keys), so joining a million
 // contacts back would only cost time.
-func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env Env) (int64, error) {
-	b, err := s.builder(ctx, cond, env, true)
+func CountMatching(ctx context.Context, db DB, cond journey.Condition, env Env) (int64, error) {
+	b, err := builder(ctx, db, cond, env, true)
 	if err != nil {
 		return 0, err
 	}
@@ -142,14 +142,14 @@ func (s *Store) CountMatching(ctx context.Context, cond journey.Condition, env E
 		// Joined with contacts under a parallel plan, PostgreSQL computes a per-contact count
 		// once in every worker: on 2 cores "plan is pro and 2 orders in 30 days" took 555–625
 		// ms that way and 350–360 ms without workers, and it always costs that CPU twice over.
-		err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		err = WithTx(ctx, db, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
 				return err
 			}
 			return tx.QueryRow(ctx, query, b.args...).Scan(&n)
 		})
 	} else {
-		err = s.Pool.QueryRow(ctx, query, b.args...).Scan(&n)
+		err = db.QueryRow(ctx, query, b.args...).Scan(&n)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("count matching contacts: %w", err)
@@ -509,8 +509,8 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 
 // SetScore sets a contact's named score (for tests and imports; journeys and scoring rules
 // adjust scores with a recorded reason).
-func (s *Store) SetScore(ctx context.Context, contactID int64, name string, value float64) error {
-	ct, err := s.Pool.Exec(ctx, `UPDATE contacts SET scores = jsonb_set(scores, ARRAY[$2::text], to_jsonb($3::numeric)) WHERE id = $1`, contactID, name, value)
+func SetScore(ctx context.Context, db DB, contactID int64, name string, value float64) error {
+	ct, err := db.Exec(ctx, `UPDATE contacts SET scores = jsonb_set(scores, ARRAY[$2::text], to_jsonb($3::numeric)) WHERE id = $1`, contactID, name, value)
 	if err != nil {
 		return fmt.Errorf("set score: %w", err)
 	}

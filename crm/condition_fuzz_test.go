@@ -31,8 +31,8 @@ func FuzzConditionCompiles(f *testing.F) {
 	if err := crm.Migrate(ctx, pool); err != nil {
 		f.Fatal(err)
 	}
-	s := crm.New(pool)
-	id, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "fuzz", Traits: map[string]any{"plan": "pro", "age": 3, "d": "2026-01-01"},
+	s := pool
+	id, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "fuzz", Traits: map[string]any{"plan": "pro", "age": 3, "d": "2026-01-01"},
 		Name: "x", Properties: map[string]any{"a": 1}, Source: "test", OccurredAt: time.Now()})
 	if err != nil {
 		f.Fatal(err)
@@ -47,10 +47,10 @@ func FuzzConditionCompiles(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := s.Matches(ctx, contactID, *c, env); err != nil && !errors.Is(err, crm.ErrCondition) {
+		if _, err := crm.Matches(ctx, s, contactID, *c, env); err != nil && !errors.Is(err, crm.ErrCondition) {
 			t.Fatalf("accepted %q but the database refused it: %v", doc, err)
 		}
-		if _, err := s.CountMatching(ctx, *c, env); err != nil && !errors.Is(err, crm.ErrCondition) {
+		if _, err := crm.CountMatching(ctx, s, *c, env); err != nil && !errors.Is(err, crm.ErrCondition) {
 			t.Fatalf("accepted %q but counting failed: %v", doc, err)
 		}
 	})

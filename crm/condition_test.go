@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairnhq/cairn/crm"
@@ -12,18 +13,18 @@ import (
 )
 
 // people builds a small population whose expected answers are written out by hand.
-func people(t *testing.T, ctx context.Context, s *crm.Store, now time.Time) map[string]int64 {
+func people(t *testing.T, ctx context.Context, s *pgxpool.Pool, now time.Time) map[string]int64 {
 	t.Helper()
 	ids := map[string]int64{}
 	add := func(ext string, traits map[string]any, events ...crm.EventInput) {
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour)})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Traits: traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour)})
 		require.NoError(t, err)
-		c, err := s.ContactByExternalID(ctx, ext)
+		c, err := crm.ContactByExternalID(ctx, s, ext)
 		require.NoError(t, err)
 		ids[ext] = c.ID
 		for _, e := range events {
 			e.ExternalID, e.Source = ext, "test"
-			_, _, err := s.RecordEvent(ctx, e)
+			_, _, err := crm.RecordEvent(ctx, s, e)
 			require.NoError(t, err)
 		}
 	}
@@ -36,13 +37,13 @@ func people(t *testing.T, ctx context.Context, s *crm.Store, now time.Time) map[
 		crm.EventInput{Name: "Order Completed", Properties: map[string]any{"currency": "EUR"}, OccurredAt: now.Add(-10 * day)})
 	add("cyd", map[string]any{"plan": "", "age": "old"})
 	add("dee", map[string]any{})
-	_, err := s.AddTag(ctx, "k-ann-vip", ids["ann"], "vip")
+	_, err := crm.AddTag(ctx, s, "k-ann-vip", ids["ann"], "vip")
 	require.NoError(t, err)
-	_, err = s.AddTag(ctx, "k-bob-lead", ids["bob"], "lead")
+	_, err = crm.AddTag(ctx, s, "k-bob-lead", ids["bob"], "lead")
 	require.NoError(t, err)
-	require.NoError(t, s.SetScore(ctx, ids["ann"], "", 70))
-	require.NoError(t, s.SetScore(ctx, ids["bob"], "", 20))
-	require.NoError(t, s.SetScore(ctx, ids["bob"], "engagement", 55))
+	require.NoError(t, crm.SetScore(ctx, s, ids["ann"], "", 70))
+	require.NoError(t, crm.SetScore(ctx, s, ids["bob"], "", 20))
+	require.NoError(t, crm.SetScore(ctx, s, ids["bob"], "engagement", 55))
 	return ids
 }
 
@@ -95,20 +96,20 @@ func TestConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 
 // requireMembers checks a condition both ways: contact by contact (Matches, the interpreter's
 // question) and all at once (CountMatching, the segment's), against the expected names.
-func requireMembers(t *testing.T, ctx context.Context, s *crm.Store, ids map[string]int64, now time.Time, doc string, want []string) {
+func requireMembers(t *testing.T, ctx context.Context, s *pgxpool.Pool, ids map[string]int64, now time.Time, doc string, want []string) {
 	t.Helper()
 	cond, err := journey.DecodeCondition([]byte(doc))
 	require.NoError(t, err, doc)
 	var got []string
 	for name, id := range ids {
-		ok, err := s.Matches(ctx, id, *cond, crm.Env{Now: now})
+		ok, err := crm.Matches(ctx, s, id, *cond, crm.Env{Now: now})
 		require.NoError(t, err, doc)
 		if ok {
 			got = append(got, name)
 		}
 	}
 	require.ElementsMatch(t, want, got, doc)
-	n, err := s.CountMatching(ctx, *cond, crm.Env{Now: now})
+	n, err := crm.CountMatching(ctx, s, *cond, crm.Env{Now: now})
 	require.NoError(t, err, doc)
 	require.EqualValues(t, len(want), n, "count of %s", doc)
 }
@@ -120,20 +121,20 @@ func TestEventSinceEntryCountsOnlyEventsAfterTheContactEntered(t *testing.T) {
 	ids := people(t, ctx, s, now)
 	cond, err := journey.DecodeCondition([]byte("{event: Order Completed, since_entry: true}"))
 	require.NoError(t, err)
-	ok, err := s.Matches(ctx, ids["ann"], *cond, crm.Env{Now: now, EnteredAt: now.Add(-3 * 24 * time.Hour)})
+	ok, err := crm.Matches(ctx, s, ids["ann"], *cond, crm.Env{Now: now, EnteredAt: now.Add(-3 * 24 * time.Hour)})
 	require.NoError(t, err)
 	require.True(t, ok)
-	ok, err = s.Matches(ctx, ids["bob"], *cond, crm.Env{Now: now, EnteredAt: now.Add(-3 * 24 * time.Hour)})
+	ok, err = crm.Matches(ctx, s, ids["bob"], *cond, crm.Env{Now: now, EnteredAt: now.Add(-3 * 24 * time.Hour)})
 	require.NoError(t, err)
 	require.False(t, ok)
 
-	_, err = s.Matches(ctx, ids["ann"], *cond, crm.Env{Now: now})
+	_, err = crm.Matches(ctx, s, ids["ann"], *cond, crm.Env{Now: now})
 	require.ErrorIs(t, err, crm.ErrCondition, "since_entry outside a journey is the condition's fault, not the database's")
 }
 
 func TestConditionOnUnknownContactIsNotFound(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
-	_, err := s.Matches(ctx, 404, journey.Condition{Tag: "x"}, crm.Env{Now: time.Now()})
+	_, err := crm.Matches(ctx, s, 404, journey.Condition{Tag: "x"}, crm.Env{Now: time.Now()})
 	require.ErrorIs(t, err, crm.ErrNotFound)
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // DateRules lists the distinct date_field rules of unpaused journeys (newest versions).
-func (s *Store) DateRules(ctx context.Context) ([]journey.DateTrigger, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT v.definition FROM journeys j
+func DateRules(ctx context.Context, db DB) ([]journey.DateTrigger, error) {
+	rows, err := db.Query(ctx, `SELECT v.definition FROM journeys j
 		JOIN LATERAL (SELECT * FROM journey_versions WHERE journey_id = j.id ORDER BY version DESC LIMIT 1) v ON true
 		WHERE NOT j.paused AND 'date_reached' = ANY (v.trigger_events)`)
 	if err != nil {
@@ -49,14 +49,14 @@ func (s *Store) DateRules(ctx context.Context) ([]journey.DateTrigger, error) {
 
 // RecordDatesReached records date_reached for every contact whose date field (moved by the
 // rule's offset) is today, or whose anniversary it is, once per contact, rule and day.
-func (s *Store) RecordDatesReached(ctx context.Context, rule journey.DateTrigger, now time.Time) (int64, error) {
+func RecordDatesReached(ctx context.Context, db DB, rule journey.DateTrigger, now time.Time) (int64, error) {
 	today := now.UTC().Format("2006-01-02")
 	match := `cairn_time(c.traits -> $2::text)::date = $4::date - $3::int`
 	if rule.Anniversary {
 		match = `to_char(cairn_time(c.traits -> $2::text)::date, 'MM-DD') = to_char($4::date - $3::int, 'MM-DD')
 			AND cairn_time(c.traits -> $2::text)::date < $4::date - $3::int`
 	}
-	tag, err := s.Pool.Exec(ctx, `INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at)
+	tag, err := db.Exec(ctx, `INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at)
 		SELECT c.id, 'date_reached', jsonb_build_object('rule', $1::text, 'field', $2::text, 'date', $4::text), 'scheduler',
 		       'date:' || $1::text || ':' || c.id || ':' || $4::text, $5
 		FROM contacts c WHERE `+match+`
@@ -65,7 +65,7 @@ func (s *Store) RecordDatesReached(ctx context.Context, rule journey.DateTrigger
 		return 0, fmt.Errorf("record dates reached for %s: %w", rule.Key(), err)
 	}
 	if tag.RowsAffected() > 0 {
-		if _, err := s.Pool.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel); err != nil {
+		if _, err := db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel); err != nil {
 			return 0, err
 		}
 	}

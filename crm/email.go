@@ -17,8 +17,8 @@ var (
 )
 
 // PutTemplate stores a template (checked by the caller); created says it is new.
-func (s *Store) PutTemplate(ctx context.Context, t email.Template) (created bool, err error) {
-	err = s.Pool.QueryRow(ctx, `INSERT INTO email_templates (id, subject, html, text) VALUES ($1, $2, $3, $4)
+func PutTemplate(ctx context.Context, db DB, t email.Template) (created bool, err error) {
+	err = db.QueryRow(ctx, `INSERT INTO email_templates (id, subject, html, text) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (id) DO UPDATE SET subject = $2, html = $3, text = $4, updated_at = now()
 		RETURNING (xmax = 0)`, t.ID, t.Subject, t.HTML, t.Text).Scan(&created)
 	if err != nil {
@@ -28,9 +28,9 @@ func (s *Store) PutTemplate(ctx context.Context, t email.Template) (created bool
 }
 
 // Template reads a template.
-func (s *Store) Template(ctx context.Context, id string) (email.Template, error) {
+func TemplateByID(ctx context.Context, db DB, id string) (email.Template, error) {
 	t := email.Template{ID: id}
-	err := s.Pool.QueryRow(ctx, `SELECT subject, html, text FROM email_templates WHERE id = $1`, id).Scan(&t.Subject, &t.HTML, &t.Text)
+	err := db.QueryRow(ctx, `SELECT subject, html, text FROM email_templates WHERE id = $1`, id).Scan(&t.Subject, &t.HTML, &t.Text)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("template %q: %w", id, ErrNoTemplate)
 	}
@@ -56,9 +56,9 @@ type EmailSend struct {
 // as 'sending' before anything leaves; later calls return the same message, or Done once
 // CompleteEmail ran. render runs inside the transaction: a template that fails to render
 // leaves no row behind.
-func (s *Store) ClaimEmail(ctx context.Context, key string, contactID int64, templateID string, render func(*EmailSend) error) (*EmailSend, error) {
+func ClaimEmail(ctx context.Context, db DB, key string, contactID int64, templateID string, render func(*EmailSend) error) (*EmailSend, error) {
 	es := &EmailSend{}
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		var state string
 		err := tx.QueryRow(ctx, `SELECT state, result FROM action_ledger WHERE idempotency_key = $1`, key).Scan(&state, &es.Result)
 		switch {
@@ -86,7 +86,7 @@ func (s *Store) ClaimEmail(ctx context.Context, key string, contactID int64, tem
 			return fmt.Errorf("contact %d: %w", contactID, ErrNoEmail)
 		}
 		to := &es.Data.Contact.Email
-		if es.Template, err = s.templateTx(ctx, tx, templateID); err != nil {
+		if es.Template, err = templateTx(ctx, tx, templateID); err != nil {
 			return err
 		}
 		if es.MessageID == 0 {
@@ -104,7 +104,7 @@ func (s *Store) ClaimEmail(ctx context.Context, key string, contactID int64, tem
 	return es, err
 }
 
-func (s *Store) templateTx(ctx context.Context, tx pgx.Tx, id string) (email.Template, error) {
+func templateTx(ctx context.Context, tx DB, id string) (email.Template, error) {
 	t := email.Template{ID: id}
 	err := tx.QueryRow(ctx, `SELECT subject, html, text FROM email_templates WHERE id = $1`, id).Scan(&t.Subject, &t.HTML, &t.Text)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -114,9 +114,9 @@ func (s *Store) templateTx(ctx context.Context, tx pgx.Tx, id string) (email.Tem
 }
 
 // CompleteEmail records that the message was handed to the SMTP server, and the email_sent event.
-func (s *Store) CompleteEmail(ctx context.Context, key string, es *EmailSend, subject, messageID string) (map[string]any, error) {
+func CompleteEmail(ctx context.Context, db DB, key string, es *EmailSend, subject, messageID string) (map[string]any, error) {
 	var result map[string]any
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		detail := map[string]any{"message_id": es.MessageID, "to": es.To, "template": es.Template.ID}
 		if err := tx.QueryRow(ctx, `UPDATE action_ledger SET state = 'done', result = $2 WHERE idempotency_key = $1 AND state = 'sending' RETURNING result`,
 			key, detail).Scan(&result); err != nil {
@@ -133,9 +133,9 @@ func (s *Store) CompleteEmail(ctx context.Context, key string, es *EmailSend, su
 
 // RecordEngagement records email_opened or email_clicked for a message, after checking that the
 // message exists and belongs to the contact the token names.
-func (s *Store) RecordEngagement(ctx context.Context, c email.Claims) error {
+func RecordEngagement(ctx context.Context, db DB, c email.Claims) error {
 	var template string
-	err := s.Pool.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
+	err := db.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("message %d: %w", c.MessageID, ErrNotFound)
 	}
@@ -146,13 +146,13 @@ func (s *Store) RecordEngagement(ctx context.Context, c email.Claims) error {
 	if c.Kind == email.KindClick {
 		name, props["link"] = "email_clicked", c.URL
 	}
-	return s.WithTx(ctx, func(tx pgx.Tx) error { return appendEvent(ctx, tx, c.ContactID, name, props, "") })
+	return WithTx(ctx, db, func(tx pgx.Tx) error { return appendEvent(ctx, tx, c.ContactID, name, props, "") })
 }
 
 // Unsubscribe stops marketing email to the contact, tags it "unsubscribed" (journeys exit on
 // it) and records the event, once.
-func (s *Store) Unsubscribe(ctx context.Context, c email.Claims) error {
-	return s.WithTx(ctx, func(tx pgx.Tx) error {
+func Unsubscribe(ctx context.Context, db DB, c email.Claims) error {
+	return WithTx(ctx, db, func(tx pgx.Tx) error {
 		var template string
 		err := tx.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -209,9 +209,9 @@ type External struct {
 
 // ClaimExternal records the ledger row as 'sending' before a provider call (or finds it) and
 // returns the contact's data for the call.
-func (s *Store) ClaimExternal(ctx context.Context, key, action string, contactID int64) (*External, error) {
+func ClaimExternal(ctx context.Context, db DB, key, action string, contactID int64) (*External, error) {
 	ex := &External{}
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		var state string
 		err := tx.QueryRow(ctx, `SELECT state, result FROM action_ledger WHERE idempotency_key = $1`, key).Scan(&state, &ex.Result)
 		if err == nil && state == "done" {
@@ -233,15 +233,15 @@ func (s *Store) ClaimExternal(ctx context.Context, key, action string, contactID
 
 // ReleaseExternal forgets a claim whose call certainly did not happen (the provider refused
 // it), so the step can run again once the cause is fixed.
-func (s *Store) ReleaseExternal(ctx context.Context, key string) error {
-	_, err := s.Pool.Exec(ctx, `DELETE FROM action_ledger WHERE idempotency_key = $1 AND state = 'sending'`, key)
+func ReleaseExternal(ctx context.Context, db DB, key string) error {
+	_, err := db.Exec(ctx, `DELETE FROM action_ledger WHERE idempotency_key = $1 AND state = 'sending'`, key)
 	return err
 }
 
 // CompleteExternal marks the call done with its result and records its event.
-func (s *Store) CompleteExternal(ctx context.Context, key string, contactID int64, event string, result map[string]any) (map[string]any, error) {
+func CompleteExternal(ctx context.Context, db DB, key string, contactID int64, event string, result map[string]any) (map[string]any, error) {
 	var out map[string]any
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `UPDATE action_ledger SET state = 'done', result = $2 WHERE idempotency_key = $1 RETURNING result`,
 			key, result).Scan(&out); err != nil {
 			return fmt.Errorf("complete ledger: %w", err)

@@ -41,12 +41,12 @@ var opsByType = map[string][]string{
 // table once: about 5 s for a million contacts on 2 cores (bench/segments), during which reads
 // and writes of contacts wait. If the table cannot be locked within lock_timeout (another
 // long transaction holds it), nothing changes and the error says so.
-func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
+func PutField(ctx context.Context, db DB, f FieldDefinition) error {
 	if _, ok := opsByType[f.Type]; !ok {
 		return fmt.Errorf("%w: type %q is not one of text, number, date, boolean", ErrCondition, f.Type)
 	}
 	rewritten := false
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		// Dropping or adding a column locks contacts for everyone: wait for that lock only so
 		// long, rather than queue every reader and writer behind a long transaction.
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
@@ -87,7 +87,7 @@ func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 	}
 	// The rewrite left the table without a visibility map (index-only scans read the table
 	// again) and the new column without statistics; nothing would vacuum it soon, so do it now.
-	if _, err := s.Pool.Exec(ctx, `VACUUM (ANALYZE) contacts`); err != nil {
+	if _, err := db.Exec(ctx, `VACUUM (ANALYZE) contacts`); err != nil {
 		return fmt.Errorf("field %s is defined, but vacuuming contacts afterwards failed (segments on it read the table until autovacuum runs): %w", f.Name, err)
 	}
 	return nil
@@ -95,8 +95,8 @@ func (s *Store) PutField(ctx context.Context, f FieldDefinition) error {
 
 // addMissingFieldColumns gives columns to text and number fields defined before fields had
 // them (migration 18), so an upgrade gets the same speed as a new database.
-func addMissingFieldColumns(ctx context.Context, s *Store) error {
-	rows, err := s.Pool.Query(ctx, `SELECT name, type, label FROM field_definitions WHERE column_name IS NULL ORDER BY name`)
+func addMissingFieldColumns(ctx context.Context, db DB) error {
+	rows, err := db.Query(ctx, `SELECT name, type, label FROM field_definitions WHERE column_name IS NULL ORDER BY name`)
 	if err != nil {
 		return fmt.Errorf("read fields: %w", err)
 	}
@@ -109,7 +109,7 @@ func addMissingFieldColumns(ctx context.Context, s *Store) error {
 		if _, builtin := profileColumns[f.Name]; !kept || builtin {
 			continue
 		}
-		if err := s.PutField(ctx, f); err != nil {
+		if err := PutField(ctx, db, f); err != nil {
 			return err
 		}
 	}
@@ -199,8 +199,8 @@ func fieldColumns(ctx context.Context, db DB, cond journey.Condition) (map[strin
 }
 
 // Fields lists the defined custom fields.
-func (s *Store) Fields(ctx context.Context) (map[string]string, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT name, type FROM field_definitions`)
+func Fields(ctx context.Context, db DB) (map[string]string, error) {
+	rows, err := db.Query(ctx, `SELECT name, type FROM field_definitions`)
 	if err != nil {
 		return nil, fmt.Errorf("read fields: %w", err)
 	}
@@ -219,11 +219,11 @@ func (s *Store) Fields(ctx context.Context) (map[string]string, error) {
 // CheckFields reports field tests on unknown fields, or with operators or values that do not
 // suit the field's type, as problems with their paths. With no field defined at all, any
 // field may be tested (types are then read from the values).
-func (s *Store) CheckFields(ctx context.Context, refs []journey.FieldRef) ([]journey.Problem, error) {
+func CheckFields(ctx context.Context, db DB, refs []journey.FieldRef) ([]journey.Problem, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	defs, err := s.Fields(ctx)
+	defs, err := Fields(ctx, db)
 	if err != nil || len(defs) == 0 {
 		return nil, err
 	}

@@ -23,8 +23,8 @@ type Form struct {
 }
 
 // PutForm saves a form definition; created says it is new.
-func (s *Store) PutForm(ctx context.Context, f Form) (created bool, err error) {
-	err = s.Pool.QueryRow(ctx, `INSERT INTO forms (id, definition) VALUES ($1, $2)
+func PutForm(ctx context.Context, db DB, f Form) (created bool, err error) {
+	err = db.QueryRow(ctx, `INSERT INTO forms (id, definition) VALUES ($1, $2)
 		ON CONFLICT (id) DO UPDATE SET definition = $2, updated_at = now() RETURNING (xmax = 0)`, f.ID, f).Scan(&created)
 	if err != nil {
 		return false, fmt.Errorf("save form %s: %w", f.ID, err)
@@ -33,9 +33,9 @@ func (s *Store) PutForm(ctx context.Context, f Form) (created bool, err error) {
 }
 
 // FormByID reads a form definition.
-func (s *Store) FormByID(ctx context.Context, id string) (Form, error) {
+func FormByID(ctx context.Context, db DB, id string) (Form, error) {
 	var f Form
-	err := s.Pool.QueryRow(ctx, `SELECT definition FROM forms WHERE id = $1`, id).Scan(&f)
+	err := db.QueryRow(ctx, `SELECT definition FROM forms WHERE id = $1`, id).Scan(&f)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return f, fmt.Errorf("form %q: %w", id, ErrNotFound)
 	}
@@ -44,9 +44,9 @@ func (s *Store) FormByID(ctx context.Context, id string) (Form, error) {
 
 // SubmitForm records a submission in one transaction: the contact with its fields, the
 // form_submitted event, and the form's list subscription and tags (with their events).
-func (s *Store) SubmitForm(ctx context.Context, f Form, externalID string, fields map[string]any, dedupeKey string, at time.Time) (bool, error) {
+func SubmitForm(ctx context.Context, db DB, f Form, externalID string, fields map[string]any, dedupeKey string, at time.Time) (bool, error) {
 	var inserted bool
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		props := map[string]any{"form": f.ID}
 		for k, v := range fields {
 			props[k] = v

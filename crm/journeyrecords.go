@@ -9,8 +9,8 @@ import (
 )
 
 // RecordGoal records a goal met in a run, and the goal_met event, once.
-func (s *Store) RecordGoal(ctx context.Context, journeyID string, contactID int64, goalID, runID string, at time.Time) error {
-	return s.WithTx(ctx, func(tx pgx.Tx) error {
+func RecordGoal(ctx context.Context, db DB, journeyID string, contactID int64, goalID, runID string, at time.Time) error {
+	return WithTx(ctx, db, func(tx pgx.Tx) error {
 		ct, err := tx.Exec(ctx, `INSERT INTO goal_completions (journey_id, contact_id, goal_id, run_id, met_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT DO NOTHING`, journeyID, contactID, goalID, runID, at)
 		if err != nil {
@@ -26,8 +26,8 @@ func (s *Store) RecordGoal(ctx context.Context, journeyID string, contactID int6
 
 // RecordRunEnd closes the run's enrollment and records journey_completed or journey_exited,
 // once, so "completed journey J" conditions and journeys triggered by it see it at once.
-func (s *Store) RecordRunEnd(ctx context.Context, journeyID string, contactID int64, runID, status string, at time.Time) error {
-	return s.WithTx(ctx, func(tx pgx.Tx) error {
+func RecordRunEnd(ctx context.Context, db DB, journeyID string, contactID int64, runID, status string, at time.Time) error {
+	return WithTx(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3 AND ended_at IS NULL`,
 			journeyID, contactID, runID, at); err != nil {
 			return fmt.Errorf("end enrollment: %w", err)

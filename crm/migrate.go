@@ -26,7 +26,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := migrate(ctx, pool, 0); err != nil {
 		return err
 	}
-	return addMissingFieldColumns(ctx, New(pool))
+	return addMissingFieldColumns(ctx, pool)
 }
 
 // migrate applies the migrations up to version upTo (all when 0).

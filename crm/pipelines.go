@@ -26,8 +26,8 @@ type Stage struct {
 
 // PutPipeline names a pipeline and orders its stages as listed. Stages it already has that
 // the list leaves out stay, after the listed ones in their old order: deals may be in them.
-func (s *Store) PutPipeline(ctx context.Context, p Pipeline) (*Pipeline, error) {
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+func PutPipeline(ctx context.Context, db DB, p Pipeline) (*Pipeline, error) {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO pipelines (id, name) VALUES ($1, $2)
 			ON CONFLICT (id) DO UPDATE SET name = $2, updated_at = now()`, p.ID, p.Name); err != nil {
 			return fmt.Errorf("put pipeline: %w", err)
@@ -64,20 +64,20 @@ func (s *Store) PutPipeline(ctx context.Context, p Pipeline) (*Pipeline, error) 
 	if err != nil {
 		return nil, err
 	}
-	return s.Pipeline(ctx, p.ID)
+	return PipelineByID(ctx, db, p.ID)
 }
 
 // Pipeline returns a pipeline with its stages in order.
-func (s *Store) Pipeline(ctx context.Context, id string) (*Pipeline, error) {
+func PipelineByID(ctx context.Context, db DB, id string) (*Pipeline, error) {
 	p := &Pipeline{ID: id}
-	err := s.Pool.QueryRow(ctx, `SELECT name, updated_at FROM pipelines WHERE id = $1`, id).Scan(&p.Name, &p.UpdatedAt)
+	err := db.QueryRow(ctx, `SELECT name, updated_at FROM pipelines WHERE id = $1`, id).Scan(&p.Name, &p.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("pipeline %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline: %w", err)
 	}
-	if p.Stages, err = stages(ctx, s.Pool, id); err != nil {
+	if p.Stages, err = stages(ctx, db, id); err != nil {
 		return nil, err
 	}
 	return p, nil

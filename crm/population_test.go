@@ -379,22 +379,22 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 			observed.Country = countries[r.IntN(len(countries))]
 		}
 		ext := fmt.Sprintf("p%d", i)
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Traits: m.traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour), Observed: observed})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Traits: m.traits, Name: "identify", Source: "test", OccurredAt: now.Add(-400 * 24 * time.Hour), Observed: observed})
 		require.NoError(t, err)
-		c, err := s.ContactByExternalID(ctx, ext)
+		c, err := crm.ContactByExternalID(ctx, s, ext)
 		require.NoError(t, err)
 		m.id = c.ID
 		for k := 0; k < 4; k++ {
 			if r.IntN(3) == 0 {
 				tag := fmt.Sprintf("t%d", k)
 				m.tags[tag] = true
-				_, err := s.AddTag(ctx, fmt.Sprintf("k-%d-%d", i, k), m.id, tag)
+				_, err := crm.AddTag(ctx, s, fmt.Sprintf("k-%d-%d", i, k), m.id, tag)
 				require.NoError(t, err)
 			}
 		}
 		if r.IntN(3) > 0 {
 			m.score = float64(r.IntN(100))
-			require.NoError(t, s.SetScore(ctx, m.id, "", m.score))
+			require.NoError(t, crm.SetScore(ctx, s, m.id, "", m.score))
 		}
 		for k := r.IntN(5); k > 0; k-- {
 			ev := modelEvent{name: []string{"Order Completed", "Page Viewed"}[r.IntN(2)], currency: []string{"EUR", "USD"}[r.IntN(2)]}
@@ -427,19 +427,19 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 					m.orders = append(m.orders, o)
 				}
 			}
-			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: ev.name, Properties: props, Source: "test", OccurredAt: ev.at, Observed: seen})
+			_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Name: ev.name, Properties: props, Source: "test", OccurredAt: ev.at, Observed: seen})
 			require.NoError(t, err)
 			m.events = append(m.events, ev)
 		}
 		for k := r.IntN(3); k > 0; k-- {
 			v := modelEvent{name: "Product Viewed", sku: []string{"S1", "S2"}[r.IntN(2)], at: now.Add(-time.Duration(r.IntN(50)) * 24 * time.Hour)}
-			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: v.name, Properties: map[string]any{"sku": v.sku}, Source: "test", OccurredAt: v.at})
+			_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Name: v.name, Properties: map[string]any{"sku": v.sku}, Source: "test", OccurredAt: v.at})
 			require.NoError(t, err)
 			m.events = append(m.events, v)
 		}
 		if r.IntN(3) == 0 {
 			at := now.Add(-time.Duration(r.IntN(50)) * 24 * time.Hour)
-			_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: ext, Name: "cart_abandoned", Source: "test", OccurredAt: at})
+			_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Name: "cart_abandoned", Source: "test", OccurredAt: at})
 			require.NoError(t, err)
 			m.abandoned = append(m.abandoned, at)
 		}
@@ -454,9 +454,9 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 		people = append(people, m)
 	}
 	for _, f := range fields {
-		require.NoError(t, s.PutField(ctx, f))
+		require.NoError(t, crm.PutField(ctx, s, f))
 		var column *string
-		require.NoError(t, s.Pool.QueryRow(ctx, `SELECT column_name FROM field_definitions WHERE name = $1`, f.Name).Scan(&column))
+		require.NoError(t, s.QueryRow(ctx, `SELECT column_name FROM field_definitions WHERE name = $1`, f.Name).Scan(&column))
 		require.NotNil(t, column, "field %s has a column", f.Name)
 	}
 	for i := 0; i < 400; i++ {
@@ -472,7 +472,7 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 		var got []int64
 		after := int64(0)
 		for {
-			page, err := s.SegmentContacts(ctx, *cond, crm.Env{Now: now}, after, 1000)
+			page, err := crm.SegmentContacts(ctx, s, *cond, crm.Env{Now: now}, after, 1000)
 			require.NoError(t, err, doc)
 			for _, c := range page {
 				got = append(got, c.ID)
@@ -486,11 +486,11 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 		require.Equal(t, want, got, "condition %s", doc)
 		// The count takes its own path (one table alone for a single test) and so does the
 		// single-contact check: both must agree too.
-		n, err := s.CountMatching(ctx, *cond, crm.Env{Now: now})
+		n, err := crm.CountMatching(ctx, s, *cond, crm.Env{Now: now})
 		require.NoError(t, err, doc)
 		require.Equal(t, int64(len(want)), n, "count of %s", doc)
 		m := people[r.IntN(len(people))]
-		ok, err := s.Matches(ctx, m.id, *cond, crm.Env{Now: now})
+		ok, err := crm.Matches(ctx, s, m.id, *cond, crm.Env{Now: now})
 		require.NoError(t, err, doc)
 		require.Equal(t, eval(*cond, m, now), ok, "contact %d, condition %s", m.id, doc)
 	}

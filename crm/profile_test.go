@@ -20,9 +20,9 @@ func TestProfileColumnsComeFromTraitsThenFromWhatTheSenderObserved(t *testing.T)
 	record := func(in crm.EventInput) *crm.Contact {
 		t.Helper()
 		in.Name, in.Source, in.OccurredAt = "x", "test", now
-		_, _, err := s.RecordEvent(ctx, in)
+		_, _, err := crm.RecordEvent(ctx, s, in)
 		require.NoError(t, err)
-		c, err := s.ContactByExternalID(ctx, in.ExternalID)
+		c, err := crm.ContactByExternalID(ctx, s, in.ExternalID)
 		require.NoError(t, err)
 		return c
 	}
@@ -49,21 +49,21 @@ func TestProfileColumnsComeFromTraitsThenFromWhatTheSenderObserved(t *testing.T)
 	bob = record(crm.EventInput{ExternalID: "bob", Observed: crm.Observed{Country: "Italy"}})
 	require.Equal(t, "Italy", bob.Country, "with the trait blank, what the sender observes fills the column again")
 
-	_, err := s.UpdateFields(ctx, "f1", bob.ID, map[string]any{"first_name": "Robert", "city": "Rome"})
+	_, err := crm.UpdateFields(ctx, s, "f1", bob.ID, map[string]any{"first_name": "Robert", "city": "Rome"})
 	require.NoError(t, err)
-	_, err = s.UpdateFields(ctx, "f2", bob.ID, map[string]any{"firstName": nil})
+	_, err = crm.UpdateFields(ctx, s, "f2", bob.ID, map[string]any{"firstName": nil})
 	require.NoError(t, err)
-	bob, err = s.Contact(ctx, bob.ID)
+	bob, err = crm.ContactByID(ctx, s, bob.ID)
 	require.NoError(t, err)
 	require.Equal(t, []string{"Robert", "Rome"}, []string{bob.FirstName, bob.City}, "update_fields keeps the columns in step")
 
-	_, inserted, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "cyd", Name: "x", Source: "test", DedupeKey: "k1", OccurredAt: now, Observed: crm.Observed{City: "Porto"}})
+	_, inserted, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "cyd", Name: "x", Source: "test", DedupeKey: "k1", OccurredAt: now, Observed: crm.Observed{City: "Porto"}})
 	require.NoError(t, err)
 	require.True(t, inserted)
-	_, inserted, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "cyd", Name: "x", Source: "test", DedupeKey: "k1", OccurredAt: now, Observed: crm.Observed{City: "Braga"}})
+	_, inserted, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "cyd", Name: "x", Source: "test", DedupeKey: "k1", OccurredAt: now, Observed: crm.Observed{City: "Braga"}})
 	require.NoError(t, err)
 	require.False(t, inserted)
-	cyd, err := s.ContactByExternalID(ctx, "cyd")
+	cyd, err := crm.ContactByExternalID(ctx, s, "cyd")
 	require.NoError(t, err)
 	require.Equal(t, "Porto", cyd.City, "a redelivered event changes nothing")
 }
@@ -80,9 +80,9 @@ func TestFieldTestsOnProfileFieldsReadTheColumns(t *testing.T) {
 		"dee": {},
 	} {
 		in.ExternalID, in.Name, in.Source, in.OccurredAt = ext, "identify", "test", now
-		_, _, err := s.RecordEvent(ctx, in)
+		_, _, err := crm.RecordEvent(ctx, s, in)
 		require.NoError(t, err)
-		c, err := s.ContactByExternalID(ctx, ext)
+		c, err := crm.ContactByExternalID(ctx, s, ext)
 		require.NoError(t, err)
 		ids[ext] = c.ID
 	}
@@ -118,8 +118,8 @@ func TestFieldEqualityIsServedByAnIndex(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, crm.Migrate(ctx, pool))
-	s := crm.New(pool)
-	_, _, err = s.RecordEvent(ctx, crm.EventInput{ExternalID: "ann", Traits: map[string]any{"country": "PT", "plan": "pro"}, Name: "identify", Source: "test", OccurredAt: time.Now()})
+	s := pool
+	_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "ann", Traits: map[string]any{"country": "PT", "plan": "pro"}, Name: "identify", Source: "test", OccurredAt: time.Now()})
 	require.NoError(t, err)
 	scans := func(index string) int64 {
 		t.Helper()
@@ -136,19 +136,19 @@ func TestFieldEqualityIsServedByAnIndex(t *testing.T) {
 	for doc, index := range map[string]string{"{field: country, equals: pt}": "contacts_country", "{field: plan, equals: pro}": "contacts_traits"} {
 		cond, err := journey.DecodeCondition([]byte(doc))
 		require.NoError(t, err)
-		n, err := s.CountMatching(ctx, *cond, crm.Env{Now: time.Now()})
+		n, err := crm.CountMatching(ctx, s, *cond, crm.Env{Now: time.Now()})
 		require.NoError(t, err)
 		require.EqualValues(t, 1, n, doc)
 		require.Positive(t, scans(index), doc)
 	}
 	// Once plan is a defined text field, its tests read its own column, served by the
 	// (column, score) index.
-	require.NoError(t, s.PutField(ctx, crm.FieldDefinition{Name: "plan", Type: "text"}))
+	require.NoError(t, crm.PutField(ctx, s, crm.FieldDefinition{Name: "plan", Type: "text"}))
 	var column string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT column_name FROM field_definitions WHERE name = 'plan'`).Scan(&column))
 	cond, err := journey.DecodeCondition([]byte("{field: plan, equals: pro}"))
 	require.NoError(t, err)
-	n, err := s.CountMatching(ctx, *cond, crm.Env{Now: time.Now()})
+	n, err := crm.CountMatching(ctx, s, *cond, crm.Env{Now: time.Now()})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
 	require.Positive(t, scans(column+"_score"))

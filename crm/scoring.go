@@ -21,12 +21,12 @@ type ScoringRule struct {
 }
 
 // PutScoringRule saves a rule; created says it is new.
-func (s *Store) PutScoringRule(ctx context.Context, r ScoringRule) (bool, error) {
+func PutScoringRule(ctx context.Context, db DB, r ScoringRule) (bool, error) {
 	if r.Where == nil {
 		r.Where = map[string]any{}
 	}
 	var created bool
-	err := s.Pool.QueryRow(ctx, `INSERT INTO scoring_rules (id, score, event, "where", points, cap, cap_period_seconds, expires_after_seconds)
+	err := db.QueryRow(ctx, `INSERT INTO scoring_rules (id, score, event, "where", points, cap, cap_period_seconds, expires_after_seconds)
 		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, 0), NULLIF($8, 0))
 		ON CONFLICT (id) DO UPDATE SET score = $2, event = $3, "where" = $4, points = $5, cap = $6,
 			cap_period_seconds = NULLIF($7, 0), expires_after_seconds = NULLIF($8, 0), updated_at = now()
@@ -105,9 +105,9 @@ func applyRules(ctx context.Context, tx DB, contactID int64, name string, props 
 
 // ExpireScores takes back points whose rule said they expire, once each; the score drops and
 // score_changed is recorded.
-func (s *Store) ExpireScores(ctx context.Context, now time.Time) (int, error) {
+func ExpireScores(ctx context.Context, db DB, now time.Time) (int, error) {
 	n := 0
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `UPDATE score_changes SET expired = true
 			WHERE expires_at <= $1 AND NOT expired RETURNING contact_id, name, delta::float8, rule_id`, now)
 		if err != nil {

@@ -13,14 +13,14 @@ func TestScoringRulesAwardCappedPointsThatExpire(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	capPts := 15.0
-	_, err := s.PutScoringRule(ctx, crm.ScoringRule{ID: "pricing", Event: "page", Where: map[string]any{"path": "/pricing"},
+	_, err := crm.PutScoringRule(ctx, s, crm.ScoringRule{ID: "pricing", Event: "page", Where: map[string]any{"path": "/pricing"},
 		Points: 10, Cap: &capPts, CapPeriod: 24 * time.Hour, ExpiresAfter: 30 * 24 * time.Hour})
 	require.NoError(t, err)
-	_, err = s.PutScoringRule(ctx, crm.ScoringRule{ID: "demo", Score: "sales", Event: "form_submitted", Points: 50})
+	_, err = crm.PutScoringRule(ctx, s, crm.ScoringRule{ID: "demo", Score: "sales", Event: "form_submitted", Points: 50})
 	require.NoError(t, err)
 	now := time.Now()
 	record := func(name string, props map[string]any, at time.Time) {
-		_, _, err := s.RecordEvent(ctx, crm.EventInput{ExternalID: "ada", Name: name, Properties: props, Source: "test", OccurredAt: at})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "ada", Name: name, Properties: props, Source: "test", OccurredAt: at})
 		require.NoError(t, err)
 	}
 	record("page", map[string]any{"path": "/pricing"}, now)
@@ -30,9 +30,9 @@ func TestScoringRulesAwardCappedPointsThatExpire(t *testing.T) {
 	record("form_submitted", map[string]any{"form": "demo"}, now)
 	record("page", map[string]any{"path": "/pricing"}, now.Add(25*time.Hour)) // a new day
 
-	c, err := s.ContactByExternalID(ctx, "ada")
+	c, err := crm.ContactByExternalID(ctx, s, "ada")
 	require.NoError(t, err)
-	scores, err := s.Scores(ctx, c.ID)
+	scores, err := crm.Scores(ctx, s, c.ID)
 	require.NoError(t, err)
 	got := map[string]float64{}
 	for _, sc := range scores {
@@ -40,14 +40,14 @@ func TestScoringRulesAwardCappedPointsThatExpire(t *testing.T) {
 	}
 	require.Equal(t, map[string]float64{"": 25, "sales": 50}, got, "10 + 5 (capped at 15 a day) + 10 the next day")
 	var changed int
-	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE name = 'score_changed'`).Scan(&changed))
+	require.NoError(t, s.QueryRow(ctx, `SELECT count(*) FROM events WHERE name = 'score_changed'`).Scan(&changed))
 	require.Equal(t, 4, changed)
 
 	// 31 days on, the first day's 15 points have expired; the next day's 10 have not.
-	n, err := s.ExpireScores(ctx, now.Add(31*24*time.Hour))
+	n, err := crm.ExpireScores(ctx, s, now.Add(31*24*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
-	scores, err = s.Scores(ctx, c.ID)
+	scores, err = crm.Scores(ctx, s, c.ID)
 	require.NoError(t, err)
 	require.Equal(t, 10.0, scores[0].Value)
 	reasons := ""
@@ -55,7 +55,7 @@ func TestScoringRulesAwardCappedPointsThatExpire(t *testing.T) {
 		reasons += r.Reason + "; "
 	}
 	require.Contains(t, reasons, "expired: rule pricing")
-	n, err = s.ExpireScores(ctx, now.Add(31*24*time.Hour))
+	n, err = crm.ExpireScores(ctx, s, now.Add(31*24*time.Hour))
 	require.NoError(t, err)
 	require.Zero(t, n, "expired once")
 }

@@ -20,12 +20,12 @@ type Segment struct {
 }
 
 // PutSegment saves a segment after checking that its condition compiles; created says it is new.
-func (s *Store) PutSegment(ctx context.Context, seg Segment) (bool, error) {
+func PutSegment(ctx context.Context, db DB, seg Segment) (bool, error) {
 	if _, err := (&sqlBuilder{env: Env{Now: time.Now(), EnteredAt: time.Now()}}).compile(seg.Condition); err != nil {
 		return false, err
 	}
 	var created bool
-	err := s.Pool.QueryRow(ctx, `INSERT INTO segments (id, name, condition) VALUES ($1, $2, $3)
+	err := db.QueryRow(ctx, `INSERT INTO segments (id, name, condition) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET name = $2, condition = $3, updated_at = now() RETURNING (xmax = 0)`,
 		seg.ID, seg.Name, seg.Condition).Scan(&created)
 	if err != nil {
@@ -35,10 +35,10 @@ func (s *Store) PutSegment(ctx context.Context, seg Segment) (bool, error) {
 }
 
 // SegmentByID reads a segment.
-func (s *Store) SegmentByID(ctx context.Context, id string) (Segment, error) {
+func SegmentByID(ctx context.Context, db DB, id string) (Segment, error) {
 	seg := Segment{ID: id}
 	var raw []byte
-	err := s.Pool.QueryRow(ctx, `SELECT name, condition FROM segments WHERE id = $1`, id).Scan(&seg.Name, &raw)
+	err := db.QueryRow(ctx, `SELECT name, condition FROM segments WHERE id = $1`, id).Scan(&seg.Name, &raw)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return seg, fmt.Errorf("segment %q: %w", id, ErrNotFound)
 	}
@@ -49,8 +49,8 @@ func (s *Store) SegmentByID(ctx context.Context, id string) (Segment, error) {
 }
 
 // SegmentContacts lists matching contacts in id order after the given id (keyset pagination).
-func (s *Store) SegmentContacts(ctx context.Context, cond journey.Condition, env Env, after int64, limit int) ([]Contact, error) {
-	b, err := s.builder(ctx, cond, env, true)
+func SegmentContacts(ctx context.Context, db DB, cond journey.Condition, env Env, after int64, limit int) ([]Contact, error) {
+	b, err := builder(ctx, db, cond, env, true)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func (s *Store) SegmentContacts(ctx context.Context, cond journey.Condition, env
 		return nil, err
 	}
 	a, l := b.arg(after), b.arg(limit)
-	rows, err := s.Pool.Query(ctx, `SELECT c.id, c.external_id, COALESCE(c.email, ''), c.traits, c.created_at, c.updated_at
+	rows, err := db.Query(ctx, `SELECT c.id, c.external_id, COALESCE(c.email, ''), c.traits, c.created_at, c.updated_at
 		FROM contacts c WHERE c.id > `+a+` AND `+where+` ORDER BY c.id LIMIT `+l, b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list segment: %w", err)
@@ -77,8 +77,8 @@ func (s *Store) SegmentContacts(ctx context.Context, cond journey.Condition, env
 }
 
 // ContactSegments lists the ids of the segments the contact is in now.
-func (s *Store) ContactSegments(ctx context.Context, contactID int64) ([]string, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT id, condition FROM segments ORDER BY id`)
+func ContactSegments(ctx context.Context, db DB, contactID int64) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT id, condition FROM segments ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (s *Store) ContactSegments(ctx context.Context, contactID int64) ([]string,
 	rows.Close()
 	out := []string{}
 	for _, seg := range all {
-		ok, err := s.Matches(ctx, contactID, seg.Condition, Env{Now: time.Now()})
+		ok, err := Matches(ctx, db, contactID, seg.Condition, Env{Now: time.Now()})
 		if err != nil {
 			return nil, fmt.Errorf("segment %s: %w", seg.ID, err)
 		}
@@ -111,8 +111,8 @@ func (s *Store) ContactSegments(ctx context.Context, contactID int64) ([]string,
 }
 
 // TrackedSegments are the segments some unpaused journey triggers on.
-func (s *Store) TrackedSegments(ctx context.Context) ([]Segment, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT s.id, s.condition FROM segments s
+func TrackedSegments(ctx context.Context, db DB) ([]Segment, error) {
+	rows, err := db.Query(ctx, `SELECT DISTINCT s.id, s.condition FROM segments s
 		JOIN journeys j ON NOT j.paused
 		JOIN LATERAL (SELECT * FROM journey_versions WHERE journey_id = j.id ORDER BY version DESC LIMIT 1) v ON true
 		WHERE 'segment_entered' = ANY (v.trigger_events)
@@ -139,9 +139,9 @@ func (s *Store) TrackedSegments(ctx context.Context) ([]Segment, error) {
 
 // RecheckMembership compares the contact's membership of each segment with the last one seen
 // and records segment_entered / segment_exited for the changes.
-func (s *Store) RecheckMembership(ctx context.Context, db DB, segs []Segment, contactID int64, now time.Time) error {
+func RecheckMembership(ctx context.Context, db DB, segs []Segment, contactID int64, now time.Time) error {
 	for _, seg := range segs {
-		ok, err := s.Matches(ctx, contactID, seg.Condition, Env{Now: now})
+		ok, err := Matches(ctx, db, contactID, seg.Condition, Env{Now: now})
 		if err != nil {
 			return fmt.Errorf("segment %s: %w", seg.ID, err)
 		}
@@ -172,13 +172,13 @@ func (s *Store) RecheckMembership(ctx context.Context, db DB, segs []Segment, co
 
 // RecheckAllMembers re-evaluates every tracked segment over all contacts (for conditions that
 // change with time alone, such as "no order within 30 days") and records the changes.
-func (s *Store) RecheckAllMembers(ctx context.Context, now time.Time) (entered, exited int64, err error) {
-	segs, err := s.TrackedSegments(ctx)
+func RecheckAllMembers(ctx context.Context, db DB, now time.Time) (entered, exited int64, err error) {
+	segs, err := TrackedSegments(ctx, db)
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, seg := range segs {
-		b, err := s.builder(ctx, seg.Condition, Env{Now: now}, true)
+		b, err := builder(ctx, db, seg.Condition, Env{Now: now}, true)
 		if err != nil {
 			return entered, exited, err
 		}
@@ -187,7 +187,7 @@ func (s *Store) RecheckAllMembers(ctx context.Context, now time.Time) (entered, 
 		if err != nil {
 			return entered, exited, err
 		}
-		err = s.WithTx(ctx, func(tx pgx.Tx) error {
+		err = WithTx(ctx, db, func(tx pgx.Tx) error {
 			ct, err := tx.Exec(ctx, `WITH joined AS (
 					INSERT INTO segment_members (segment_id, contact_id)
 					SELECT `+id+`, c.id FROM contacts c WHERE `+where+`
@@ -234,8 +234,8 @@ type Score struct {
 }
 
 // Scores returns the contact's scores with their last ten reasons each.
-func (s *Store) Scores(ctx context.Context, contactID int64) ([]Score, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT s.key, s.value::text::float8 FROM contacts c, jsonb_each(c.scores) s WHERE c.id = $1 ORDER BY s.key`, contactID)
+func Scores(ctx context.Context, db DB, contactID int64) ([]Score, error) {
+	rows, err := db.Query(ctx, `SELECT s.key, s.value::text::float8 FROM contacts c, jsonb_each(c.scores) s WHERE c.id = $1 ORDER BY s.key`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("read scores: %w", err)
 	}
@@ -250,7 +250,7 @@ func (s *Store) Scores(ctx context.Context, contactID int64) ([]Score, error) {
 	}
 	rows.Close()
 	for i := range out {
-		rs, err := s.Pool.Query(ctx, `SELECT delta::float8, new_value::float8, reason, at FROM score_changes
+		rs, err := db.Query(ctx, `SELECT delta::float8, new_value::float8, reason, at FROM score_changes
 			WHERE contact_id = $1 AND name = $2 ORDER BY at DESC, id DESC LIMIT 10`, contactID, out[i].Name)
 		if err != nil {
 			return nil, err

@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairnhq/cairn/journey"
 )
@@ -28,26 +27,21 @@ var ErrNoEmail = errors.New("contact has no email address")
 // EventsChannel is the LISTEN/NOTIFY channel a new event is announced on.
 const EventsChannel = "cairn_events"
 
-// DB is what both a pool and a transaction offer; store functions take it so that callers
-// can compose them inside one transaction.
+// DB is what both a pool and a transaction offer. Every store function takes one, so a caller
+// composes several inside one transaction by passing the transaction, and a function that
+// needs a transaction of its own begins one on whatever it was given (a savepoint inside a
+// transaction).
 type DB interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Store is the CRM over a pgx pool.
-type Store struct {
-	Pool *pgxpool.Pool
-}
-
-// New returns a store over pool. Call Migrate first.
-func New(pool *pgxpool.Pool) *Store { return &Store{Pool: pool} }
-
 // WithTx runs fn in a transaction that is committed when fn returns nil and rolled back
 // otherwise (including on panic).
-func (s *Store) WithTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.Pool, fn)
+func WithTx(ctx context.Context, db DB, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db, fn)
 }
 
 // Contact is a person Cairn knows.
@@ -134,8 +128,8 @@ RETURNING id`
 // RecordEvent upserts the contact and appends the event in one transaction, then announces it
 // to dispatchers. It reports inserted=false when the dedupe key was seen before; the contact is
 // then left as it was, so a replayed delivery changes nothing.
-func (s *Store) RecordEvent(ctx context.Context, in EventInput) (id int64, inserted bool, err error) {
-	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+func RecordEvent(ctx context.Context, db DB, in EventInput) (id int64, inserted bool, err error) {
+	err = WithTx(ctx, db, func(tx pgx.Tx) error {
 		id, inserted, err = recordEvent(ctx, tx, in)
 		return err
 	})
@@ -143,8 +137,8 @@ func (s *Store) RecordEvent(ctx context.Context, in EventInput) (id int64, inser
 }
 
 // RecordEvents records several events (a Segment batch) in one transaction: all or none.
-func (s *Store) RecordEvents(ctx context.Context, events []EventInput) (inserted int, err error) {
-	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+func RecordEvents(ctx context.Context, db DB, events []EventInput) (inserted int, err error) {
+	err = WithTx(ctx, db, func(tx pgx.Tx) error {
 		inserted = 0
 		for _, in := range events {
 			_, ok, err := recordEvent(ctx, tx, in)
@@ -225,23 +219,23 @@ func recorded(ctx context.Context, db DB, contactID, eventID int64, name string,
 }
 
 // ContactByExternalID returns the contact with its tags.
-func (s *Store) ContactByExternalID(ctx context.Context, externalID string) (*Contact, error) {
+func ContactByExternalID(ctx context.Context, db DB, externalID string) (*Contact, error) {
 	var id int64
-	err := s.Pool.QueryRow(ctx, `SELECT id FROM contacts WHERE external_id = $1`, externalID).Scan(&id)
+	err := db.QueryRow(ctx, `SELECT id FROM contacts WHERE external_id = $1`, externalID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find contact: %w", err)
 	}
-	return s.Contact(ctx, id)
+	return ContactByID(ctx, db, id)
 }
 
 // Contact returns the contact with its tags.
-func (s *Store) Contact(ctx context.Context, id int64) (*Contact, error) {
+func ContactByID(ctx context.Context, db DB, id int64) (*Contact, error) {
 	c := &Contact{}
 	var email *string
-	err := s.Pool.QueryRow(ctx, `
+	err := db.QueryRow(ctx, `
 		SELECT id, external_id, email, traits, created_at, updated_at,
 		       COALESCE((SELECT array_agg(tag ORDER BY tag) FROM contact_tags WHERE contact_id = c.id), '{}'),
 		       COALESCE(phone, ''), COALESCE(first_name, ''), COALESCE(last_name, ''), COALESCE(timezone, ''),
@@ -270,9 +264,9 @@ type ActionResult struct {
 
 // ledger runs effect once per idempotency key, in the transaction that records the key.
 // A second call with the same key returns the first call's result and runs nothing.
-func (s *Store) ledger(ctx context.Context, key, action string, contactID int64, effect func(tx pgx.Tx) (map[string]any, error)) (ActionResult, error) {
+func ledger(ctx context.Context, db DB, key, action string, contactID int64, effect func(tx pgx.Tx) (map[string]any, error)) (ActionResult, error) {
 	var res ActionResult
-	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1)`, contactID).Scan(&exists); err != nil {
 			return fmt.Errorf("check contact: %w", err)
@@ -320,8 +314,8 @@ func appendEvent(ctx context.Context, db DB, contactID int64, name string, props
 
 // AddTag tags the contact once per idempotency key and records a tag_added event when the
 // tag is new.
-func (s *Store) AddTag(ctx context.Context, key string, contactID int64, tag string) (ActionResult, error) {
-	return s.ledger(ctx, key, "add_tag", contactID, func(tx pgx.Tx) (map[string]any, error) {
+func AddTag(ctx context.Context, db DB, key string, contactID int64, tag string) (ActionResult, error) {
+	return ledger(ctx, db, key, "add_tag", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		ct, err := tx.Exec(ctx, `INSERT INTO contact_tags (contact_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING`, contactID, tag)
 		if err != nil {
 			return nil, fmt.Errorf("add tag: %w", err)
@@ -350,14 +344,14 @@ type JourneyVersion struct {
 
 // ApplyJourney stores j as a new version unless the newest version is identical;
 // created says which happened.
-func (s *Store) ApplyJourney(ctx context.Context, j *journey.Journey, document string) (v JourneyVersion, created bool, err error) {
+func ApplyJourney(ctx context.Context, db DB, j *journey.Journey, document string) (v JourneyVersion, created bool, err error) {
 	def, err := json.Marshal(j)
 	if err != nil {
 		return v, false, fmt.Errorf("encode journey: %w", err)
 	}
 	sum := sha256.Sum256(def)
 	digest := hex.EncodeToString(sum[:])
-	err = s.WithTx(ctx, func(tx pgx.Tx) error {
+	err = WithTx(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO journeys (id) VALUES ($1) ON CONFLICT DO NOTHING`, j.ID); err != nil {
 			return fmt.Errorf("insert journey: %w", err)
 		}
@@ -389,7 +383,7 @@ func (s *Store) ApplyJourney(ctx context.Context, j *journey.Journey, document s
 	if err != nil {
 		return v, false, err
 	}
-	got, err := s.Journey(ctx, j.ID, v.Version)
+	got, err := JourneyByID(ctx, db, j.ID, v.Version)
 	if err != nil {
 		return v, false, err
 	}
@@ -411,8 +405,8 @@ func scanJourney(row pgx.Row) (*JourneyVersion, error) {
 }
 
 // Journey returns one version of a journey; version 0 means the newest.
-func (s *Store) Journey(ctx context.Context, id string, version int) (*JourneyVersion, error) {
-	v, err := scanJourney(s.Pool.QueryRow(ctx, `SELECT `+journeyColumns+`
+func JourneyByID(ctx context.Context, db DB, id string, version int) (*JourneyVersion, error) {
+	v, err := scanJourney(db.QueryRow(ctx, `SELECT `+journeyColumns+`
 		FROM journey_versions v JOIN journeys j ON j.id = v.journey_id
 		WHERE v.journey_id = $1 AND ($2 = 0 OR v.version = $2)
 		ORDER BY v.version DESC LIMIT 1`, id, version))
@@ -424,7 +418,7 @@ func (s *Store) Journey(ctx context.Context, id string, version int) (*JourneyVe
 
 // TriggeredBy returns the newest version of every unpaused journey with a trigger listening
 // for the event name; the caller applies the triggers' filters.
-func (s *Store) TriggeredBy(ctx context.Context, db DB, eventName string) ([]JourneyVersion, error) {
+func TriggeredBy(ctx context.Context, db DB, eventName string) ([]JourneyVersion, error) {
 	rows, err := db.Query(ctx, `SELECT `+journeyColumns+`
 		FROM journeys j
 		JOIN LATERAL (SELECT * FROM journey_versions WHERE journey_id = j.id ORDER BY version DESC LIMIT 1) v ON true
@@ -559,8 +553,8 @@ func EnrollmentOf(ctx context.Context, db DB, journeyID string, contactID int64)
 }
 
 // SetPaused pauses (no new entries) or resumes a journey; runs in flight go on either way.
-func (s *Store) SetPaused(ctx context.Context, id string, paused bool) error {
-	ct, err := s.Pool.Exec(ctx, `UPDATE journeys SET paused = $2, updated_at = now() WHERE id = $1`, id, paused)
+func SetPaused(ctx context.Context, db DB, id string, paused bool) error {
+	ct, err := db.Exec(ctx, `UPDATE journeys SET paused = $2, updated_at = now() WHERE id = $1`, id, paused)
 	if err != nil {
 		return fmt.Errorf("pause journey: %w", err)
 	}

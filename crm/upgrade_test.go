@@ -40,21 +40,21 @@ func TestUpgradeFromTheSchemaBeforeOrdersKeepsEveryAnswer(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, crm.Migrate(ctx, pool))
-	s := crm.New(pool)
+	s := pool
 	var columns int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(column_name) FROM field_definitions`).Scan(&columns))
 	require.Equal(t, 1, columns, "the text field defined before field columns has one now; the date field needs none")
 
-	scores, err := s.Scores(ctx, ann)
+	scores, err := crm.Scores(ctx, s, ann)
 	require.NoError(t, err)
 	require.Len(t, scores, 2)
 	require.Equal(t, 40.0, scores[0].Value)
 	require.Equal(t, 7.5, scores[1].Value)
-	c, err := s.Contact(ctx, ann)
+	c, err := crm.ContactByID(ctx, s, ann)
 	require.NoError(t, err)
 	require.Equal(t, "PT", c.Country)
 	require.Equal(t, "Ann", c.FirstName)
-	p, err := s.Pipeline(ctx, "sales")
+	p, err := crm.PipelineByID(ctx, s, "sales")
 	require.NoError(t, err)
 	require.Len(t, p.Stages, 2)
 	require.Equal(t, "lead", p.Stages[0].ID, "stages in the order deals first reached them")
@@ -73,14 +73,14 @@ func TestUpgradeFromTheSchemaBeforeOrdersKeepsEveryAnswer(t *testing.T) {
 		require.NoError(t, err, doc)
 		var got []int64
 		for _, id := range []int64{ann, bob} {
-			ok, err := s.Matches(ctx, id, *cond, env)
+			ok, err := crm.Matches(ctx, s, id, *cond, env)
 			require.NoError(t, err, doc)
 			if ok {
 				got = append(got, id)
 			}
 		}
 		require.Equal(t, want, got, doc)
-		n, err := s.CountMatching(ctx, *cond, env)
+		n, err := crm.CountMatching(ctx, s, *cond, env)
 		require.NoError(t, err, doc)
 		require.EqualValues(t, len(want), n, doc)
 	}

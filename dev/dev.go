@@ -319,8 +319,7 @@ func applyExamples(ctx context.Context, dbURL, dir string) error {
 	if err := crm.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	store := crm.New(pool)
-	if err := applyTemplates(ctx, store, filepath.Join(dir, "templates")); err != nil {
+	if err := applyTemplates(ctx, pool, filepath.Join(dir, "templates")); err != nil {
 		return err
 	}
 	for _, f := range files {
@@ -332,7 +331,7 @@ func applyExamples(ctx context.Context, dbURL, dir string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		if _, _, err := store.ApplyJourney(ctx, j, string(doc)); err != nil {
+		if _, _, err := crm.ApplyJourney(ctx, pool, j, string(doc)); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
 	}
@@ -340,7 +339,7 @@ func applyExamples(ctx context.Context, dbURL, dir string) error {
 }
 
 // applyTemplates saves every email template in dir (<id>.yaml with subject, html, text).
-func applyTemplates(ctx context.Context, store *crm.Store, dir string) error {
+func applyTemplates(ctx context.Context, db crm.DB, dir string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return err
@@ -360,7 +359,7 @@ func applyTemplates(ctx context.Context, store *crm.Store, dir string) error {
 		if err := t.Check(); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		if _, err := store.PutTemplate(ctx, t); err != nil {
+		if _, err := crm.PutTemplate(ctx, db, t); err != nil {
 			return err
 		}
 	}

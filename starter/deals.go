@@ -29,7 +29,7 @@ func (a *API) putDeal(w http.ResponseWriter, r *http.Request) error {
 			return badRequest(f.name, "%s is required", f.name)
 		}
 	}
-	changed, err := a.Store.SyncDeal(r.Context(), crm.DealUpdate{ExternalID: r.PathValue("id"), Contact: body.UserID,
+	changed, err := crm.SyncDeal(r.Context(), a.DB, crm.DealUpdate{ExternalID: r.PathValue("id"), Contact: body.UserID,
 		Title: body.Title, Pipeline: body.Pipeline, Stage: body.Stage, Value: body.Value, Owner: body.Owner, At: a.Now()})
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ import (
 // SignalWithStart of every journey it triggers. Several dispatchers (one per starter replica)
 // share the work through FOR UPDATE SKIP LOCKED.
 type Dispatcher struct {
-	Store    *crm.Store
+	DB       *pgxpool.Pool
 	Temporal client.Client
 	Logger   *slog.Logger
 	// Batch is how many events one transaction claims; PollEvery is the fallback when no
@@ -85,7 +85,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
 	done := 0
 	var failure error
-	err := d.Store.WithTx(ctx, func(tx pgx.Tx) error {
+	err := crm.WithTx(ctx, d.DB, func(tx pgx.Tx) error {
 		events, err := crm.ClaimEvents(ctx, tx, d.Batch)
 		if err != nil {
 			return err
@@ -98,7 +98,7 @@ func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
 			}
 			groups[ev.ContactID] = append(groups[ev.ContactID], ev)
 		}
-		cache := &batchCache{store: d.Store, triggered: map[string][]crm.JourneyVersion{}}
+		cache := &batchCache{db: d.DB, triggered: map[string][]crm.JourneyVersion{}}
 		results := make([]struct {
 			n   int
 			err error
@@ -143,7 +143,7 @@ func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
 func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, evs []crm.Event) (int, error) {
 	n := 0
 	var failure error
-	err := d.Store.WithTx(ctx, func(tx pgx.Tx) error {
+	err := crm.WithTx(ctx, d.DB, func(tx pgx.Tx) error {
 		for _, ev := range evs {
 			if err := d.dispatch(ctx, tx, cache, ev); err != nil {
 				failure = fmt.Errorf("event %d (%s): %w", ev.ID, ev.Name, err)
@@ -161,7 +161,7 @@ func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, evs
 
 // batchCache remembers, for one batch, which journeys listen for an event name.
 type batchCache struct {
-	store     *crm.Store
+	db        *pgxpool.Pool
 	mu        sync.Mutex
 	triggered map[string][]crm.JourneyVersion
 	segments  []crm.Segment
@@ -172,7 +172,7 @@ func (c *batchCache) trackedSegments(ctx context.Context) ([]crm.Segment, error)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.segLoaded {
-		segs, err := c.store.TrackedSegments(ctx)
+		segs, err := crm.TrackedSegments(ctx, c.db)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +187,7 @@ func (c *batchCache) triggeredBy(ctx context.Context, name string) ([]crm.Journe
 	if js, ok := c.triggered[name]; ok {
 		return js, nil
 	}
-	js, err := c.store.TriggeredBy(ctx, c.store.Pool, name)
+	js, err := crm.TriggeredBy(ctx, c.db, name)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 	if ev.Name == crm.StartJourneyEvent {
 		// A start_journey step or the API asks for one journey, whatever its triggers.
 		requested, _ = ev.Properties["journey"].(string)
-		v, err := d.Store.Journey(ctx, requested, 0)
+		v, err := crm.JourneyByID(ctx, d.DB, requested, 0)
 		switch {
 		case errors.Is(err, crm.ErrNotFound):
 			d.Logger.Warn("start requested for an unknown journey", "journey", requested, "event", ev.ID)
@@ -274,7 +274,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 			return err
 		}
 		if len(segs) > 0 {
-			if err := d.Store.RecheckMembership(ctx, tx, segs, ev.ContactID, time.Now()); err != nil {
+			if err := crm.RecheckMembership(ctx, tx, segs, ev.ContactID, time.Now()); err != nil {
 				return err
 			}
 		}
@@ -370,7 +370,7 @@ func (d *Dispatcher) admit(ctx context.Context, tx pgx.Tx, j crm.JourneyVersion,
 		return false, nil
 	}
 	if def.Entry != nil {
-		ok, err := d.Store.Matches(ctx, ev.ContactID, *def.Entry, crm.Env{Now: time.Now()})
+		ok, err := crm.Matches(ctx, d.DB, ev.ContactID, *def.Entry, crm.Env{Now: time.Now()})
 		if err != nil {
 			return false, fmt.Errorf("entry condition of %s: %w", j.JourneyID, err)
 		}
@@ -382,7 +382,7 @@ func (d *Dispatcher) admit(ctx context.Context, tx pgx.Tx, j crm.JourneyVersion,
 // listen wakes the loop on every NOTIFY, reconnecting after errors.
 func (d *Dispatcher) listen(ctx context.Context, wake chan<- struct{}) {
 	for ctx.Err() == nil {
-		err := d.listenOnce(ctx, d.Store.Pool, wake)
+		err := d.listenOnce(ctx, d.DB, wake)
 		if ctx.Err() != nil {
 			return
 		}

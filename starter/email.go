@@ -30,7 +30,7 @@ func (a *API) trackOpen(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.Store.RecordEngagement(r.Context(), c); err != nil {
+	if err := crm.RecordEngagement(r.Context(), a.DB, c); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "image/gif")
@@ -44,7 +44,7 @@ func (a *API) trackClick(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.Store.RecordEngagement(r.Context(), c); err != nil {
+	if err := crm.RecordEngagement(r.Context(), a.DB, c); err != nil {
 		return err
 	}
 	// Only to the URL the token was minted for: the signature covers it.
@@ -67,7 +67,7 @@ func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 	}
 	done := r.Method == http.MethodPost
 	if done {
-		if err := a.Store.Unsubscribe(r.Context(), c); err != nil {
+		if err := crm.Unsubscribe(r.Context(), a.DB, c); err != nil {
 			return err
 		}
 	}
@@ -95,7 +95,7 @@ func (a *API) putTemplate(w http.ResponseWriter, r *http.Request) error {
 	if err := t.Check(); err != nil {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_template", Message: err.Error()}
 	}
-	created, err := a.Store.PutTemplate(r.Context(), t)
+	created, err := crm.PutTemplate(r.Context(), a.DB, t)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (a *API) putTemplate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getTemplate(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.Store.Template(r.Context(), r.PathValue("id"))
+	t, err := crm.TemplateByID(r.Context(), a.DB, r.PathValue("id"))
 	if errors.Is(err, crm.ErrNoTemplate) {
 		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no template %q", r.PathValue("id"))}
 	}

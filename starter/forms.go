@@ -29,7 +29,7 @@ func (a *API) putForm(w http.ResponseWriter, r *http.Request) error {
 	if f.Identity == "" {
 		f.Identity = "email"
 	}
-	created, err := a.Store.PutForm(r.Context(), f)
+	created, err := crm.PutForm(r.Context(), a.DB, f)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (a *API) putForm(w http.ResponseWriter, r *http.Request) error {
 // submitForm accepts a form post (urlencoded, as a plain HTML form sends it, or JSON), maps
 // its fields and records it; the dispatcher starts form_submitted journeys.
 func (a *API) submitForm(w http.ResponseWriter, r *http.Request) error {
-	f, err := a.Store.FormByID(r.Context(), r.PathValue("id"))
+	f, err := crm.FormByID(r.Context(), a.DB, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (a *API) submitForm(w http.ResponseWriter, r *http.Request) error {
 	if id, _ := raw["messageId"].(string); id != "" {
 		key = "form:" + f.ID + ":" + id
 	}
-	if _, err := a.Store.SubmitForm(r.Context(), f, strings.TrimSpace(strings.ToLower(ident)), fields, key, a.Now()); err != nil {
+	if _, err := crm.SubmitForm(r.Context(), a.DB, f, strings.TrimSpace(strings.ToLower(ident)), fields, key, a.Now()); err != nil {
 		return fmt.Errorf("record form: %w", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})

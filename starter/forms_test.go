@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnhq/cairn/crm"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,7 +24,7 @@ func TestFormSubmissionMapsFieldsSubscribesAndTags(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, 200, resp.StatusCode)
 	}
-	c, err := f.store.ContactByExternalID(f.ctx, "ada@example.com")
+	c, err := crm.ContactByExternalID(f.ctx, f.store, "ada@example.com")
 	require.NoError(t, err)
 	require.Equal(t, "Ada@Example.com", c.Email)
 	require.Equal(t, "Ada", c.Traits["first_name"])

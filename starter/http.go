@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Body size limits. Segment's own API takes 32 KB per message and 500 KB per batch; journeys
@@ -25,7 +26,7 @@ const (
 
 // API is the starter's HTTP interface.
 type API struct {
-	Store     *crm.Store
+	DB        *pgxpool.Pool
 	WriteKeys []string // accepted as the Basic-auth user name on ingestion endpoints
 	AdminKey  string   // Bearer token for management endpoints
 	// TrackingKey verifies open, click and unsubscribe tokens (the worker signs with the same).
@@ -214,7 +215,7 @@ func anyKey(keys []string, got string) bool {
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
-	if err := a.Store.Pool.Ping(r.Context()); err != nil {
+	if err := a.DB.Ping(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "database": err.Error()})
 		return
 	}
@@ -233,14 +234,14 @@ func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
 	if id := r.PathValue("id"); j.ID != id {
 		return badRequest("id", "the document's id %q does not match the URL's %q", j.ID, id)
 	}
-	probs, err := a.Store.CheckFields(r.Context(), j.FieldRefs())
+	probs, err := crm.CheckFields(r.Context(), a.DB, j.FieldRefs())
 	if err != nil {
 		return err
 	}
 	if len(probs) > 0 {
 		return &journey.ValidationError{Problems: probs}
 	}
-	v, created, err := a.Store.ApplyJourney(r.Context(), j, string(doc))
+	v, created, err := crm.ApplyJourney(r.Context(), a.DB, j, string(doc))
 	if err != nil {
 		return err
 	}
@@ -253,7 +254,7 @@ func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getJourney(w http.ResponseWriter, r *http.Request) error {
-	v, err := a.Store.Journey(r.Context(), r.PathValue("id"), 0)
+	v, err := crm.JourneyByID(r.Context(), a.DB, r.PathValue("id"), 0)
 	if err != nil {
 		return err
 	}
@@ -262,15 +263,15 @@ func (a *API) getJourney(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.Store.ContactByExternalID(r.Context(), r.PathValue("id"))
+	c, err := crm.ContactByExternalID(r.Context(), a.DB, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	segs, err := a.Store.ContactSegments(r.Context(), c.ID)
+	segs, err := crm.ContactSegments(r.Context(), a.DB, c.ID)
 	if err != nil {
 		return err
 	}
-	scores, err := a.Store.Scores(r.Context(), c.ID)
+	scores, err := crm.Scores(r.Context(), a.DB, c.ID)
 	if err != nil {
 		return err
 	}
@@ -280,7 +281,7 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) pauseJourney(paused bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := a.Store.SetPaused(r.Context(), r.PathValue("id"), paused); err != nil {
+		if err := crm.SetPaused(r.Context(), a.DB, r.PathValue("id"), paused); err != nil {
 			return err
 		}
 		return a.getJourney(w, r)
@@ -301,14 +302,14 @@ func (a *API) startJourney(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("userId", "userId is required")
 	}
 	id := r.PathValue("id")
-	if _, err := a.Store.Journey(r.Context(), id, 0); err != nil {
+	if _, err := crm.JourneyByID(r.Context(), a.DB, id, 0); err != nil {
 		return err
 	}
 	key := ""
 	if body.MessageID != "" {
 		key = "start:" + body.MessageID
 	}
-	_, _, err := a.Store.RecordEvent(r.Context(), crm.EventInput{
+	_, _, err := crm.RecordEvent(r.Context(), a.DB, crm.EventInput{
 		ExternalID: body.UserID, Name: crm.StartJourneyEvent, Properties: map[string]any{"journey": id},
 		Source: "api", DedupeKey: key, OccurredAt: a.Now(),
 	})
@@ -327,7 +328,7 @@ func (a *API) putField(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("", "a field is JSON with type (text, number, date, boolean) and label: %s", err)
 	}
 	f.Name = r.PathValue("name")
-	if err := a.Store.PutField(r.Context(), f); err != nil {
+	if err := crm.PutField(r.Context(), a.DB, f); err != nil {
 		if errors.Is(err, crm.ErrCondition) {
 			return badRequest("type", "%s", strings.TrimPrefix(err.Error(), crm.ErrCondition.Error()+": "))
 		}
@@ -338,7 +339,7 @@ func (a *API) putField(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getFields(w http.ResponseWriter, r *http.Request) error {
-	defs, err := a.Store.Fields(r.Context())
+	defs, err := crm.Fields(r.Context(), a.DB)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
@@ -28,7 +29,7 @@ const (
 
 type fixture struct {
 	ctx   context.Context
-	store *crm.Store
+	store *pgxpool.Pool
 	srv   *httptest.Server
 }
 
@@ -37,8 +38,8 @@ func setup(t *testing.T) *fixture {
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	require.NoError(t, crm.Migrate(ctx, pool))
-	store := crm.New(pool)
-	api := &starter.API{Store: store, WriteKeys: []string{writeKey}, AdminKey: adminKey, Logger: discard()}
+	store := pool
+	api := &starter.API{DB: store, WriteKeys: []string{writeKey}, AdminKey: adminKey, Logger: discard()}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return &fixture{ctx: ctx, store: store, srv: srv}
@@ -83,7 +84,7 @@ func errorOf(t *testing.T, r reply) map[string]any {
 func (f *fixture) count(t *testing.T, table string) int {
 	t.Helper()
 	var n int
-	require.NoError(t, f.store.Pool.QueryRow(f.ctx, "SELECT count(*) FROM "+table).Scan(&n))
+	require.NoError(t, f.store.QueryRow(f.ctx, "SELECT count(*) FROM "+table).Scan(&n))
 	return n
 }
 
@@ -95,11 +96,11 @@ func TestTrackStoresContactAndEventAndAnswersLikeSegment(t *testing.T) {
 	require.Equal(t, 200, r.Status)
 	require.Equal(t, true, r.Body["success"])
 
-	c, err := f.store.ContactByExternalID(f.ctx, "ada")
+	c, err := crm.ContactByExternalID(f.ctx, f.store, "ada")
 	require.NoError(t, err)
 	require.Equal(t, "ada@example.com", c.Email)
 	var name, plan string
-	require.NoError(t, f.store.Pool.QueryRow(f.ctx, `SELECT name, properties->>'plan' FROM events`).Scan(&name, &plan))
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT name, properties->>'plan' FROM events`).Scan(&name, &plan))
 	require.Equal(t, "Signed Up", name)
 	require.Equal(t, "pro", plan)
 }
@@ -113,7 +114,7 @@ func TestTrackAppliesSegmentClockSkewCorrection(t *testing.T) {
 	body := `{"userId":"u","event":"e","timestamp":"` + ts.Format(time.RFC3339Nano) + `","sentAt":"` + sentAt.Format(time.RFC3339Nano) + `"}`
 	require.Equal(t, 200, f.do(t, "POST", "/v1/track", body, basic(writeKey)).Status)
 	var at time.Time
-	require.NoError(t, f.store.Pool.QueryRow(f.ctx, `SELECT occurred_at FROM events`).Scan(&at))
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT occurred_at FROM events`).Scan(&at))
 	require.WithinDuration(t, time.Now().Add(-time.Minute), at, 5*time.Second)
 }
 
@@ -131,7 +132,7 @@ func TestIdentifyMergesTraitsIntoTheContact(t *testing.T) {
 	f := setup(t)
 	require.Equal(t, 200, f.do(t, "POST", "/v1/identify", `{"userId":"ada","traits":{"email":"ada@example.com","plan":"pro"}}`, basic(writeKey)).Status)
 	require.Equal(t, 200, f.do(t, "POST", "/v1/identify", `{"userId":"ada","traits":{"plan":"team"}}`, basic(writeKey)).Status)
-	c, err := f.store.ContactByExternalID(f.ctx, "ada")
+	c, err := crm.ContactByExternalID(f.ctx, f.store, "ada")
 	require.NoError(t, err)
 	require.Equal(t, "ada@example.com", c.Email)
 	require.Equal(t, "team", c.Traits["plan"])
@@ -261,7 +262,7 @@ func TestDispatcherKeepsEventsQueuedWhileTemporalIsUnreachable(t *testing.T) {
 	tc, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: sdkDiscard()})
 	require.NoError(t, err)
 	defer tc.Close()
-	d := &starter.Dispatcher{Store: f.store, Temporal: tc, Logger: discard(), Batch: 10}
+	d := &starter.Dispatcher{DB: f.store, Temporal: tc, Logger: discard(), Batch: 10}
 	ctx, cancel := context.WithTimeout(f.ctx, 15*time.Second)
 	defer cancel()
 	n, err := d.DispatchBatch(ctx)
@@ -269,7 +270,7 @@ func TestDispatcherKeepsEventsQueuedWhileTemporalIsUnreachable(t *testing.T) {
 	require.Contains(t, err.Error(), "Signed Up")
 	require.Zero(t, n)
 	var queued int
-	require.NoError(t, f.store.Pool.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`).Scan(&queued))
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`).Scan(&queued))
 	require.Equal(t, 2, queued, "the failed event and the one after it stay queued, in order")
 }
 
@@ -278,10 +279,10 @@ func TestEachWriteKeyIsRateLimitedWithRetryAfter(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	require.NoError(t, crm.Migrate(ctx, pool))
-	api := &starter.API{Store: crm.New(pool), WriteKeys: []string{"wk_a", "wk_b"}, AdminKey: adminKey, Logger: discard(), RatePerKey: 1, RateBurst: 3}
+	api := &starter.API{DB: pool, WriteKeys: []string{"wk_a", "wk_b"}, AdminKey: adminKey, Logger: discard(), RatePerKey: 1, RateBurst: 3}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	f := &fixture{ctx: ctx, store: crm.New(pool), srv: srv}
+	f := &fixture{ctx: ctx, store: pool, srv: srv}
 	for i := 0; i < 3; i++ {
 		require.Equal(t, 200, f.do(t, "POST", "/v1/track", `{"userId":"u","event":"e"}`, basic("wk_a")).Status)
 	}

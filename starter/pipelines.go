@@ -48,7 +48,7 @@ func (a *API) putPipeline(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Path: probs[0].Path,
 			Message: probs[0].Path + ": " + probs[0].Message, Problems: probs}
 	}
-	saved, err := a.Store.PutPipeline(r.Context(), p)
+	saved, err := crm.PutPipeline(r.Context(), a.DB, p)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (a *API) putPipeline(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getPipeline(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.Store.Pipeline(r.Context(), r.PathValue("id"))
+	p, err := crm.PipelineByID(r.Context(), a.DB, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

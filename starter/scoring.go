@@ -53,7 +53,7 @@ func (a *API) putScoringRule(w http.ResponseWriter, r *http.Request) error {
 		}
 		rule.ExpiresAfter = d.D
 	}
-	created, err := a.Store.PutScoringRule(r.Context(), rule)
+	created, err := crm.PutScoringRule(r.Context(), a.DB, rule)
 	if err != nil {
 		return err
 	}

@@ -279,7 +279,7 @@ func withKey(m map[string]any, k string, v any) map[string]any {
 // recordAll stores the events (and their contacts) in one transaction; only then does the
 // caller get 200. The dispatcher takes it from there.
 func (a *API) recordAll(w http.ResponseWriter, r *http.Request, events []crm.EventInput) error {
-	if _, err := a.Store.RecordEvents(r.Context(), events); err != nil {
+	if _, err := crm.RecordEvents(r.Context(), a.DB, events); err != nil {
 		return fmt.Errorf("record events: %w", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/crm"
 	"github.com/stretchr/testify/require"
 	analytics "gopkg.in/segmentio/analytics-go.v3"
 )
@@ -46,10 +47,10 @@ func TestSegmentsOwnGoLibraryWorksUnmodified(t *testing.T) {
 
 	require.Equal(t, 6, cb.ok, "failures: %v", cb.errs)
 	require.Zero(t, cb.fail)
-	c, err := f.store.ContactByExternalID(f.ctx, "ada")
+	c, err := crm.ContactByExternalID(f.ctx, f.store, "ada")
 	require.NoError(t, err)
 	require.Equal(t, "ada@example.com", c.Email)
-	rows, err := f.store.Pool.Query(f.ctx, `SELECT name FROM events WHERE contact_id = $1 ORDER BY id`, c.ID)
+	rows, err := f.store.Query(f.ctx, `SELECT name FROM events WHERE contact_id = $1 ORDER BY id`, c.ID)
 	require.NoError(t, err)
 	var names []string
 	for rows.Next() {
@@ -60,8 +61,8 @@ func TestSegmentsOwnGoLibraryWorksUnmodified(t *testing.T) {
 	require.Equal(t, []string{"page", "alias", "identify", "Order Completed", "screen", "group"}, names,
 		"the anonymous visitor's page view now belongs to ada")
 	var path, groupID string
-	require.NoError(t, f.store.Pool.QueryRow(f.ctx, `SELECT properties->>'path' FROM events WHERE name = 'page'`).Scan(&path))
-	require.NoError(t, f.store.Pool.QueryRow(f.ctx, `SELECT properties->>'groupId' FROM events WHERE name = 'group'`).Scan(&groupID))
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT properties->>'path' FROM events WHERE name = 'page'`).Scan(&path))
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT properties->>'groupId' FROM events WHERE name = 'group'`).Scan(&groupID))
 	require.Equal(t, "/pricing", path)
 	require.Equal(t, "acme", groupID)
 }

@@ -48,7 +48,7 @@ func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	probs, err := a.Store.CheckFields(r.Context(), c.FieldRefs("condition"))
+	probs, err := crm.CheckFields(r.Context(), a.DB, c.FieldRefs("condition"))
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
 		return &journey.ValidationError{Problems: probs}
 	}
 	seg.Condition = *c
-	created, err := a.Store.PutSegment(r.Context(), seg)
+	created, err := crm.PutSegment(r.Context(), a.DB, seg)
 	if errors.Is(err, crm.ErrCondition) {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_condition", Path: "condition", Message: err.Error()}
 	}
@@ -72,11 +72,11 @@ func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error {
-	seg, err := a.Store.SegmentByID(r.Context(), r.PathValue("id"))
+	seg, err := crm.SegmentByID(r.Context(), a.DB, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	n, err := a.Store.CountMatching(r.Context(), seg.Condition, crm.Env{Now: a.Now()})
+	n, err := crm.CountMatching(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now()})
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error {
 // segmentContacts lists members in contact id order: ?limit= (1–1000, default 100) and
 // ?after=<id from the previous page's next>.
 func (a *API) segmentContacts(w http.ResponseWriter, r *http.Request) error {
-	seg, err := a.Store.SegmentByID(r.Context(), r.PathValue("id"))
+	seg, err := crm.SegmentByID(r.Context(), a.DB, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (a *API) segmentContacts(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("after", "after must be the next value of the previous page")
 		}
 	}
-	contacts, err := a.Store.SegmentContacts(r.Context(), seg.Condition, crm.Env{Now: a.Now()}, after, limit)
+	contacts, err := crm.SegmentContacts(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now()}, after, limit)
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,9 @@ func TestSignedSourceEventsAreVerifiedBeforeAnythingIsStored(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.Pool(t)
 	require.NoError(t, crm.Migrate(ctx, pool))
-	store := crm.New(pool)
+	store := pool
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	api := &starter.API{Store: store, WriteKeys: []string{writeKey}, AdminKey: adminKey, Logger: discard(),
+	api := &starter.API{DB: store, WriteKeys: []string{writeKey}, AdminKey: adminKey, Logger: discard(),
 		SourceSecrets: map[string]string{"shop": "s3cret"}, Now: func() time.Time { return now }}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

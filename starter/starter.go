@@ -132,7 +132,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := crm.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("starter: %w", err)
 	}
-	store := crm.New(pool)
 	tc, err := cluster.Lazy(cfg.Temporal, logger.With("component", "temporal-sdk"))
 	if err != nil {
 		return fmt.Errorf("starter: %w", err)
@@ -150,7 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if burst == 0 {
 		burst = int(2 * cfg.RatePerKey)
 	}
-	api := &API{Store: store, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
+	api := &API{DB: pool, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -160,7 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logger.Info("starter listening", "addr", ln.Addr().String())
 
-	disp := &Dispatcher{Store: store, Temporal: tc, Logger: logger, CartIdle: cfg.CartIdle}
+	disp := &Dispatcher{DB: pool, Temporal: tc, Logger: logger, CartIdle: cfg.CartIdle}
 	dispatched := make(chan error, 1)
 	dctx, stopDispatch := context.WithCancel(ctx)
 	defer stopDispatch()

@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := ensureDateSchedule(ctx, cl); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	acts := &activities.Activities{Store: crm.New(pool), Mail: mail, SMS: cfg.SMS, Notifier: cfg.Notify, Audience: cfg.Audience}
+	acts := &activities.Activities{DB: pool, Mail: mail, SMS: cfg.SMS, Notifier: cfg.Notify, Audience: cfg.Audience}
 	return serve(ctx, cl, acts, cfg.Ready, logger)
 }
 

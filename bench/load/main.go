@@ -86,7 +86,7 @@ func run(rate int, dur time.Duration) error {
 	if err != nil {
 		return err
 	}
-	v, _, err := crm.New(pool).ApplyJourney(ctx, j, doc)
+	v, _, err := crm.ApplyJourney(ctx, pool, j, doc)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 	if err := crm.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	s := crm.New(pool)
+	s := pool
 	r := rand.New(rand.NewPCG(1, 2))
 	now := time.Now().UTC()
 
@@ -78,7 +78,7 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 		// plan and age are defined fields, as an account would define them, so they get their
 		// own columns (see crm.PutField).
 		for _, f := range []crm.FieldDefinition{{Name: "plan", Type: "text"}, {Name: "age", Type: "number"}} {
-			if err := s.PutField(ctx, f); err != nil {
+			if err := crm.PutField(ctx, s, f); err != nil {
 				return err
 			}
 		}
@@ -117,7 +117,7 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 		var got, want int64
 		for i := 0; i < runs; i++ {
 			t := time.Now()
-			if got, err = s.CountMatching(ctx, *cond, env); err != nil {
+			if got, err = crm.CountMatching(ctx, s, *cond, env); err != nil {
 				return fmt.Errorf("%s: %w", q.name, err)
 			}
 			cairn = append(cairn, time.Since(t))
@@ -139,7 +139,7 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 	for i := 0; i < runs*10; i++ {
 		id := firstID + int64(r.IntN(nContacts))
 		t := time.Now()
-		if _, err := s.Matches(ctx, id, *cond, env); err != nil {
+		if _, err := crm.Matches(ctx, s, id, *cond, env); err != nil {
 			return err
 		}
 		cairn = append(cairn, time.Since(t))
@@ -161,7 +161,7 @@ func run(nContacts, nEvents, runs int, reuse bool, settings string) error {
 		return nil
 	}
 	t := time.Now()
-	if err := s.PutField(ctx, crm.FieldDefinition{Name: "company_size", Type: "number"}); err != nil {
+	if err := crm.PutField(ctx, s, crm.FieldDefinition{Name: "company_size", Type: "number"}); err != nil {
 		return err
 	}
 	fmt.Printf("%-44s %14s %14s\n", "define a number field on the loaded contacts", "", time.Since(t).Round(10*time.Millisecond))
