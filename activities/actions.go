@@ -26,38 +26,38 @@ type ActionInput struct {
 
 // RemoveTag removes a tag.
 func (a *Activities) RemoveTag(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.RemoveTag(ctx, a.DB, in.Key, in.ContactID, in.Step.RemoveTag))
+	return output(crm.RemoveTag(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.RemoveTag))
 }
 
 // UpdateFields sets (or, with null, clears) contact fields.
 func (a *Activities) UpdateFields(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.UpdateFields(ctx, a.DB, in.Key, in.ContactID, in.Step.UpdateFields))
+	return output(crm.UpdateFields(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.UpdateFields))
 }
 
 // AdjustScore adds points to a score.
 func (a *Activities) AdjustScore(ctx context.Context, in ActionInput) (ActionOutput, error) {
 	sc := in.Step.AdjustScore
-	return output(crm.AdjustScore(ctx, a.DB, in.Key, in.ContactID, sc.Score, sc.By, fmt.Sprintf("journey %s step %s", in.Journey, in.Step.ID)))
+	return output(crm.AdjustScore(ctx, a.DB, a.action(in.Key, in.ContactID), sc.Score, sc.By, fmt.Sprintf("journey %s step %s", in.Journey, in.Step.ID)))
 }
 
 // Subscribe subscribes the contact to a list.
 func (a *Activities) Subscribe(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.SetSubscription(ctx, a.DB, in.Key, in.ContactID, in.Step.Subscribe, true))
+	return output(crm.SetSubscription(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.Subscribe, true))
 }
 
 // Unsubscribe unsubscribes the contact from a list.
 func (a *Activities) Unsubscribe(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.SetSubscription(ctx, a.DB, in.Key, in.ContactID, in.Step.Unsubscribe, false))
+	return output(crm.SetSubscription(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.Unsubscribe, false))
 }
 
 // CreateDeal opens a deal.
 func (a *Activities) CreateDeal(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.CreateDeal(ctx, a.DB, in.Key, in.ContactID, *in.Step.CreateDeal))
+	return output(crm.CreateDeal(ctx, a.DB, a.action(in.Key, in.ContactID), *in.Step.CreateDeal))
 }
 
 // MoveDeal moves the contact's open deal to another stage.
 func (a *Activities) MoveDeal(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.MoveDeal(ctx, a.DB, in.Key, in.ContactID, in.Step.MoveDeal.Pipeline, in.Step.MoveDeal.Stage))
+	return output(crm.MoveDeal(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.MoveDeal.Pipeline, in.Step.MoveDeal.Stage))
 }
 
 // CreateTask creates a task for a sales rep.
@@ -67,17 +67,17 @@ func (a *Activities) CreateTask(ctx context.Context, in ActionInput) (ActionOutp
 	if t.DueIn != nil {
 		due = t.DueIn.D
 	}
-	return output(crm.CreateTask(ctx, a.DB, in.Key, in.ContactID, t.Title, t.Assignee, due))
+	return output(crm.CreateTask(ctx, a.DB, a.action(in.Key, in.ContactID), t.Title, t.Assignee, due))
 }
 
 // AddNote adds a note to the contact.
 func (a *Activities) AddNote(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.AddNote(ctx, a.DB, in.Key, in.ContactID, in.Step.AddNote))
+	return output(crm.AddNote(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.AddNote))
 }
 
 // StartJourney asks the dispatcher to start another journey for the contact.
 func (a *Activities) StartJourney(ctx context.Context, in ActionInput) (ActionOutput, error) {
-	return output(crm.RequestJourney(ctx, a.DB, in.Key, in.ContactID, in.Step.StartJourney))
+	return output(crm.RequestJourney(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.StartJourney))
 }
 
 // ErrTypeNotConfigured marks a delivery whose provider has no configuration.
@@ -179,7 +179,7 @@ func (a *Activities) external(ctx context.Context, in ActionInput, event string,
 	case err != nil:
 		return ActionOutput{}, fmt.Errorf("%s: %w", in.Step.Kind(), err)
 	}
-	out, err := crm.CompleteExternal(ctx, a.DB, in.Key, in.ContactID, event, result)
+	out, err := crm.CompleteExternal(ctx, a.DB, a.action(in.Key, in.ContactID), event, result)
 	if err != nil {
 		return ActionOutput{}, err
 	}

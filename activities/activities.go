@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
@@ -24,6 +25,8 @@ import (
 type Activities struct {
 	// DB is the CRM's PostgreSQL.
 	DB *pgxpool.Pool
+	// Clock tells the time CRM writes and condition checks use (nil: the system clock).
+	Clock clock.Clock
 	// Mail sends email; nil means no SMTP server is configured, and send_email steps fail
 	// saying so.
 	Mail *Mail
@@ -62,7 +65,7 @@ type ActionOutput struct {
 
 // AddTag tags the contact (and records tag_added so tag-triggered journeys start).
 func (a *Activities) AddTag(ctx context.Context, in AddTagInput) (ActionOutput, error) {
-	res, err := crm.AddTag(ctx, a.DB, in.Key, in.ContactID, in.Tag)
+	res, err := crm.AddTag(ctx, a.DB, a.action(in.Key, in.ContactID), in.Tag)
 	return output(res, err)
 }
 
@@ -107,7 +110,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 		}
 		return ActionOutput{}, fmt.Errorf("send email: %w", err)
 	}
-	result, err := crm.CompleteEmail(ctx, a.DB, in.Key, es, msg.Subject, msg.ID)
+	result, err := crm.CompleteEmail(ctx, a.DB, in.Key, es, msg.Subject, msg.ID, a.now())
 	if err != nil {
 		return ActionOutput{}, fmt.Errorf("record sent email: %w", err)
 	}
@@ -155,7 +158,7 @@ type CheckInput struct {
 
 // CheckCondition answers if/else, wait-until and exit questions against the CRM.
 func (a *Activities) CheckCondition(ctx context.Context, in CheckInput) (bool, error) {
-	ok, err := crm.Matches(ctx, a.DB, in.ContactID, in.Condition, crm.Env{Now: time.Now(), EnteredAt: in.EnteredAt})
+	ok, err := crm.Matches(ctx, a.DB, in.ContactID, in.Condition, crm.Env{Now: a.now(), EnteredAt: in.EnteredAt})
 	switch {
 	case errors.Is(err, crm.ErrCondition):
 		return false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCondition, err)
@@ -271,7 +274,7 @@ func (a *Activities) RecordCartAbandoned(ctx context.Context, in CartAbandonedIn
 	for k, v := range in.Cart {
 		props[k] = v
 	}
-	return output(crm.RecordInternal(ctx, a.DB, in.Key, in.ContactID, "cart_abandoned", props))
+	return output(crm.RecordInternal(ctx, a.DB, a.action(in.Key, in.ContactID), "cart_abandoned", props))
 }
 
 // ScanDatesOutput counts the date_reached events recorded, per rule.
@@ -328,4 +331,11 @@ func (a *Activities) RecordGoal(ctx context.Context, in RunRecord) error {
 // idempotent.
 func (a *Activities) RecordRunEnd(ctx context.Context, in RunRecord) error {
 	return crm.RecordRunEnd(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Status, in.At)
+}
+
+func (a *Activities) now() time.Time { return clock.OrSystem(a.Clock).Now() }
+
+// action identifies a ledgered effect for the CRM, timed by the activities' clock.
+func (a *Activities) action(key string, contactID int64) crm.Action {
+	return crm.Action{Key: key, ContactID: contactID, At: a.now()}
 }

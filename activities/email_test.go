@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -137,8 +138,8 @@ func TestUnsubscribedContactGetsNoMoreMarketingEmail(t *testing.T) {
 	out, err := f.a.SendEmail(f.ctx, activities.SendEmailInput{Key: "k1", ContactID: id, Template: "welcome"})
 	require.NoError(t, err)
 	msgID := int64(out.Detail["message_id"].(float64))
-	require.NoError(t, crm.Unsubscribe(f.ctx, f.s, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}))
-	require.NoError(t, crm.Unsubscribe(f.ctx, f.s, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}), "twice is fine")
+	require.NoError(t, crm.Unsubscribe(f.ctx, f.s, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}, time.Now()))
+	require.NoError(t, crm.Unsubscribe(f.ctx, f.s, email.Claims{Kind: email.KindUnsubscribe, MessageID: msgID, ContactID: id}, time.Now()), "twice is fine")
 
 	_, err = f.a.SendEmail(f.ctx, activities.SendEmailInput{Key: "k2", ContactID: id, Template: "welcome"})
 	nonRetryable(t, err, "unsubscribed")

@@ -6,6 +6,7 @@ package contract
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -45,6 +46,9 @@ var (
 	AttrContact        = temporal.NewSearchAttributeKeyKeyword("CairnContact")
 	AttrStep           = temporal.NewSearchAttributeKeyKeyword("CairnStep")
 	AttrJourneyVersion = temporal.NewSearchAttributeKeyInt64("CairnJourneyVersion")
+	// AttrContactIDs holds every id the contact is known by in the sending systems: its user
+	// id and the anonymous ids ("anon:<id>") it had before an alias. Never an email address.
+	AttrContactIDs = temporal.NewSearchAttributeKeyKeywordList("CairnContactIDs")
 )
 
 // SearchAttributes maps each custom search attribute to its type, for registration and checks.
@@ -53,6 +57,7 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 	AttrContact.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	AttrStep.GetName():           enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	AttrJourneyVersion.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
+	AttrContactIDs.GetName():     enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 }
 
 // WorkflowID is the one open run per contact per journey: journey:<journeyID>:<contactID>.
@@ -88,6 +93,9 @@ type Resume struct {
 	GoalsMet  []string       `json:"goals_met,omitempty"`
 	Events    []Event        `json:"events,omitempty"`
 	Path      []Visit        `json:"path,omitempty"`
+	// Heard are the ids of the latest events the run heard, so a repeated delivery after
+	// continue-as-new is still recognised.
+	Heard []int64 `json:"heard,omitempty"`
 }
 
 // Event is a contact event as delivered by SignalEvent.
@@ -96,6 +104,12 @@ type Event struct {
 	Name       string         `json:"name"`
 	Properties map[string]any `json:"properties,omitempty"`
 	OccurredAt time.Time      `json:"occurred_at"`
+	// Changed lists the contact fields the event changed: a run waiting on a field test hears
+	// it whatever the event's name.
+	Changed []string `json:"changed,omitempty"`
+	// ContactIDs, on an alias event, is every id the contact is now known by; the run keeps
+	// its CairnContact and CairnContactIDs search attributes current from it.
+	ContactIDs []string `json:"contact_ids,omitempty"`
 }
 
 // State is the answer to QueryState and the workflow's result: where the contact is, how it
@@ -135,8 +149,10 @@ const (
 
 // CartInput starts a CartWatch for a contact.
 type CartInput struct {
-	ContactID int64         `json:"contact_id"`
-	Idle      time.Duration `json:"idle"`
+	ContactID int64 `json:"contact_id"`
+	// Contact is the contact's own id, for the CairnContact search attribute.
+	Contact string        `json:"contact,omitempty"`
+	Idle    time.Duration `json:"idle"`
 }
 
 // CartState is CartWatch's result: what happened to the cart.
@@ -144,4 +160,14 @@ type CartState struct {
 	Outcome  string         `json:"outcome"` // abandoned or converted
 	LastCart map[string]any `json:"last_cart,omitempty"`
 	Updates  int            `json:"updates"`
+}
+
+// ContactAttributes are the search-attribute values naming a contact: CairnContact is the id
+// the sending systems know it by now (a user id, or "anon:<id>"), CairnContactIDs that id and
+// every earlier one (aliases), sorted.
+func ContactAttributes(current string, aliases []string) []temporal.SearchAttributeUpdate {
+	ids := append([]string{current}, aliases...)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	return []temporal.SearchAttributeUpdate{AttrContact.ValueSet(current), AttrContactIDs.ValueSet(ids)}
 }

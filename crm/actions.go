@@ -17,7 +17,8 @@ import (
 var ErrNoDeal = errors.New("no open deal")
 
 // RemoveTag untags the contact once per key; tag_removed is recorded when the tag was there.
-func RemoveTag(ctx context.Context, db DB, key string, contactID int64, tag string) (ActionResult, error) {
+func RemoveTag(ctx context.Context, db DB, act Action, tag string) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "remove_tag", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		ct, err := tx.Exec(ctx, `DELETE FROM contact_tags WHERE contact_id = $1 AND tag = $2`, contactID, tag)
 		if err != nil {
@@ -28,7 +29,7 @@ func RemoveTag(ctx context.Context, db DB, key string, contactID int64, tag stri
 			if _, err := tx.Exec(ctx, `INSERT INTO tag_changes (contact_id, tag, change) VALUES ($1, $2, 'removed')`, contactID, tag); err != nil {
 				return nil, fmt.Errorf("record tag change: %w", err)
 			}
-			if err := appendEvent(ctx, tx, contactID, "tag_removed", map[string]any{"tag": tag}, key); err != nil {
+			if err := appendOwn(ctx, tx, contactID, "tag_removed", map[string]any{"tag": tag}, key, act.At); err != nil {
 				return nil, err
 			}
 		}
@@ -38,7 +39,8 @@ func RemoveTag(ctx context.Context, db DB, key string, contactID int64, tag stri
 
 // UpdateFields merges fields into the contact's traits (nil clears one) and records a
 // field_changed event per field whose value changed.
-func UpdateFields(ctx context.Context, db DB, key string, contactID int64, fields map[string]any) (ActionResult, error) {
+func UpdateFields(ctx context.Context, db DB, act Action, fields map[string]any) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "update_fields", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var traits map[string]any
 		if err := tx.QueryRow(ctx, `SELECT traits FROM contacts WHERE id = $1 FOR UPDATE`, contactID).Scan(&traits); err != nil {
@@ -57,7 +59,7 @@ func UpdateFields(ctx context.Context, db DB, key string, contactID int64, field
 				continue
 			}
 			changed = append(changed, k)
-			if err := appendEvent(ctx, tx, contactID, "field_changed", map[string]any{"field": k, "old": old, "new": nv}, key+"/"+k); err != nil {
+			if err := appendOwn(ctx, tx, contactID, "field_changed", map[string]any{"field": k, "old": old, "new": nv}, key+"/"+k, act.At, k); err != nil {
 				return nil, err
 			}
 			if nv == nil {
@@ -83,9 +85,10 @@ func jsonEqual(a, b any) bool {
 
 // AdjustScore adds delta to a named score and records score_changed (old → new), so journeys
 // can trigger on a score crossing a threshold.
-func AdjustScore(ctx context.Context, db DB, key string, contactID int64, name string, delta float64, reason string) (ActionResult, error) {
+func AdjustScore(ctx context.Context, db DB, act Action, name string, delta float64, reason string) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "adjust_score", contactID, func(tx pgx.Tx) (map[string]any, error) {
-		return adjustScore(ctx, tx, contactID, name, delta, reason, key)
+		return adjustScore(ctx, tx, contactID, name, delta, reason, key, act.At)
 	})
 }
 
@@ -96,7 +99,7 @@ UPDATE contacts SET scores = jsonb_set(scores, ARRAY[$2::text], to_jsonb(COALESC
 WHERE id = $1
 RETURNING (scores ->> $2::text)::float8`
 
-func adjustScore(ctx context.Context, tx DB, contactID int64, name string, delta float64, reason, key string) (map[string]any, error) {
+func adjustScore(ctx context.Context, tx DB, contactID int64, name string, delta float64, reason, key string, at time.Time) (map[string]any, error) {
 	var newValue float64
 	err := tx.QueryRow(ctx, adjustScoreSQL, contactID, name, delta).Scan(&newValue)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -110,7 +113,7 @@ func adjustScore(ctx context.Context, tx DB, contactID int64, name string, delta
 		contactID, name, delta, old, newValue, reason); err != nil {
 		return nil, fmt.Errorf("record score change: %w", err)
 	}
-	if err := appendEvent(ctx, tx, contactID, "score_changed", map[string]any{"name": name, "old": old, "new": newValue, "reason": reason}, key); err != nil {
+	if err := appendOwn(ctx, tx, contactID, "score_changed", map[string]any{"name": name, "old": old, "new": newValue, "reason": reason}, key, at); err != nil {
 		return nil, err
 	}
 	return map[string]any{"score": name, "old": old, "new": newValue}, nil
@@ -118,7 +121,8 @@ func adjustScore(ctx context.Context, tx DB, contactID int64, name string, delta
 
 // SetSubscription subscribes or unsubscribes the contact from a list and records
 // list_subscribed / list_unsubscribed when the status changes.
-func SetSubscription(ctx context.Context, db DB, key string, contactID int64, list string, subscribed bool) (ActionResult, error) {
+func SetSubscription(ctx context.Context, db DB, act Action, list string, subscribed bool) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	status, event := "unsubscribed", "list_unsubscribed"
 	if subscribed {
 		status, event = "subscribed", "list_subscribed"
@@ -136,7 +140,7 @@ func SetSubscription(ctx context.Context, db DB, key string, contactID int64, li
 			ON CONFLICT (contact_id, list) DO UPDATE SET status = $3, changed_at = now()`, contactID, list, status); err != nil {
 			return nil, fmt.Errorf("set subscription: %w", err)
 		}
-		if err := appendEvent(ctx, tx, contactID, event, map[string]any{"list": list}, key); err != nil {
+		if err := appendOwn(ctx, tx, contactID, event, map[string]any{"list": list}, key, act.At); err != nil {
 			return nil, err
 		}
 		return map[string]any{"list": list, "changed": true}, nil
@@ -144,7 +148,8 @@ func SetSubscription(ctx context.Context, db DB, key string, contactID int64, li
 }
 
 // CreateDeal opens a deal for the contact and records deal_created and deal_stage_changed.
-func CreateDeal(ctx context.Context, db DB, key string, contactID int64, d journey.Deal) (ActionResult, error) {
+func CreateDeal(ctx context.Context, db DB, act Action, d journey.Deal) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "create_deal", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		if err := ensureStage(ctx, tx, d.Pipeline, d.Stage); err != nil {
 			return nil, err
@@ -158,10 +163,10 @@ func CreateDeal(ctx context.Context, db DB, key string, contactID int64, d journ
 			return nil, fmt.Errorf("record stage: %w", err)
 		}
 		props := map[string]any{"deal_id": id, "pipeline": d.Pipeline, "stage": d.Stage, "value": d.Value}
-		if err := appendEvent(ctx, tx, contactID, "deal_created", props, key+"/created"); err != nil {
+		if err := appendOwn(ctx, tx, contactID, "deal_created", props, key+"/created", act.At); err != nil {
 			return nil, err
 		}
-		if err := appendEvent(ctx, tx, contactID, "deal_stage_changed", props, key+"/stage"); err != nil {
+		if err := appendOwn(ctx, tx, contactID, "deal_stage_changed", props, key+"/stage", act.At); err != nil {
 			return nil, err
 		}
 		return map[string]any{"deal_id": id}, nil
@@ -169,7 +174,8 @@ func CreateDeal(ctx context.Context, db DB, key string, contactID int64, d journ
 }
 
 // MoveDeal moves the contact's newest open deal in the pipeline to stage.
-func MoveDeal(ctx context.Context, db DB, key string, contactID int64, pipeline, stage string) (ActionResult, error) {
+func MoveDeal(ctx context.Context, db DB, act Action, pipeline, stage string) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "move_deal", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var id int64
 		var from string
@@ -194,7 +200,7 @@ func MoveDeal(ctx context.Context, db DB, key string, contactID int64, pipeline,
 			return nil, fmt.Errorf("record stage: %w", err)
 		}
 		props := map[string]any{"deal_id": id, "pipeline": pipeline, "stage": stage, "from": from}
-		if err := appendEvent(ctx, tx, contactID, "deal_stage_changed", props, key); err != nil {
+		if err := appendOwn(ctx, tx, contactID, "deal_stage_changed", props, key, act.At); err != nil {
 			return nil, err
 		}
 		return map[string]any{"deal_id": id, "moved": true, "from": from}, nil
@@ -202,11 +208,12 @@ func MoveDeal(ctx context.Context, db DB, key string, contactID int64, pipeline,
 }
 
 // CreateTask creates a task for a rep, due dueIn from now (zero: no due date).
-func CreateTask(ctx context.Context, db DB, key string, contactID int64, title, assignee string, dueIn time.Duration) (ActionResult, error) {
+func CreateTask(ctx context.Context, db DB, act Action, title, assignee string, dueIn time.Duration) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "create_task", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var due *time.Time
 		if dueIn > 0 {
-			t := time.Now().Add(dueIn)
+			t := act.At.Add(dueIn)
 			due = &t
 		}
 		var id int64
@@ -214,7 +221,7 @@ func CreateTask(ctx context.Context, db DB, key string, contactID int64, title, 
 			contactID, title, assignee, due).Scan(&id); err != nil {
 			return nil, fmt.Errorf("create task: %w", err)
 		}
-		if err := appendEvent(ctx, tx, contactID, "task_created", map[string]any{"task_id": id, "assignee": assignee, "title": title}, key); err != nil {
+		if err := appendOwn(ctx, tx, contactID, "task_created", map[string]any{"task_id": id, "assignee": assignee, "title": title}, key, act.At); err != nil {
 			return nil, err
 		}
 		return map[string]any{"task_id": id}, nil
@@ -222,25 +229,23 @@ func CreateTask(ctx context.Context, db DB, key string, contactID int64, title, 
 }
 
 // AddNote adds a note to the contact.
-func AddNote(ctx context.Context, db DB, key string, contactID int64, body string) (ActionResult, error) {
+func AddNote(ctx context.Context, db DB, act Action, body string) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "add_note", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var id int64
 		if err := tx.QueryRow(ctx, `INSERT INTO notes (contact_id, body) VALUES ($1, $2) RETURNING id`, contactID, body).Scan(&id); err != nil {
 			return nil, fmt.Errorf("add note: %w", err)
 		}
-		if err := appendEvent(ctx, tx, contactID, "note_added", map[string]any{"note_id": id}, key); err != nil {
+		if err := appendOwn(ctx, tx, contactID, "note_added", map[string]any{"note_id": id}, key, act.At); err != nil {
 			return nil, err
 		}
 		return map[string]any{"note_id": id}, nil
 	})
 }
 
-// StartJourneyEvent is the event asking the dispatcher to start a journey for a contact
-// (from a start_journey step or the API), whatever that journey's triggers.
-const StartJourneyEvent = "journey_start_requested"
-
 // RequestJourney records a start_journey request; the dispatcher starts the journey.
-func RequestJourney(ctx context.Context, db DB, key string, contactID int64, journeyID string) (ActionResult, error) {
+func RequestJourney(ctx context.Context, db DB, act Action, journeyID string) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "start_journey", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM journeys WHERE id = $1)`, journeyID).Scan(&exists); err != nil {
@@ -249,7 +254,7 @@ func RequestJourney(ctx context.Context, db DB, key string, contactID int64, jou
 		if !exists {
 			return nil, fmt.Errorf("journey %q: %w", journeyID, ErrNotFound)
 		}
-		if err := appendEvent(ctx, tx, contactID, StartJourneyEvent, map[string]any{"journey": journeyID}, key); err != nil {
+		if err := appendOwn(ctx, tx, contactID, journey.EventStartRequested, map[string]any{"journey": journeyID}, key, act.At); err != nil {
 			return nil, err
 		}
 		return map[string]any{"journey": journeyID}, nil
@@ -257,9 +262,10 @@ func RequestJourney(ctx context.Context, db DB, key string, contactID int64, jou
 }
 
 // RecordInternal records an event Cairn itself detected (a cart going idle), once per key.
-func RecordInternal(ctx context.Context, db DB, key string, contactID int64, name string, props map[string]any) (ActionResult, error) {
+func RecordInternal(ctx context.Context, db DB, act Action, name string, props map[string]any) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, name, contactID, func(tx pgx.Tx) (map[string]any, error) {
-		if err := appendEvent(ctx, tx, contactID, name, props, key); err != nil {
+		if err := appendOwn(ctx, tx, contactID, name, props, key, act.At); err != nil {
 			return nil, err
 		}
 		return map[string]any{"event": name}, nil
@@ -282,16 +288,16 @@ type DealUpdate struct {
 // stage is new, in one transaction. changed says whether the stage moved.
 func SyncDeal(ctx context.Context, db DB, d DealUpdate) (changed bool, err error) {
 	err = WithTx(ctx, db, func(tx pgx.Tx) error {
-		var contactID int64
-		if err := tx.QueryRow(ctx, upsertContactSQL, d.Contact, "", map[string]any{}, "", "", "", "", "").Scan(&contactID); err != nil {
-			return fmt.Errorf("upsert contact: %w", err)
+		contactID, err := ensureContact(ctx, tx, d.Contact)
+		if err != nil {
+			return err
 		}
 		if err := ensureStage(ctx, tx, d.Pipeline, d.Stage); err != nil {
 			return err
 		}
 		var id int64
 		var from *string
-		err := tx.QueryRow(ctx, `SELECT id, stage FROM deals WHERE external_id = $1 FOR UPDATE`, d.ExternalID).Scan(&id, &from)
+		err = tx.QueryRow(ctx, `SELECT id, stage FROM deals WHERE external_id = $1 FOR UPDATE`, d.ExternalID).Scan(&id, &from)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			title := d.Title
@@ -326,11 +332,7 @@ func SyncDeal(ctx context.Context, db DB, d DealUpdate) (changed bool, err error
 		if from != nil {
 			props["from"] = *from
 		}
-		_, err = tx.Exec(ctx, insertEventSQL, contactID, "deal_stage_changed", props, "crm", "", d.At)
-		if err != nil {
-			return fmt.Errorf("record event: %w", err)
-		}
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
+		_, _, err = appendEvent(ctx, tx, NewEvent{ContactID: contactID, Name: journey.EventDealStageChanged, Properties: props, Source: SourceCRM, OccurredAt: d.At})
 		return err
 	})
 	return changed, err

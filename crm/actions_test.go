@@ -34,31 +34,41 @@ func TestEveryActionRetriedWithTheSameKeyHasOneEffect(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", map[string]any{"plan": "free"})
-	_, err := crm.AddTag(ctx, s, "seed", id, "trial")
+	_, err := crm.AddTag(ctx, s, crm.Action{Key: "seed", ContactID: id, At: time.Now()}, "trial")
 	require.NoError(t, err)
 	actions := []struct {
 		name   string
 		run    func(key string) (crm.ActionResult, error)
 		effect string // a count query that must be 1 after both runs
 	}{
-		{"remove_tag", func(k string) (crm.ActionResult, error) { return crm.RemoveTag(ctx, s, k, id, "trial") },
+		{"remove_tag", func(k string) (crm.ActionResult, error) {
+			return crm.RemoveTag(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, "trial")
+		},
 			`SELECT count(*) FROM events WHERE name = 'tag_removed'`},
 		{"update_fields", func(k string) (crm.ActionResult, error) {
-			return crm.UpdateFields(ctx, s, k, id, map[string]any{"plan": "pro"})
+			return crm.UpdateFields(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, map[string]any{"plan": "pro"})
 		}, `SELECT count(*) FROM events WHERE name = 'field_changed'`},
-		{"adjust_score", func(k string) (crm.ActionResult, error) { return crm.AdjustScore(ctx, s, k, id, "", 5, "test") },
+		{"adjust_score", func(k string) (crm.ActionResult, error) {
+			return crm.AdjustScore(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, "", 5, "test")
+		},
 			`SELECT count(*) FROM score_changes`},
-		{"subscribe", func(k string) (crm.ActionResult, error) { return crm.SetSubscription(ctx, s, k, id, "news", true) },
+		{"subscribe", func(k string) (crm.ActionResult, error) {
+			return crm.SetSubscription(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, "news", true)
+		},
 			`SELECT count(*) FROM events WHERE name = 'list_subscribed'`},
 		{"create_deal", func(k string) (crm.ActionResult, error) {
-			return crm.CreateDeal(ctx, s, k, id, journey.Deal{Title: "Pro", Pipeline: "sales", Stage: "lead", Value: 900})
+			return crm.CreateDeal(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, journey.Deal{Title: "Pro", Pipeline: "sales", Stage: "lead", Value: 900})
 		}, `SELECT count(*) FROM deals`},
-		{"move_deal", func(k string) (crm.ActionResult, error) { return crm.MoveDeal(ctx, s, k, id, "sales", "won") },
+		{"move_deal", func(k string) (crm.ActionResult, error) {
+			return crm.MoveDeal(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, "sales", "won")
+		},
 			`SELECT count(*) FROM deal_stage_changes WHERE to_stage = 'won'`},
 		{"create_task", func(k string) (crm.ActionResult, error) {
-			return crm.CreateTask(ctx, s, k, id, "Call", "ana", 48*time.Hour)
+			return crm.CreateTask(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, "Call", "ana", 48*time.Hour)
 		}, `SELECT count(*) FROM tasks WHERE due_at > now() + interval '47 hours'`},
-		{"add_note", func(k string) (crm.ActionResult, error) { return crm.AddNote(ctx, s, k, id, "hi") },
+		{"add_note", func(k string) (crm.ActionResult, error) {
+			return crm.AddNote(ctx, s, crm.Action{Key: k, ContactID: id, At: time.Now()}, "hi")
+		},
 			`SELECT count(*) FROM events WHERE name = 'note_added'`},
 	}
 	for _, a := range actions {
@@ -82,9 +92,9 @@ func TestScoreChangeRecordsOldAndNewForTriggers(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", nil)
-	_, err := crm.AdjustScore(ctx, s, "a", id, "", 30, "opened")
+	_, err := crm.AdjustScore(ctx, s, crm.Action{Key: "a", ContactID: id, At: time.Now()}, "", 30, "opened")
 	require.NoError(t, err)
-	_, err = crm.AdjustScore(ctx, s, "b", id, "", 25, "visited pricing")
+	_, err = crm.AdjustScore(ctx, s, crm.Action{Key: "b", ContactID: id, At: time.Now()}, "", 25, "visited pricing")
 	require.NoError(t, err)
 	var old, now float64
 	require.NoError(t, s.QueryRow(ctx, `SELECT (properties->>'old')::float8, (properties->>'new')::float8 FROM events
@@ -97,7 +107,7 @@ func TestMoveDealWithoutAnOpenDealSaysSoAndLeavesNoLedgerRow(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", nil)
-	_, err := crm.MoveDeal(ctx, s, "k", id, "sales", "won")
+	_, err := crm.MoveDeal(ctx, s, crm.Action{Key: "k", ContactID: id, At: time.Now()}, "sales", "won")
 	require.ErrorIs(t, err, crm.ErrNoDeal)
 	require.Zero(t, count(t, ctx, s, `SELECT count(*) FROM action_ledger`))
 }
@@ -106,6 +116,6 @@ func TestStartJourneyRequestNeedsAnExistingJourney(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
 	id := newContact(t, ctx, s, "u", nil)
-	_, err := crm.RequestJourney(ctx, s, "k", id, "nope")
+	_, err := crm.RequestJourney(ctx, s, crm.Action{Key: "k", ContactID: id, At: time.Now()}, "nope")
 	require.ErrorIs(t, err, crm.ErrNotFound)
 }

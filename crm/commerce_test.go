@@ -59,9 +59,9 @@ func TestCartsOpenConvertAndAreAbandoned(t *testing.T) {
 	require.Equal(t, []string{"converted:25:EUR"}, carts())
 
 	ev("Cart Viewed", map[string]any{"cart_id": "c2"}, now.Add(-30*time.Minute))
-	_, err := crm.RecordInternal(ctx, s, "watch/abandoned", id, "cart_abandoned", map[string]any{"detected_by": "cairn", "cart_id": "c2"})
+	_, err := crm.RecordInternal(ctx, s, crm.Action{Key: "watch/abandoned", ContactID: id, At: time.Now()}, "cart_abandoned", map[string]any{"detected_by": "cairn", "cart_id": "c2"})
 	require.NoError(t, err)
-	_, err = crm.RecordInternal(ctx, s, "watch/abandoned", id, "cart_abandoned", map[string]any{"detected_by": "cairn"})
+	_, err = crm.RecordInternal(ctx, s, crm.Action{Key: "watch/abandoned", ContactID: id, At: time.Now()}, "cart_abandoned", map[string]any{"detected_by": "cairn"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"converted:25:EUR", "abandoned:-:"}, carts(), "the retried activity changes nothing")
 
@@ -75,7 +75,7 @@ func TestCartsOpenConvertAndAreAbandoned(t *testing.T) {
 		"a shop reporting abandonment of a cart Cairn never saw still records it")
 	_, _, err = crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "bob", Name: "cart_abandoned", Properties: map[string]any{"value": "12.5"}, Source: "shop", OccurredAt: now.Add(time.Minute)})
 	require.NoError(t, err)
-	_, err = crm.RecordInternal(ctx, s, "watch/bob", other, "cart_abandoned", map[string]any{"detected_by": "cairn"})
+	_, err = crm.RecordInternal(ctx, s, crm.Action{Key: "watch/bob", ContactID: other, At: time.Now()}, "cart_abandoned", map[string]any{"detected_by": "cairn"})
 	require.NoError(t, err)
 	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM carts WHERE contact_id = $1`, other),
 		"the same abandonment reported again, by the shop and by Cairn, is one cart")

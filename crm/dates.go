@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/journey"
+	"github.com/jackc/pgx/v5"
 )
 
 // DateRules lists the distinct date_field rules of unpaused journeys (newest versions).
@@ -56,18 +57,32 @@ func RecordDatesReached(ctx context.Context, db DB, rule journey.DateTrigger, no
 		match = `to_char(cairn_time(c.traits -> $2::text)::date, 'MM-DD') = to_char($4::date - $3::int, 'MM-DD')
 			AND cairn_time(c.traits -> $2::text)::date < $4::date - $3::int`
 	}
-	tag, err := db.Exec(ctx, `INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at)
-		SELECT c.id, 'date_reached', jsonb_build_object('rule', $1::text, 'field', $2::text, 'date', $4::text), 'scheduler',
-		       'date:' || $1::text || ':' || c.id || ':' || $4::text, $5
-		FROM contacts c WHERE `+match+`
-		ON CONFLICT (dedupe_key) DO NOTHING`, rule.Key(), rule.Field, rule.OffsetDays(), today, now)
+	rows, err := db.Query(ctx, `SELECT c.id FROM contacts c WHERE `+match+`
+		AND NOT EXISTS (SELECT 1 FROM events e WHERE e.dedupe_key = 'date:' || $1::text || ':' || c.id || ':' || $4::text)
+		ORDER BY c.id`, rule.Key(), rule.Field, rule.OffsetDays(), today)
 	if err != nil {
 		return 0, fmt.Errorf("record dates reached for %s: %w", rule.Key(), err)
 	}
-	if tag.RowsAffected() > 0 {
-		if _, err := db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel); err != nil {
-			return 0, err
-		}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("record dates reached for %s: %w", rule.Key(), err)
 	}
-	return tag.RowsAffected(), nil
+	// One event per contact, rule and day, through the one path events take: scoring rules on
+	// date_reached apply as they would to any event.
+	var recorded int64
+	err = WithTx(ctx, db, func(tx pgx.Tx) error {
+		for _, id := range ids {
+			_, inserted, err := appendEvent(ctx, tx, NewEvent{ContactID: id, Name: journey.EventDateReached,
+				Properties: map[string]any{"rule": rule.Key(), "field": rule.Field, "date": today},
+				Source:     SourceScheduler, DedupeKey: fmt.Sprintf("date:%s:%d:%s", rule.Key(), id, today), OccurredAt: now})
+			if err != nil {
+				return err
+			}
+			if inserted {
+				recorded++
+			}
+		}
+		return nil
+	})
+	return recorded, err
 }

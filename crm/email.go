@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -114,7 +115,7 @@ func templateTx(ctx context.Context, tx DB, id string) (email.Template, error) {
 }
 
 // CompleteEmail records that the message was handed to the SMTP server, and the email_sent event.
-func CompleteEmail(ctx context.Context, db DB, key string, es *EmailSend, subject, messageID string) (map[string]any, error) {
+func CompleteEmail(ctx context.Context, db DB, key string, es *EmailSend, subject, messageID string, at time.Time) (map[string]any, error) {
 	var result map[string]any
 	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		detail := map[string]any{"message_id": es.MessageID, "to": es.To, "template": es.Template.ID}
@@ -126,14 +127,14 @@ func CompleteEmail(ctx context.Context, db DB, key string, es *EmailSend, subjec
 			es.MessageID, subject, messageID); err != nil {
 			return fmt.Errorf("complete message: %w", err)
 		}
-		return appendEvent(ctx, tx, es.Data.Contact.ID, "email_sent", map[string]any{"template": es.Template.ID, "message_id": es.MessageID}, key)
+		return appendOwn(ctx, tx, es.Data.Contact.ID, "email_sent", map[string]any{"template": es.Template.ID, "message_id": es.MessageID}, key, at)
 	})
 	return result, err
 }
 
 // RecordEngagement records email_opened or email_clicked for a message, after checking that the
 // message exists and belongs to the contact the token names.
-func RecordEngagement(ctx context.Context, db DB, c email.Claims) error {
+func RecordEngagement(ctx context.Context, db DB, c email.Claims, at time.Time) error {
 	var template string
 	err := db.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -146,12 +147,15 @@ func RecordEngagement(ctx context.Context, db DB, c email.Claims) error {
 	if c.Kind == email.KindClick {
 		name, props["link"] = "email_clicked", c.URL
 	}
-	return WithTx(ctx, db, func(tx pgx.Tx) error { return appendEvent(ctx, tx, c.ContactID, name, props, "") })
+	return WithTx(ctx, db, func(tx pgx.Tx) error {
+		_, _, err := appendEvent(ctx, tx, NewEvent{ContactID: c.ContactID, Name: name, Properties: props, Source: SourceTracking, OccurredAt: at})
+		return err
+	})
 }
 
 // Unsubscribe stops marketing email to the contact, tags it "unsubscribed" (journeys exit on
 // it) and records the event, once.
-func Unsubscribe(ctx context.Context, db DB, c email.Claims) error {
+func Unsubscribe(ctx context.Context, db DB, c email.Claims, at time.Time) error {
 	return WithTx(ctx, db, func(tx pgx.Tx) error {
 		var template string
 		err := tx.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
@@ -166,13 +170,13 @@ func Unsubscribe(ctx context.Context, db DB, c email.Claims) error {
 			return err
 		}
 		key := fmt.Sprintf("unsubscribe:%d", c.ContactID)
-		if err := appendEvent(ctx, tx, c.ContactID, "unsubscribed", map[string]any{"template": template, "message_id": c.MessageID}, key); err != nil {
+		if err := appendOwn(ctx, tx, c.ContactID, "unsubscribed", map[string]any{"template": template, "message_id": c.MessageID}, key, at); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO contact_tags (contact_id, tag) VALUES ($1, 'unsubscribed') ON CONFLICT DO NOTHING`, c.ContactID); err != nil {
 			return fmt.Errorf("tag unsubscribed: %w", err)
 		}
-		return appendEvent(ctx, tx, c.ContactID, "tag_added", map[string]any{"tag": "unsubscribed"}, key+"/tag")
+		return appendOwn(ctx, tx, c.ContactID, "tag_added", map[string]any{"tag": "unsubscribed"}, key+"/tag", at)
 	})
 }
 
@@ -239,14 +243,15 @@ func ReleaseExternal(ctx context.Context, db DB, key string) error {
 }
 
 // CompleteExternal marks the call done with its result and records its event.
-func CompleteExternal(ctx context.Context, db DB, key string, contactID int64, event string, result map[string]any) (map[string]any, error) {
+func CompleteExternal(ctx context.Context, db DB, act Action, event string, result map[string]any) (map[string]any, error) {
+	key, contactID := act.Key, act.ContactID
 	var out map[string]any
 	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `UPDATE action_ledger SET state = 'done', result = $2 WHERE idempotency_key = $1 RETURNING result`,
 			key, result).Scan(&out); err != nil {
 			return fmt.Errorf("complete ledger: %w", err)
 		}
-		return appendEvent(ctx, tx, contactID, event, result, key)
+		return appendOwn(ctx, tx, contactID, event, result, key, act.At)
 	})
 	return out, err
 }

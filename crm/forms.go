@@ -69,7 +69,7 @@ func SubmitForm(ctx context.Context, db DB, f Form, externalID string, fields ma
 				return fmt.Errorf("subscribe: %w", err)
 			}
 			if ct.RowsAffected() > 0 {
-				if err := appendEvent(ctx, tx, contactID, "list_subscribed", map[string]any{"list": f.List}, key+"/list"); err != nil {
+				if err := appendOwn(ctx, tx, contactID, "list_subscribed", map[string]any{"list": f.List}, key+"/list", at); err != nil {
 					return err
 				}
 			}
@@ -80,7 +80,7 @@ func SubmitForm(ctx context.Context, db DB, f Form, externalID string, fields ma
 				return fmt.Errorf("tag: %w", err)
 			}
 			if ct.RowsAffected() > 0 {
-				if err := appendEvent(ctx, tx, contactID, "tag_added", map[string]any{"tag": tag}, key+"/tag/"+tag); err != nil {
+				if err := appendOwn(ctx, tx, contactID, "tag_added", map[string]any{"tag": tag}, key+"/tag/"+tag, at); err != nil {
 					return err
 				}
 			}

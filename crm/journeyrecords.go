@@ -19,8 +19,8 @@ func RecordGoal(ctx context.Context, db DB, journeyID string, contactID int64, g
 		if ct.RowsAffected() == 0 {
 			return nil
 		}
-		return appendEvent(ctx, tx, contactID, "goal_met", map[string]any{"journey": journeyID, "goal": goalID},
-			fmt.Sprintf("goal:%s:%d:%s:%s", journeyID, contactID, goalID, runID))
+		return appendOwn(ctx, tx, contactID, "goal_met", map[string]any{"journey": journeyID, "goal": goalID},
+			fmt.Sprintf("goal:%s:%d:%s:%s", journeyID, contactID, goalID, runID), at)
 	})
 }
 
@@ -32,7 +32,7 @@ func RecordRunEnd(ctx context.Context, db DB, journeyID string, contactID int64,
 			journeyID, contactID, runID, at); err != nil {
 			return fmt.Errorf("end enrollment: %w", err)
 		}
-		return appendEvent(ctx, tx, contactID, "journey_"+status, map[string]any{"journey": journeyID},
-			fmt.Sprintf("end:%s:%d:%s", journeyID, contactID, runID))
+		return appendOwn(ctx, tx, contactID, "journey_"+status, map[string]any{"journey": journeyID},
+			fmt.Sprintf("end:%s:%d:%s", journeyID, contactID, runID), at)
 	})
 }

@@ -388,7 +388,7 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 			if r.IntN(3) == 0 {
 				tag := fmt.Sprintf("t%d", k)
 				m.tags[tag] = true
-				_, err := crm.AddTag(ctx, s, fmt.Sprintf("k-%d-%d", i, k), m.id, tag)
+				_, err := crm.AddTag(ctx, s, crm.Action{Key: fmt.Sprintf("k-%d-%d", i, k), ContactID: m.id, At: time.Now()}, tag)
 				require.NoError(t, err)
 			}
 		}

@@ -87,7 +87,7 @@ func applyRules(ctx context.Context, tx DB, contactID int64, name string, props 
 				continue
 			}
 		}
-		if _, err := adjustScore(ctx, tx, contactID, r.score, points, "rule "+r.id+": "+name, ""); err != nil {
+		if _, err := adjustScore(ctx, tx, contactID, r.score, points, "rule "+r.id+": "+name, "", at); err != nil {
 			return err
 		}
 		var expires *time.Time
@@ -129,7 +129,7 @@ func ExpireScores(ctx context.Context, db DB, now time.Time) (int, error) {
 		}
 		rows.Close()
 		for _, a := range awards {
-			if _, err := adjustScore(ctx, tx, a.contact, a.score, -a.delta, "expired: rule "+a.rule, ""); err != nil {
+			if _, err := adjustScore(ctx, tx, a.contact, a.score, -a.delta, "expired: rule "+a.rule, "", now); err != nil {
 				return err
 			}
 			n++

@@ -21,7 +21,8 @@ type Segment struct {
 
 // PutSegment saves a segment after checking that its condition compiles; created says it is new.
 func PutSegment(ctx context.Context, db DB, seg Segment) (bool, error) {
-	if _, err := (&sqlBuilder{env: Env{Now: time.Now(), EnteredAt: time.Now()}}).compile(seg.Condition); err != nil {
+	// Compiling checks the condition; the times only fill in window bounds.
+	if _, err := (&sqlBuilder{env: Env{Now: time.Unix(0, 0), EnteredAt: time.Unix(0, 0)}}).compile(seg.Condition); err != nil {
 		return false, err
 	}
 	var created bool
@@ -77,7 +78,7 @@ func SegmentContacts(ctx context.Context, db DB, cond journey.Condition, env Env
 }
 
 // ContactSegments lists the ids of the segments the contact is in now.
-func ContactSegments(ctx context.Context, db DB, contactID int64) ([]string, error) {
+func ContactSegments(ctx context.Context, db DB, contactID int64, now time.Time) ([]string, error) {
 	rows, err := db.Query(ctx, `SELECT id, condition FROM segments ORDER BY id`)
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func ContactSegments(ctx context.Context, db DB, contactID int64) ([]string, err
 	rows.Close()
 	out := []string{}
 	for _, seg := range all {
-		ok, err := Matches(ctx, db, contactID, seg.Condition, Env{Now: time.Now()})
+		ok, err := Matches(ctx, db, contactID, seg.Condition, Env{Now: now})
 		if err != nil {
 			return nil, fmt.Errorf("segment %s: %w", seg.ID, err)
 		}
@@ -151,7 +152,7 @@ func RecheckMembership(ctx context.Context, db DB, segs []Segment, contactID int
 				return fmt.Errorf("record membership: %w", err)
 			}
 			if ct.RowsAffected() == 1 {
-				if err := appendEvent(ctx, db, contactID, "segment_entered", map[string]any{"segment": seg.ID}, ""); err != nil {
+				if err := appendOwn(ctx, db, contactID, "segment_entered", map[string]any{"segment": seg.ID}, "", now); err != nil {
 					return err
 				}
 			}
@@ -162,7 +163,7 @@ func RecheckMembership(ctx context.Context, db DB, segs []Segment, contactID int
 			return fmt.Errorf("record membership: %w", err)
 		}
 		if ct.RowsAffected() == 1 {
-			if err := appendEvent(ctx, db, contactID, "segment_exited", map[string]any{"segment": seg.ID}, ""); err != nil {
+			if err := appendOwn(ctx, db, contactID, "segment_exited", map[string]any{"segment": seg.ID}, "", now); err != nil {
 				return err
 			}
 		}
@@ -188,28 +189,40 @@ func RecheckAllMembers(ctx context.Context, db DB, now time.Time) (entered, exit
 			return entered, exited, err
 		}
 		err = WithTx(ctx, db, func(tx pgx.Tx) error {
-			ct, err := tx.Exec(ctx, `WITH joined AS (
-					INSERT INTO segment_members (segment_id, contact_id)
-					SELECT `+id+`, c.id FROM contacts c WHERE `+where+`
-					ON CONFLICT DO NOTHING RETURNING contact_id)
-				INSERT INTO events (contact_id, name, properties, source, occurred_at)
-				SELECT contact_id, 'segment_entered', jsonb_build_object('segment', `+id+`::text), 'cairn', now() FROM joined`, b.args...)
+			rows, err := tx.Query(ctx, `INSERT INTO segment_members (segment_id, contact_id)
+				SELECT `+id+`, c.id FROM contacts c WHERE `+where+`
+				ON CONFLICT DO NOTHING RETURNING contact_id`, b.args...)
 			if err != nil {
 				return fmt.Errorf("segment %s entries: %w", seg.ID, err)
 			}
-			entered += ct.RowsAffected()
-			ct, err = tx.Exec(ctx, `WITH left_ AS (
-					DELETE FROM segment_members m WHERE m.segment_id = `+id+`
-					AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND `+where+`)
-					RETURNING contact_id)
-				INSERT INTO events (contact_id, name, properties, source, occurred_at)
-				SELECT contact_id, 'segment_exited', jsonb_build_object('segment', `+id+`::text), 'cairn', now() FROM left_`, b.args...)
+			joined, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return fmt.Errorf("segment %s entries: %w", seg.ID, err)
+			}
+			rows, err = tx.Query(ctx, `DELETE FROM segment_members m WHERE m.segment_id = `+id+`
+				AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND `+where+`)
+				RETURNING contact_id`, b.args...)
 			if err != nil {
 				return fmt.Errorf("segment %s exits: %w", seg.ID, err)
 			}
-			exited += ct.RowsAffected()
-			_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
-			return err
+			left, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return fmt.Errorf("segment %s exits: %w", seg.ID, err)
+			}
+			// Each change is an event like any other: scoring rules and journeys see it.
+			for _, c := range joined {
+				if err := appendOwn(ctx, tx, c, journey.EventSegmentEntered, map[string]any{"segment": seg.ID}, "", now); err != nil {
+					return err
+				}
+			}
+			for _, c := range left {
+				if err := appendOwn(ctx, tx, c, journey.EventSegmentExited, map[string]any{"segment": seg.ID}, "", now); err != nil {
+					return err
+				}
+			}
+			entered += int64(len(joined))
+			exited += int64(len(left))
+			return nil
 		})
 		if err != nil {
 			return entered, exited, err

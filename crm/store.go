@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,9 +22,6 @@ var ErrNotFound = errors.New("not found")
 
 // ErrNoEmail means a send was asked for a contact without an email address.
 var ErrNoEmail = errors.New("contact has no email address")
-
-// EventsChannel is the LISTEN/NOTIFY channel a new event is announced on.
-const EventsChannel = "cairn_events"
 
 // DB is what both a pool and a transaction offer. Every store function takes one, so a caller
 // composes several inside one transaction by passing the transaction, and a function that
@@ -63,159 +59,6 @@ type Contact struct {
 	Tags       []string       `json:"tags"`
 	CreatedAt  time.Time      `json:"created_at"`
 	UpdatedAt  time.Time      `json:"updated_at"`
-}
-
-// EventInput is an event to record. DedupeKey, when set, makes a repeat a no-op.
-type EventInput struct {
-	// AliasOf, on an alias event, is the previous id: its contact takes ExternalID when no
-	// contact has that id yet.
-	AliasOf    string
-	ExternalID string
-	Traits     map[string]any // merged into the contact's traits; "email" also sets Email
-	Name       string
-	Properties map[string]any
-	Source     string
-	DedupeKey  string
-	OccurredAt time.Time
-	// Observed is what the sending system saw about the contact along with the event; it
-	// fills profile columns the traits say nothing about.
-	Observed Observed
-}
-
-// Observed carries Segment's context: location, device and time zone. Empty means unknown,
-// and an unknown value never blanks a stored one.
-type Observed struct {
-	Country    string
-	Region     string
-	City       string
-	DeviceType string
-	Timezone   string
-}
-
-// Event is a recorded event.
-type Event struct {
-	ID         int64          `json:"id"`
-	ContactID  int64          `json:"contact_id"`
-	ExternalID string         `json:"external_id,omitempty"`
-	Name       string         `json:"name"`
-	Properties map[string]any `json:"properties"`
-	Source     string         `json:"source"`
-	OccurredAt time.Time      `json:"occurred_at"`
-}
-
-// upsertContactSQL merges traits and takes observed values ($4..$8: country, region, city,
-// device type, time zone) where given; the contacts_profile trigger then lets traits win.
-const upsertContactSQL = `
-INSERT INTO contacts (external_id, email, traits, country, region, city, device_type, timezone)
-VALUES ($1, NULLIF($2, ''), $3, NULLIF(btrim($4), ''), NULLIF(btrim($5), ''), NULLIF(btrim($6), ''), NULLIF(btrim($7), ''), NULLIF(btrim($8), ''))
-ON CONFLICT (external_id) DO UPDATE
-SET email = COALESCE(NULLIF($2, ''), contacts.email),
-    traits = contacts.traits || $3,
-    country = COALESCE(NULLIF(btrim($4), ''), contacts.country),
-    region = COALESCE(NULLIF(btrim($5), ''), contacts.region),
-    city = COALESCE(NULLIF(btrim($6), ''), contacts.city),
-    device_type = COALESCE(NULLIF(btrim($7), ''), contacts.device_type),
-    timezone = COALESCE(NULLIF(btrim($8), ''), contacts.timezone),
-    updated_at = CASE WHEN $3 = '{}'::jsonb AND NULLIF($2, '') IS NULL THEN contacts.updated_at ELSE now() END
-RETURNING id`
-
-const insertEventSQL = `
-INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)
-ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING id`
-
-// RecordEvent upserts the contact and appends the event in one transaction, then announces it
-// to dispatchers. It reports inserted=false when the dedupe key was seen before; the contact is
-// then left as it was, so a replayed delivery changes nothing.
-func RecordEvent(ctx context.Context, db DB, in EventInput) (id int64, inserted bool, err error) {
-	err = WithTx(ctx, db, func(tx pgx.Tx) error {
-		id, inserted, err = recordEvent(ctx, tx, in)
-		return err
-	})
-	return id, inserted, err
-}
-
-// RecordEvents records several events (a Segment batch) in one transaction: all or none.
-func RecordEvents(ctx context.Context, db DB, events []EventInput) (inserted int, err error) {
-	err = WithTx(ctx, db, func(tx pgx.Tx) error {
-		inserted = 0
-		for _, in := range events {
-			_, ok, err := recordEvent(ctx, tx, in)
-			if err != nil {
-				return err
-			}
-			if ok {
-				inserted++
-			}
-		}
-		return nil
-	})
-	return inserted, err
-}
-
-func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, error) {
-	if in.Traits == nil {
-		in.Traits = map[string]any{}
-	}
-	if in.Properties == nil {
-		in.Properties = map[string]any{}
-	}
-	email, _ := in.Traits["email"].(string)
-	// One spelling of the key for the lock, the check and the row.
-	in.DedupeKey = strings.TrimSpace(in.DedupeKey)
-	if in.DedupeKey != "" {
-		// Deliveries of one message wait for each other here, so the second sees the first
-		// committed and changes nothing, not even the contact.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, in.DedupeKey); err != nil {
-			return 0, false, fmt.Errorf("lock dedupe key: %w", err)
-		}
-		var seen bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dedupe_key = $1)`, in.DedupeKey).Scan(&seen); err != nil {
-			return 0, false, fmt.Errorf("check dedupe key: %w", err)
-		}
-		if seen {
-			return 0, false, nil
-		}
-	}
-	if in.AliasOf != "" {
-		// The anonymous visitor becomes the identified user, history and all, unless that
-		// user already exists (merging two contacts is left to an operator).
-		// previousId is usually an anonymousId, stored as "anon:" + id.
-		if _, err := tx.Exec(ctx, `UPDATE contacts SET external_id = $2, updated_at = now()
-			WHERE id = (SELECT id FROM contacts WHERE external_id IN ($1, 'anon:' || $1) ORDER BY external_id = $1 DESC LIMIT 1)
-			  AND NOT EXISTS (SELECT 1 FROM contacts WHERE external_id = $2)`, in.AliasOf, in.ExternalID); err != nil {
-			return 0, false, fmt.Errorf("alias contact: %w", err)
-		}
-	}
-	var contactID int64
-	o := in.Observed
-	if err := tx.QueryRow(ctx, upsertContactSQL, in.ExternalID, email, in.Traits,
-		o.Country, o.Region, o.City, o.DeviceType, o.Timezone).Scan(&contactID); err != nil {
-		return 0, false, fmt.Errorf("upsert contact: %w", err)
-	}
-	var id int64
-	err := tx.QueryRow(ctx, insertEventSQL, contactID, in.Name, in.Properties, in.Source, in.DedupeKey, in.OccurredAt).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("insert event: %w", err)
-	}
-	if err := recorded(ctx, tx, contactID, id, in.Name, in.Properties, in.OccurredAt); err != nil {
-		return 0, false, err
-	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
-	return id, true, err
-}
-
-// recorded applies what a newly recorded event changes besides the log (scores, orders,
-// carts), in its transaction; every path that records events calls it exactly once per event.
-func recorded(ctx context.Context, db DB, contactID, eventID int64, name string, props map[string]any, at time.Time) error {
-	if err := applyRules(ctx, db, contactID, name, props, at); err != nil {
-		return err
-	}
-	return recordCommerce(ctx, db, contactID, eventID, name, props, at)
 }
 
 // ContactByExternalID returns the contact with its tags.
@@ -293,28 +136,10 @@ func ledger(ctx context.Context, db DB, key, action string, contactID int64, eff
 	return res, err
 }
 
-// appendEvent records a change made by Cairn itself, so that the dispatcher can start the
-// journeys it triggers (a journey adding tag "vip" starts the one triggered by tag_added).
-func appendEvent(ctx context.Context, db DB, contactID int64, name string, props map[string]any, key string) error {
-	now := time.Now()
-	var id int64
-	err := db.QueryRow(ctx, insertEventSQL, contactID, name, props, "cairn", key, now).Scan(&id)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows): // the key was seen: recorded before
-	case err != nil:
-		return fmt.Errorf("append %s event: %w", name, err)
-	default:
-		if err := recorded(ctx, db, contactID, id, name, props, now); err != nil {
-			return err
-		}
-	}
-	_, err = db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel)
-	return err
-}
-
 // AddTag tags the contact once per idempotency key and records a tag_added event when the
 // tag is new.
-func AddTag(ctx context.Context, db DB, key string, contactID int64, tag string) (ActionResult, error) {
+func AddTag(ctx context.Context, db DB, act Action, tag string) (ActionResult, error) {
+	key, contactID := act.Key, act.ContactID
 	return ledger(ctx, db, key, "add_tag", contactID, func(tx pgx.Tx) (map[string]any, error) {
 		ct, err := tx.Exec(ctx, `INSERT INTO contact_tags (contact_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING`, contactID, tag)
 		if err != nil {
@@ -325,7 +150,7 @@ func AddTag(ctx context.Context, db DB, key string, contactID int64, tag string)
 			if _, err := tx.Exec(ctx, `INSERT INTO tag_changes (contact_id, tag, change) VALUES ($1, $2, 'added')`, contactID, tag); err != nil {
 				return nil, fmt.Errorf("record tag change: %w", err)
 			}
-			if err := appendEvent(ctx, tx, contactID, "tag_added", map[string]any{"tag": tag}, key); err != nil {
+			if err := appendOwn(ctx, tx, contactID, "tag_added", map[string]any{"tag": tag}, key, act.At); err != nil {
 				return nil, err
 			}
 		}
@@ -439,119 +264,6 @@ func TriggeredBy(ctx context.Context, db DB, eventName string) ([]JourneyVersion
 	return out, rows.Err()
 }
 
-// ClaimEvents locks up to limit undispatched events, oldest first, skipping rows another
-// dispatcher holds; they stay locked until tx ends.
-func ClaimEvents(ctx context.Context, tx pgx.Tx, limit int) ([]Event, error) {
-	rows, err := tx.Query(ctx, `SELECT e.id, e.contact_id, c.external_id, e.name, e.properties, e.source, e.occurred_at
-		FROM events e JOIN contacts c ON c.id = e.contact_id
-		WHERE e.dispatched_at IS NULL ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim events: %w", err)
-	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		if err := rows.Scan(&e.ID, &e.ContactID, &e.ExternalID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt); err != nil {
-			return nil, fmt.Errorf("claim events: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
-
-// MarkDispatched records that Temporal accepted everything the event caused.
-func MarkDispatched(ctx context.Context, tx pgx.Tx, id int64) error {
-	_, err := tx.Exec(ctx, `UPDATE events SET dispatched_at = now() WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("mark event %d dispatched: %w", id, err)
-	}
-	return nil
-}
-
-// Enroll records the run a SignalWithStart reached. A run ID other than the stored one means
-// a new run (a new entry, perhaps on a newer version); the same one means the event only
-// reached the open run.
-func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, version int, workflowID, runID string) error {
-	_, err := db.Exec(ctx, `INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (journey_id, contact_id) DO UPDATE
-		SET version = $3, workflow_id = $4, run_id = $5, entered_at = now(), ended_at = NULL
-		WHERE enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL`,
-		journeyID, contactID, version, workflowID, runID)
-	if err != nil {
-		return fmt.Errorf("enroll contact %d in %s: %w", contactID, journeyID, err)
-	}
-	return nil
-}
-
-// Enrollment is an open run of a contact.
-type Enrollment struct {
-	JourneyID  string
-	WorkflowID string
-	RunID      string
-}
-
-// Interested lists the contact's open runs whose journey version wants events named name,
-// leaving out the journeys in skip (already reached through their trigger).
-func Interested(ctx context.Context, db DB, contactID int64, name string, skip []string) ([]Enrollment, error) {
-	if skip == nil {
-		skip = []string{}
-	}
-	rows, err := db.Query(ctx, `SELECT en.journey_id, en.workflow_id, en.run_id
-		FROM enrollments en
-		JOIN journey_versions v ON v.journey_id = en.journey_id AND v.version = en.version
-		WHERE en.contact_id = $1 AND en.ended_at IS NULL AND $2 = ANY (v.interests) AND en.journey_id <> ALL ($3)
-		ORDER BY en.journey_id`, contactID, name, skip)
-	if err != nil {
-		return nil, fmt.Errorf("route event: %w", err)
-	}
-	defer rows.Close()
-	var out []Enrollment
-	for rows.Next() {
-		var e Enrollment
-		if err := rows.Scan(&e.JourneyID, &e.WorkflowID, &e.RunID); err != nil {
-			return nil, fmt.Errorf("route event: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
-
-// EndEnrollment closes the row of a run that turned out to be finished (at, or now if zero).
-func EndEnrollment(ctx context.Context, db DB, journeyID string, contactID int64, runID string, at time.Time) error {
-	if at.IsZero() {
-		at = time.Now()
-	}
-	_, err := db.Exec(ctx, `UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3`, journeyID, contactID, runID, at)
-	if err != nil {
-		return fmt.Errorf("end enrollment: %w", err)
-	}
-	return nil
-}
-
-// EnrollmentRecord is a contact's last run of a journey.
-type EnrollmentRecord struct {
-	Version   int
-	RunID     string
-	EnteredAt time.Time
-	EndedAt   *time.Time
-}
-
-// EnrollmentOf returns the contact's last run of the journey, or nil if it never entered.
-func EnrollmentOf(ctx context.Context, db DB, journeyID string, contactID int64) (*EnrollmentRecord, error) {
-	e := &EnrollmentRecord{}
-	err := db.QueryRow(ctx, `SELECT version, run_id, entered_at, ended_at FROM enrollments WHERE journey_id = $1 AND contact_id = $2`,
-		journeyID, contactID).Scan(&e.Version, &e.RunID, &e.EnteredAt, &e.EndedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read enrollment: %w", err)
-	}
-	return e, nil
-}
-
 // SetPaused pauses (no new entries) or resumes a journey; runs in flight go on either way.
 func SetPaused(ctx context.Context, db DB, id string, paused bool) error {
 	ct, err := db.Exec(ctx, `UPDATE journeys SET paused = $2, updated_at = now() WHERE id = $1`, id, paused)
@@ -562,4 +274,12 @@ func SetPaused(ctx context.Context, db DB, id string, paused bool) error {
 		return fmt.Errorf("journey %q: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// Action identifies one ledgered effect: the idempotency key the workflow derived for the
+// step visit, the contact it acts on, and when it happens by the caller's clock.
+type Action struct {
+	Key       string
+	ContactID int64
+	At        time.Time
 }

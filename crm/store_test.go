@@ -91,10 +91,10 @@ func TestAddTagRetriedWithSameKeyTagsOnceAndRecordsOneEvent(t *testing.T) {
 	require.NoError(t, err)
 	_ = id
 
-	first, err := crm.AddTag(ctx, s, "wf/run/1-add_tag/1", c.ID, "vip")
+	first, err := crm.AddTag(ctx, s, crm.Action{Key: "wf/run/1-add_tag/1", ContactID: c.ID, At: time.Now()}, "vip")
 	require.NoError(t, err)
 	require.False(t, first.Replayed)
-	again, err := crm.AddTag(ctx, s, "wf/run/1-add_tag/1", c.ID, "vip")
+	again, err := crm.AddTag(ctx, s, crm.Action{Key: "wf/run/1-add_tag/1", ContactID: c.ID, At: time.Now()}, "vip")
 	require.NoError(t, err)
 	require.True(t, again.Replayed)
 	require.Equal(t, first.Detail["added"], again.Detail["added"])
@@ -112,7 +112,7 @@ func TestAddTagRetriedWithSameKeyTagsOnceAndRecordsOneEvent(t *testing.T) {
 func TestAddTagForUnknownContactIsNotFound(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
-	_, err := crm.AddTag(ctx, s, "k", 999, "vip")
+	_, err := crm.AddTag(ctx, s, crm.Action{Key: "k", ContactID: 999, At: time.Now()}, "vip")
 	require.ErrorIs(t, err, crm.ErrNotFound)
 }
 

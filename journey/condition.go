@@ -187,12 +187,24 @@ func (c Condition) Kind() string {
 	return ""
 }
 
-// Events lists the event names the condition depends on, sorted, so a run knows which
-// signals are worth a re-check. Tag and field tests depend on tag_added / tag_removed /
-// identify events.
+// Events lists what the condition depends on, sorted, so a run knows which signals are worth
+// a re-check and the dispatcher knows which runs to signal: event names, and FieldInterest(f)
+// for each field f it tests (an event that changes the field carries it, whatever its name:
+// an identify, a track with context traits, another journey's update_fields).
 func (c Condition) Events() []string {
+	return c.events(false)
+}
+
+// LegacyEvents is what Events said before fields were heard by name: a field test listened
+// for identify only. Runs whose histories started before that change keep listening to these
+// names, so their histories replay.
+func (c Condition) LegacyEvents() []string {
+	return c.events(true)
+}
+
+func (c Condition) events(legacy bool) []string {
 	set := map[string]bool{}
-	c.collectEvents(set)
+	c.collectEvents(set, legacy)
 	out := make([]string, 0, len(set))
 	for k := range set {
 		out = append(out, k)
@@ -201,39 +213,52 @@ func (c Condition) Events() []string {
 	return out
 }
 
-func (c Condition) collectEvents(set map[string]bool) {
+// FieldInterest is the interest a field test has in changes of the field: an event that
+// changed field f is also heard as FieldInterest(f).
+func FieldInterest(field string) string { return "field:" + field }
+
+func (c Condition) collectEvents(set map[string]bool, legacy bool) {
 	for _, s := range c.All {
-		s.collectEvents(set)
+		s.collectEvents(set, legacy)
 	}
 	for _, s := range c.Any {
-		s.collectEvents(set)
+		s.collectEvents(set, legacy)
 	}
 	if c.Not != nil {
-		c.Not.collectEvents(set)
+		c.Not.collectEvents(set, legacy)
 	}
 	switch {
 	case c.Tag != "":
-		set["tag_added"], set["tag_removed"] = true, true
+		set[EventTagAdded], set[EventTagRemoved] = true, true
+	case c.Field != nil && legacy:
+		set[EventIdentify] = true
 	case c.Field != nil:
-		set["identify"] = true
+		set[FieldInterest(c.Field.Name)] = true
 	case c.Score != nil:
-		set["score_changed"] = true
+		set[EventScoreChanged] = true
 	case c.Event != nil:
 		set[c.Event.Name] = true
+		if c.Event.From == FromCarts && !legacy {
+			// A cart's state moves with every cart event and with an order.
+			for _, n := range CartEvents {
+				set[n] = true
+			}
+			set[EventOrderCompleted] = true
+		}
 	case c.List != "":
-		set["list_subscribed"], set["list_unsubscribed"] = true, true
+		set[EventListSubscribed], set[EventListUnsubscribed] = true, true
 	case c.TotalSpent != nil:
-		set["Order Completed"] = true
+		set[EventOrderCompleted] = true
 	case c.Deal != nil:
-		set["deal_stage_changed"], set["deal_created"] = true, true
+		set[EventDealStageChanged], set[EventDealCreated] = true, true
 	case c.OpenTask:
-		set["task_created"] = true
+		set[EventTaskCreated] = true
 	case c.GoalMet != nil:
-		set["goal_met"] = true
+		set[EventGoalMet] = true
 	case c.ViewedNotPurchased != nil:
-		set["Product Viewed"], set["Order Completed"] = true, true
+		set[EventProductViewed], set[EventOrderCompleted] = true, true
 	case c.InJourney != "" || c.CompletedJourney != "":
-		set["journey_completed"], set["journey_exited"] = true, true
+		set[EventJourneyCompleted], set[EventJourneyExited] = true, true
 	}
 }
 

@@ -301,14 +301,14 @@ func (s Step) Summary() string {
 func (j *Journey) Interests() []string {
 	set := map[string]bool{}
 	if j.Exit != nil {
-		j.Exit.collectEvents(set)
+		j.Exit.collectEvents(set, false)
 	}
 	for _, g := range j.Goals {
-		g.When.collectEvents(set)
+		g.When.collectEvents(set, false)
 	}
 	walk(j.Steps, func(s *Step) {
 		if s.WaitUntil != nil {
-			s.WaitUntil.Condition.collectEvents(set)
+			s.WaitUntil.Condition.collectEvents(set, false)
 		}
 	})
 	out := make([]string, 0, len(set))

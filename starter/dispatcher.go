@@ -2,72 +2,132 @@ package starter
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 )
 
-// Dispatcher turns stored events into Temporal calls: for each event, in id order, a
-// SignalWithStart of every journey it triggers. Several dispatchers (one per starter replica)
-// share the work through FOR UPDATE SKIP LOCKED.
+// Dispatcher turns stored events into Temporal calls: for each event, a SignalWithStart of
+// every journey it triggers and a signal to every open run that listens for it.
+//
+// It works in four steps, and never calls Temporal with a transaction open: claim (lease some
+// contacts and read their pending events, one short transaction), decide (which journeys
+// start, which runs hear it), call (Temporal), mark (the events done and the lease released,
+// one short transaction). A contact is leased by one dispatcher at a time, so its events go
+// out in the order they were accepted however many starters run. A failed event backs off
+// its own contact only; one still failing after MaxAttempts is dead-lettered, and the
+// contact's later events go on.
 type Dispatcher struct {
 	DB       *pgxpool.Pool
 	Temporal client.Client
 	Logger   *slog.Logger
-	// Batch is how many events one transaction claims; PollEvery is the fallback when no
-	// notification arrives.
-	Batch     int
-	PollEvery time.Duration
+	// Clock decides re-entry windows and entry conditions (nil: the system clock).
+	Clock clock.Clock
+	// Batch is how many contacts one claim leases (default 64); PerContact how many of a
+	// contact's events it takes at once (default 50); PollEvery the fallback when no
+	// notification arrives (default 1s).
+	Batch      int
+	PerContact int
+	PollEvery  time.Duration
 	// Concurrency bounds how many contacts' events are dispatched at once (default 8).
 	Concurrency int
+	// Lease is how long a claimed contact is held without renewal (default 30s): a starter
+	// that dies holding contacts delays them this long at most.
+	Lease time.Duration
+	// MaxAttempts dead-letters an event that failed this many times (default 5). Failures to
+	// reach Temporal at all are retried without limit: they are not the event's fault.
+	MaxAttempts int
 	// CartIdle is how long a cart may sit untouched before Cairn records cart_abandoned;
 	// zero turns the detection off.
 	CartIdle time.Duration
+	// Owner names this dispatcher in leases (default host-pid-random).
+	Owner string
+	// TemporalUI, when set, is the base of the Temporal UI links in logs.
+	TemporalUI string
 }
 
-// Run dispatches until ctx is cancelled. It wakes on LISTEN/NOTIFY and polls as a fallback;
-// while Temporal is unreachable it backs off and leaves events undispatched, so nothing
-// accepted is lost.
-func (d *Dispatcher) Run(ctx context.Context) error {
+func (d *Dispatcher) defaults() {
 	if d.Batch == 0 {
-		d.Batch = 100
+		d.Batch = 64
+	}
+	if d.PerContact == 0 {
+		d.PerContact = 50
 	}
 	if d.PollEvery == 0 {
 		d.PollEvery = time.Second
 	}
+	if d.Concurrency <= 0 {
+		d.Concurrency = 8
+	}
+	if d.Lease == 0 {
+		d.Lease = 30 * time.Second
+	}
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = 5
+	}
+	if d.Owner == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		d.Owner = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	d.Clock = clock.OrSystem(d.Clock)
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+}
+
+// Run dispatches until ctx is cancelled. It wakes on LISTEN/NOTIFY and polls as a fallback
+// (which is also when backed-off contacts come due); while Temporal is unreachable it backs
+// off as a whole and leaves events queued, so nothing accepted is lost.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	d.defaults()
 	wake := make(chan struct{}, 1)
 	go d.listen(ctx, wake)
+	defer func() {
+		// Hand this dispatcher's contacts to the others at once rather than at lease expiry.
+		if err := crm.ReleaseLeases(context.WithoutCancel(ctx), d.DB, d.Owner); err != nil {
+			d.Logger.Warn("release dispatch leases", "error", err)
+		}
+	}()
 	backoff := time.Duration(0)
 	for {
-		n, err := d.DispatchBatch(ctx)
+		n, err := d.DispatchOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
 			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
-			d.Logger.Warn("dispatch failed; events stay queued", "error", err, "retry_in", backoff)
+			d.Logger.Warn("dispatch paused; events stay queued", "error", err, "retry_in", backoff)
 			if !sleep(ctx, backoff) {
 				return nil
 			}
 			continue
 		}
 		backoff = 0
-		if n == d.Batch {
-			continue // more may be waiting
+		if n > 0 {
+			continue // more may be waiting, or have come due while this batch ran
 		}
 		select {
 		case <-ctx.Done():
@@ -78,85 +138,208 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// DispatchBatch dispatches up to Batch events and reports how many it finished. Events of
-// one contact are dispatched in order, in a transaction of their own; different contacts'
-// events go in parallel (up to Concurrency). When a Temporal call fails, that contact's
-// remaining events stay queued, in order, and the error is returned after the rest are done.
-func (d *Dispatcher) DispatchBatch(ctx context.Context) (int, error) {
-	done := 0
-	var failure error
-	err := crm.WithTx(ctx, d.DB, func(tx pgx.Tx) error {
-		events, err := crm.ClaimEvents(ctx, tx, d.Batch)
-		if err != nil {
-			return err
-		}
-		var order []int64
-		groups := map[int64][]crm.Event{}
-		for _, ev := range events {
-			if _, ok := groups[ev.ContactID]; !ok {
-				order = append(order, ev.ContactID)
-			}
-			groups[ev.ContactID] = append(groups[ev.ContactID], ev)
-		}
-		cache := &batchCache{db: d.DB, triggered: map[string][]crm.JourneyVersion{}}
-		results := make([]struct {
-			n   int
-			err error
-		}, len(order))
-		limit := d.Concurrency
-		if limit <= 0 {
-			limit = 8
-		}
-		sem := make(chan struct{}, limit)
-		var wg sync.WaitGroup
-		for gi, contact := range order {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(gi int, evs []crm.Event) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				results[gi].n, results[gi].err = d.dispatchContact(ctx, cache, evs)
-			}(gi, groups[contact])
-		}
-		wg.Wait()
-		for gi, contact := range order {
-			for _, ev := range groups[contact][:results[gi].n] {
-				if err := crm.MarkDispatched(ctx, tx, ev.ID); err != nil {
-					return err
-				}
-				done++
-			}
-			if results[gi].err != nil && failure == nil {
-				failure = results[gi].err
-			}
-		}
-		return nil
-	})
+// errTemporalDown pauses the whole loop: every contact of the batch failed to reach Temporal.
+var errTemporalDown = errors.New("Temporal is unreachable")
+
+// DispatchOnce claims a batch of contacts and dispatches their events, and reports how many
+// events it finished (dispatched or dead-lettered). Contacts are dispatched in parallel (up
+// to Concurrency), each one's events in order.
+func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
+	d.defaults()
+	claimed, err := crm.ClaimContacts(ctx, d.DB, d.Owner, d.Batch, d.PerContact, d.Lease)
 	if err != nil {
 		return 0, err
 	}
-	return done, failure
+	if len(claimed) == 0 {
+		return 0, nil
+	}
+	var groups [][]crm.PendingEvent
+	for i, ev := range claimed {
+		if i == 0 || ev.ContactID != claimed[i-1].ContactID {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], ev)
+	}
+	held := newHolding(groups)
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() { defer close(renewed); d.renew(renewCtx, held) }()
+
+	cache := &batchCache{db: d.DB, triggered: map[string][]crm.JourneyVersion{}}
+	var finished, unreachable atomic.Int64
+	sem := make(chan struct{}, d.Concurrency)
+	var wg sync.WaitGroup
+	for _, evs := range groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out, down := d.dispatchContact(ctx, cache, held, evs)
+			if down {
+				unreachable.Add(1)
+			}
+			if err := crm.FinishDispatch(context.WithoutCancel(ctx), d.DB, d.Owner, out); err != nil {
+				d.Logger.Warn("record dispatch outcome; the contact is dispatched again when its lease expires",
+					"contact", out.ContactID, "error", err)
+				return
+			}
+			held.release(out.ContactID)
+			finished.Add(int64(len(out.Done)))
+			if out.Dead {
+				finished.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	stopRenew()
+	<-renewed
+	if int(unreachable.Load()) == len(groups) {
+		return int(finished.Load()), errTemporalDown
+	}
+	return int(finished.Load()), nil
 }
 
-// dispatchContact dispatches one contact's events in order, in one transaction, and reports
-// how many it finished.
-func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, evs []crm.Event) (int, error) {
-	n := 0
-	var failure error
-	err := crm.WithTx(ctx, d.DB, func(tx pgx.Tx) error {
-		for _, ev := range evs {
-			if err := d.dispatch(ctx, tx, cache, ev); err != nil {
-				failure = fmt.Errorf("event %d (%s): %w", ev.ID, ev.Name, err)
-				return nil
-			}
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
+// holding is the set of contacts this dispatcher holds leases on during a batch.
+type holding struct {
+	mu   sync.Mutex
+	held map[int64]*atomic.Bool // contact → lost
+}
+
+func newHolding(groups [][]crm.PendingEvent) *holding {
+	h := &holding{held: map[int64]*atomic.Bool{}}
+	for _, g := range groups {
+		h.held[g[0].ContactID] = &atomic.Bool{}
 	}
-	return n, failure
+	return h
+}
+
+func (h *holding) ids() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int64, 0, len(h.held))
+	for id := range h.held {
+		out = append(out, id)
+	}
+	return out
+}
+
+func (h *holding) lost(id int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.held[id]
+	return !ok || l.Load()
+}
+
+func (h *holding) markLost(kept []int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, l := range h.held {
+		if !slices.Contains(kept, id) {
+			l.Store(true)
+		}
+	}
+}
+
+func (h *holding) release(id int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.held, id)
+}
+
+// renew extends the batch's leases every third of their length. A contact whose lease could
+// not be renewed (it expired, and another dispatcher took it) is marked lost: this
+// dispatcher makes no further call for it.
+func (d *Dispatcher) renew(ctx context.Context, h *holding) {
+	t := time.NewTicker(d.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids := h.ids()
+		if len(ids) == 0 {
+			continue
+		}
+		kept, err := crm.RenewLeases(ctx, d.DB, d.Owner, ids, d.Lease)
+		if err != nil {
+			d.Logger.Warn("renew dispatch leases", "error", err)
+			continue
+		}
+		h.markLost(kept)
+	}
+}
+
+// dispatchContact dispatches one contact's events in order and says what became of them;
+// down reports that the failure was Temporal being unreachable.
+func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, held *holding, evs []crm.PendingEvent) (crm.DispatchOutcome, bool) {
+	out := crm.DispatchOutcome{ContactID: evs[0].ContactID}
+	for _, ev := range evs {
+		if held.lost(ev.ContactID) {
+			return out, false
+		}
+		// An event tried before may have reached some journeys already: check before starting.
+		err := d.dispatch(ctx, cache, ev.Event, ev.Attempts > 0 || ev.Recovered)
+		if err == nil {
+			out.Done = append(out.Done, ev.ID)
+			continue
+		}
+		transient := isTransient(err)
+		attempts := ev.Attempts + 1
+		out.Failed, out.Error = ev.ID, err.Error()
+		out.Dead = !transient && attempts >= d.MaxAttempts
+		out.RetryIn = retryDelay(attempts, transient)
+		level := slog.LevelWarn
+		if out.Dead {
+			level = slog.LevelError
+		}
+		d.Logger.Log(ctx, level, "dispatch failed", "event", ev.ID, "event_name", ev.Name, "contact", ev.ContactID,
+			"attempt", attempts, "dead_lettered", out.Dead, "retry_in", out.RetryIn, "error", err)
+		return out, transient && isUnreachable(err)
+	}
+	return out, false
+}
+
+// retryDelay backs off a contact after its attempt-th failure: 200 ms doubling, up to a
+// minute (30 s while Temporal is unreachable, so it resumes soon after it is back).
+func retryDelay(attempt int, transient bool) time.Duration {
+	d := 200 * time.Millisecond << min(attempt-1, 10)
+	if transient {
+		return min(d, 30*time.Second)
+	}
+	return min(d, time.Minute)
+}
+
+// isTransient says whether a dispatch error is the environment's rather than the event's:
+// Temporal or PostgreSQL unreachable, overloaded or too slow. Such failures are retried
+// without limit; any other error counts toward dead-lettering.
+func isTransient(err error) bool {
+	if isUnreachable(err) {
+		return true
+	}
+	var exhausted *serviceerror.ResourceExhausted
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &exhausted):
+		return true
+	case errors.As(err, &pgErr):
+		// Connection and operator-intervention classes: the database, not the event.
+		return pgErr.Code[:2] == "08" || pgErr.Code[:2] == "57"
+	case pgconn.SafeToRetry(err), pgconn.Timeout(err):
+		return true
+	}
+	return false
+}
+
+// isUnreachable says whether the error means Temporal (or the network to it) is down.
+func isUnreachable(err error) bool {
+	var unavailable *serviceerror.Unavailable
+	var deadline *serviceerror.DeadlineExceeded
+	var netErr net.Error
+	return errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &netErr)
 }
 
 // batchCache remembers, for one batch, which journeys listen for an event name.
@@ -195,14 +378,20 @@ func (c *batchCache) triggeredBy(ctx context.Context, name string) ([]crm.Journe
 	return js, nil
 }
 
-func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache, ev crm.Event) error {
+// callTimeout bounds each Temporal call.
+const callTimeout = 10 * time.Second
+
+// dispatch decides what one event causes and makes the calls. Every call carries the event's
+// id, and a run ignores an event it has heard, so dispatching an event again after a partial
+// failure repeats nothing; a start already made for this event is known from its enrollment.
+func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Event, retried bool) error {
 	cached, err := cache.triggeredBy(ctx, ev.Name)
 	if err != nil {
 		return err
 	}
 	journeys := append([]crm.JourneyVersion(nil), cached...)
 	requested := ""
-	if ev.Name == crm.StartJourneyEvent {
+	if ev.Name == journey.EventStartRequested {
 		// A start_journey step or the API asks for one journey, whatever its triggers.
 		requested, _ = ev.Properties["journey"].(string)
 		v, err := crm.JourneyByID(ctx, d.DB, requested, 0)
@@ -215,8 +404,11 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 			journeys = append(journeys, *v)
 		}
 	}
-	signal := contract.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
-	triggered := make([]string, 0, len(journeys))
+	signal := contract.Event{ID: ev.ID, Name: ev.Name, Properties: ev.Properties, OccurredAt: ev.OccurredAt, Changed: ev.Changed}
+	if ev.Name == journey.EventAlias {
+		signal.ContactIDs = contactIDs(ev)
+	}
+	reached := make([]string, 0, len(journeys))
 	for _, j := range journeys {
 		trig := j.Definition.TriggeredBy(ev.Name, ev.Properties)
 		if j.JourneyID == requested {
@@ -225,74 +417,61 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 		if trig == nil {
 			continue
 		}
-		enter, err := d.admit(ctx, tx, j, ev)
+		decision, err := d.admit(ctx, j, ev, retried)
 		if err != nil {
 			return err
 		}
-		if !enter {
+		if decision == refused {
 			continue
 		}
-		triggered = append(triggered, j.JourneyID)
-		id := contract.WorkflowID(j.JourneyID, ev.ContactID)
-		first := ""
-		if len(j.Definition.Steps) > 0 {
-			first = j.Definition.Steps[0].ID
+		reached = append(reached, j.JourneyID)
+		if decision == alreadyDone {
+			continue
 		}
-		opts := client.StartWorkflowOptions{
-			ID:        id,
-			TaskQueue: contract.TaskQueue,
-			// A finished run may be followed by a new one when the trigger fires again; a running
-			// one only hears the event.
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			TypedSearchAttributes: temporal.NewSearchAttributes(
-				contract.AttrJourney.ValueSet(j.JourneyID),
-				contract.AttrContact.ValueSet(fmt.Sprint(ev.ContactID)),
-				contract.AttrStep.ValueSet(first),
-				contract.AttrJourneyVersion.ValueSet(int64(j.Version)),
-			),
-			StaticSummary: fmt.Sprintf("%s v%d for contact %d (%s), triggered by %s", j.JourneyID, j.Version, ev.ContactID, ev.ExternalID, trig),
-		}
-		in := contract.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
-		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		run, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, contract.SignalEvent, signal, opts, contract.WorkflowType, in)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("signal-with-start %s: %w", id, err)
-		}
-		if err := crm.Enroll(ctx, tx, j.JourneyID, ev.ContactID, j.Version, id, run.GetRunID()); err != nil {
+		if err := d.start(ctx, j, ev, trig, signal); err != nil {
 			return err
 		}
-		d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
 	}
 	if err := d.watchCart(ctx, ev, signal); err != nil {
 		return err
 	}
 	// Segments journeys trigger on: did this event take the contact in or out?
-	if ev.Name != "segment_entered" && ev.Name != "segment_exited" {
+	if ev.Name != journey.EventSegmentEntered && ev.Name != journey.EventSegmentExited {
 		segs, err := cache.trackedSegments(ctx)
 		if err != nil {
 			return err
 		}
 		if len(segs) > 0 {
-			if err := crm.RecheckMembership(ctx, tx, segs, ev.ContactID, time.Now()); err != nil {
+			now := d.Clock.Now()
+			err := crm.WithTx(ctx, d.DB, func(tx pgx.Tx) error { return crm.RecheckMembership(ctx, tx, segs, ev.ContactID, now) })
+			if err != nil {
 				return err
 			}
 		}
 	}
-	// Runs already under way hear the events their exit, goals and wait-untils depend on.
-	open, err := crm.Interested(ctx, tx, ev.ContactID, ev.Name, triggered)
+	// Runs already under way hear the events their exit, goals and waits depend on; an alias
+	// reaches every run, which keeps its contact's search attributes current.
+	var open []crm.Enrollment
+	if ev.Name == journey.EventAlias {
+		open, err = crm.OpenRuns(ctx, d.DB, ev.ContactID)
+	} else {
+		open, err = crm.Interested(ctx, d.DB, ev.ContactID, interests(ev), reached)
+	}
 	if err != nil {
 		return err
 	}
 	for _, en := range open {
-		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if slices.Contains(reached, en.JourneyID) {
+			continue
+		}
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 		err := d.Temporal.SignalWorkflow(callCtx, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
 		case errors.As(err, &notFound):
 			// The run has finished since: close its enrollment; nothing is lost.
-			if err := crm.EndEnrollment(ctx, tx, en.JourneyID, ev.ContactID, en.RunID, time.Time{}); err != nil {
+			if err := crm.EndEnrollment(ctx, d.DB, en.JourneyID, ev.ContactID, en.RunID, d.Clock.Now()); err != nil {
 				return err
 			}
 		case err != nil:
@@ -302,20 +481,80 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, cache *batchCache,
 	return nil
 }
 
+// interests are what an event is heard as by open runs: its name, and each field it changed.
+func interests(ev crm.Event) []string {
+	out := []string{ev.Name}
+	for _, f := range ev.Changed {
+		out = append(out, journey.FieldInterest(f))
+	}
+	return out
+}
+
+// contactIDs are every id the event's contact is known by.
+func contactIDs(ev crm.Event) []string {
+	ids := append([]string{ev.ExternalID}, ev.Aliases...)
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// start SignalWithStarts the journey's run for the contact and records the enrollment.
+func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Event, trig *journey.Trigger, signal contract.Event) error {
+	id := contract.WorkflowID(j.JourneyID, ev.ContactID)
+	first := ""
+	if len(j.Definition.Steps) > 0 {
+		first = j.Definition.Steps[0].ID
+	}
+	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	if j.Definition.Reentry.Mode == journey.ReentryOnce {
+		// Once means once: Temporal itself refuses a second run, whatever the enrollment row says.
+		reuse = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	}
+	opts := client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: contract.TaskQueue,
+		// A finished run may be followed by a new one when the trigger fires again; a running
+		// one only hears the event.
+		WorkflowIDReusePolicy: reuse,
+		TypedSearchAttributes: temporal.NewSearchAttributes(append(contract.ContactAttributes(ev.ExternalID, ev.Aliases),
+			contract.AttrJourney.ValueSet(j.JourneyID),
+			contract.AttrStep.ValueSet(first),
+			contract.AttrJourneyVersion.ValueSet(int64(j.Version)),
+		)...),
+		StaticSummary: fmt.Sprintf("%s v%d for contact %d, triggered by %s", j.JourneyID, j.Version, ev.ContactID, trig),
+	}
+	in := contract.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	run, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, contract.SignalEvent, signal, opts, contract.WorkflowType, in)
+	cancel()
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		return nil // a once-only journey the contact already went through
+	case err != nil:
+		return fmt.Errorf("signal-with-start %s: %w", id, err)
+	}
+	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, j.Version, id, run.GetRunID(), ev.ID, d.Clock.Now()); err != nil {
+		return err
+	}
+	d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
+	return nil
+}
+
 // watchCart feeds the contact's cart watch: cart events start or restart it, an order ends it.
 func (d *Dispatcher) watchCart(ctx context.Context, ev crm.Event, signal contract.Event) error {
 	if d.CartIdle <= 0 {
 		return nil
 	}
 	id := contract.CartWatchID(ev.ContactID)
-	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	switch {
 	case slices.Contains(journey.CartEvents, ev.Name):
 		_, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, contract.SignalEvent, signal, client.StartWorkflowOptions{
 			ID: id, TaskQueue: contract.TaskQueue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			StaticSummary: fmt.Sprintf("cart of contact %d (%s)", ev.ContactID, ev.ExternalID),
-		}, contract.CartWatchType, contract.CartInput{ContactID: ev.ContactID, Idle: d.CartIdle})
+			TypedSearchAttributes: temporal.NewSearchAttributes(contract.ContactAttributes(ev.ExternalID, ev.Aliases)...),
+			StaticSummary:         fmt.Sprintf("cart of contact %d", ev.ContactID),
+		}, contract.CartWatchType, contract.CartInput{ContactID: ev.ContactID, Contact: ev.ExternalID, Idle: d.CartIdle})
 		if err != nil {
 			return fmt.Errorf("signal-with-start %s: %w", id, err)
 		}
@@ -329,54 +568,73 @@ func (d *Dispatcher) watchCart(ctx context.Context, ev crm.Event, signal contrac
 	return nil
 }
 
+// admission is what the re-entry rule and the entry condition decide for one trigger.
+type admission int
+
+const (
+	refused admission = iota
+	admitted
+	// alreadyDone: this event already reached the journey (a retried dispatch).
+	alreadyDone
+)
+
 // admit applies the re-entry rule and the entry condition. An open run always hears the
 // trigger (SignalWithStart reaches it); the rules decide only whether a new run may start.
-func (d *Dispatcher) admit(ctx context.Context, tx pgx.Tx, j crm.JourneyVersion, ev crm.Event) (bool, error) {
+// retried says the event may have been dispatched in part before.
+func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Event, retried bool) (admission, error) {
 	def := &j.Definition
-	if def.Reentry.Mode == journey.ReentryAlways && def.Entry == nil {
-		return true, nil // nothing to decide: SignalWithStart starts or signals as it should
+	if def.Reentry.Mode == journey.ReentryAlways && def.Entry == nil && !retried {
+		return admitted, nil // nothing to decide: SignalWithStart starts or signals as it should
 	}
-	last, err := crm.EnrollmentOf(ctx, tx, j.JourneyID, ev.ContactID)
+	last, err := crm.EnrollmentOf(ctx, d.DB, j.JourneyID, ev.ContactID)
 	if err != nil {
-		return false, err
+		return refused, err
+	}
+	if last != nil && last.EventID == ev.ID {
+		return alreadyDone, nil
 	}
 	open := last != nil && last.EndedAt == nil
 	if open && def.Reentry.Mode != journey.ReentryAlways {
 		// The row says open; ask Temporal whether that run has finished since.
-		desc, err := d.Temporal.DescribeWorkflowExecution(ctx, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
+		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
 		case errors.As(err, &notFound):
 			open, last.EndedAt = false, &last.EnteredAt
 		case err != nil:
-			return false, fmt.Errorf("describe run of %s: %w", j.JourneyID, err)
+			return refused, fmt.Errorf("describe run of %s: %w", j.JourneyID, err)
 		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
 			closed := desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
 			open, last.EndedAt = false, &closed
 		}
 		if !open {
-			if err := crm.EndEnrollment(ctx, tx, j.JourneyID, ev.ContactID, last.RunID, *last.EndedAt); err != nil {
-				return false, err
+			if err := crm.EndEnrollment(ctx, d.DB, j.JourneyID, ev.ContactID, last.RunID, *last.EndedAt); err != nil {
+				return refused, err
 			}
 		}
 	}
 	if open {
-		return true, nil
+		return admitted, nil
 	}
+	now := d.Clock.Now()
 	switch {
 	case last != nil && def.Reentry.Mode == journey.ReentryOnce:
-		return false, nil
-	case last != nil && def.Reentry.Mode == journey.ReentryAfter && last.EndedAt != nil && time.Since(*last.EndedAt) < def.Reentry.Wait.D:
-		return false, nil
+		return refused, nil
+	case last != nil && def.Reentry.Mode == journey.ReentryAfter && last.EndedAt != nil && now.Sub(*last.EndedAt) < def.Reentry.Wait.D:
+		return refused, nil
 	}
 	if def.Entry != nil {
-		ok, err := crm.Matches(ctx, d.DB, ev.ContactID, *def.Entry, crm.Env{Now: time.Now()})
+		ok, err := crm.Matches(ctx, d.DB, ev.ContactID, *def.Entry, crm.Env{Now: now})
 		if err != nil {
-			return false, fmt.Errorf("entry condition of %s: %w", j.JourneyID, err)
+			return refused, fmt.Errorf("entry condition of %s: %w", j.JourneyID, err)
 		}
-		return ok, nil
+		if !ok {
+			return refused, nil
+		}
 	}
-	return true, nil
+	return admitted, nil
 }
 
 // listen wakes the loop on every NOTIFY, reconnecting after errors.

@@ -30,7 +30,7 @@ func (a *API) trackOpen(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := crm.RecordEngagement(r.Context(), a.DB, c); err != nil {
+	if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now()); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "image/gif")
@@ -44,7 +44,7 @@ func (a *API) trackClick(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := crm.RecordEngagement(r.Context(), a.DB, c); err != nil {
+	if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now()); err != nil {
 		return err
 	}
 	// Only to the URL the token was minted for: the signature covers it.
@@ -67,7 +67,7 @@ func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 	}
 	done := r.Method == http.MethodPost
 	if done {
-		if err := crm.Unsubscribe(r.Context(), a.DB, c); err != nil {
+		if err := crm.Unsubscribe(r.Context(), a.DB, c, a.Now()); err != nil {
 			return err
 		}
 	}

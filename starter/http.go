@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,15 +40,15 @@ type API struct {
 	RateBurst     int
 	limits        *limiter
 	Logger        *slog.Logger
-	// Now is the clock; tests may replace it.
-	Now func() time.Time
+	// Clock tells the time events are received at (nil: the system clock).
+	Clock clock.Clock
 }
+
+// Now is the API's clock reading.
+func (a *API) Now() time.Time { return clock.OrSystem(a.Clock).Now() }
 
 // Handler routes every endpoint.
 func (a *API) Handler() http.Handler {
-	if a.Now == nil {
-		a.Now = time.Now
-	}
 	a.limits = newLimiter(a.RatePerKey, a.RateBurst)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
@@ -267,7 +268,7 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	segs, err := crm.ContactSegments(r.Context(), a.DB, c.ID)
+	segs, err := crm.ContactSegments(r.Context(), a.DB, c.ID, a.Now())
 	if err != nil {
 		return err
 	}
@@ -310,7 +311,7 @@ func (a *API) startJourney(w http.ResponseWriter, r *http.Request) error {
 		key = "start:" + body.MessageID
 	}
 	_, _, err := crm.RecordEvent(r.Context(), a.DB, crm.EventInput{
-		ExternalID: body.UserID, Name: crm.StartJourneyEvent, Properties: map[string]any{"journey": id},
+		ExternalID: body.UserID, Name: journey.EventStartRequested, Properties: map[string]any{"journey": id},
 		Source: "api", DedupeKey: key, OccurredAt: a.Now(),
 	})
 	if err != nil {

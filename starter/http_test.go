@@ -265,13 +265,20 @@ func TestDispatcherKeepsEventsQueuedWhileTemporalIsUnreachable(t *testing.T) {
 	d := &starter.Dispatcher{DB: f.store, Temporal: tc, Logger: discard(), Batch: 10}
 	ctx, cancel := context.WithTimeout(f.ctx, 15*time.Second)
 	defer cancel()
-	n, err := d.DispatchBatch(ctx)
-	require.Error(t, err)
-	require.Contains(t, err.Error(), "Signed Up")
+	n, err := d.DispatchOnce(ctx)
+	require.ErrorContains(t, err, "Temporal is unreachable")
 	require.Zero(t, n)
 	var queued int
-	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`).Scan(&queued))
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL AND failed_at IS NULL`).Scan(&queued))
 	require.Equal(t, 2, queued, "the failed event and the one after it stay queued, in order")
+	var attempts int
+	var lastError string
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT attempts, last_error FROM events WHERE name = 'Signed Up'`).Scan(&attempts, &lastError))
+	require.Equal(t, 1, attempts)
+	require.Contains(t, lastError, "signal-with-start journey:welcome:")
+	var backingOff bool
+	require.NoError(t, f.store.QueryRow(f.ctx, `SELECT owner IS NULL AND expires_at > now() FROM dispatch_leases`).Scan(&backingOff))
+	require.True(t, backingOff, "the contact backs off; unreachable Temporal is never the event's fault, so it is not dead-lettered")
 }
 
 func TestEachWriteKeyIsRateLimitedWithRetryAfter(t *testing.T) {

@@ -25,7 +25,7 @@ func TestSignedSourceEventsAreVerifiedBeforeAnythingIsStored(t *testing.T) {
 	store := pool
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	api := &starter.API{DB: store, WriteKeys: []string{writeKey}, AdminKey: adminKey, Logger: discard(),
-		SourceSecrets: map[string]string{"shop": "s3cret"}, Now: func() time.Time { return now }}
+		SourceSecrets: map[string]string{"shop": "s3cret"}, Clock: fixed(now)}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	post := func(source, sig string, body []byte) (int, string) {
@@ -71,3 +71,8 @@ func TestSignedSourceEventsAreVerifiedBeforeAnythingIsStored(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE source = 'source:shop'`).Scan(&n))
 	require.Equal(t, 1, n)
 }
+
+// fixed is a clock that always says t.
+type fixed time.Time
+
+func (f fixed) Now() time.Time { return time.Time(f) }
