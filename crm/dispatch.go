@@ -335,3 +335,27 @@ func EnrollmentOf(ctx context.Context, db DB, journeyID string, contactID int64)
 	}
 	return e, nil
 }
+
+// EnrollmentRow is a contact's last run of one journey, as the CRM recorded it.
+type EnrollmentRow struct {
+	JourneyID  string     `json:"journey"`
+	Version    int        `json:"version"`
+	WorkflowID string     `json:"workflow_id"`
+	RunID      string     `json:"run_id"`
+	EnteredAt  time.Time  `json:"entered_at"`
+	EndedAt    *time.Time `json:"ended_at,omitempty"`
+}
+
+// ContactEnrollments lists the contact's last run of every journey it entered, newest first.
+func ContactEnrollments(ctx context.Context, db DB, contactID int64) ([]EnrollmentRow, error) {
+	rows, err := db.Query(ctx, `SELECT journey_id, version, workflow_id, run_id, entered_at, ended_at
+		FROM enrollments WHERE contact_id = $1 ORDER BY entered_at DESC, journey_id`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("list enrollments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[EnrollmentRow])
+	if err != nil {
+		return nil, fmt.Errorf("list enrollments: %w", err)
+	}
+	return out, nil
+}

@@ -5,10 +5,12 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -26,7 +28,50 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := migrate(ctx, pool, 0); err != nil {
 		return err
 	}
+	if err := refreshInterests(ctx, pool); err != nil {
+		return err
+	}
 	return addMissingFieldColumns(ctx, pool)
+}
+
+// refreshInterests recomputes what each stored journey version listens for, from its
+// definition, with today's rules: the routing of events to runs improves for versions
+// applied before (a field test now hears every change of its field, not only identify).
+func refreshInterests(ctx context.Context, db DB) error {
+	rows, err := db.Query(ctx, `SELECT journey_id, version, definition, interests, trigger_events FROM journey_versions`)
+	if err != nil {
+		return fmt.Errorf("read journey versions: %w", err)
+	}
+	type change struct {
+		id                 string
+		version            int
+		interests, trigger []string
+	}
+	var changes []change
+	for rows.Next() {
+		var c change
+		var def journey.Journey
+		var interests, trigger []string
+		if err := rows.Scan(&c.id, &c.version, &def, &interests, &trigger); err != nil {
+			rows.Close()
+			return fmt.Errorf("read journey versions: %w", err)
+		}
+		c.interests, c.trigger = def.Interests(), def.TriggerEvents()
+		if !slices.Equal(c.interests, interests) || !slices.Equal(c.trigger, trigger) {
+			changes = append(changes, c)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read journey versions: %w", err)
+	}
+	for _, c := range changes {
+		if _, err := db.Exec(ctx, `UPDATE journey_versions SET interests = $3, trigger_events = $4 WHERE journey_id = $1 AND version = $2`,
+			c.id, c.version, c.interests, c.trigger); err != nil {
+			return fmt.Errorf("refresh journey %s v%d: %w", c.id, c.version, err)
+		}
+	}
+	return nil
 }
 
 // migrate applies the migrations up to version upTo (all when 0).

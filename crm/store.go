@@ -57,14 +57,18 @@ type Contact struct {
 	DeviceType string         `json:"device_type,omitempty"`
 	Traits     map[string]any `json:"traits"`
 	Tags       []string       `json:"tags"`
+	// Aliases are the other ids the contact was known by (anonymous ids before an alias).
+	Aliases []string `json:"aliases"`
 	CreatedAt  time.Time      `json:"created_at"`
 	UpdatedAt  time.Time      `json:"updated_at"`
 }
 
 // ContactByExternalID returns the contact with its tags.
+// Any id the contact was known by finds it (an anonymous id before an alias, as "anon:<id>").
 func ContactByExternalID(ctx context.Context, db DB, externalID string) (*Contact, error) {
 	var id int64
-	err := db.QueryRow(ctx, `SELECT id FROM contacts WHERE external_id = $1`, externalID).Scan(&id)
+	err := db.QueryRow(ctx, `SELECT id FROM contacts WHERE external_id = $1
+		UNION ALL SELECT contact_id FROM contact_aliases WHERE alias = $1 LIMIT 1`, externalID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -82,10 +86,11 @@ func ContactByID(ctx context.Context, db DB, id int64) (*Contact, error) {
 		SELECT id, external_id, email, traits, created_at, updated_at,
 		       COALESCE((SELECT array_agg(tag ORDER BY tag) FROM contact_tags WHERE contact_id = c.id), '{}'),
 		       COALESCE(phone, ''), COALESCE(first_name, ''), COALESCE(last_name, ''), COALESCE(timezone, ''),
-		       COALESCE(country, ''), COALESCE(region, ''), COALESCE(city, ''), COALESCE(device_type, '')
+		       COALESCE(country, ''), COALESCE(region, ''), COALESCE(city, ''), COALESCE(device_type, ''),
+		       COALESCE((SELECT array_agg(alias ORDER BY alias) FROM contact_aliases WHERE contact_id = c.id), '{}')
 		FROM contacts c WHERE id = $1`, id).
 		Scan(&c.ID, &c.ExternalID, &email, &c.Traits, &c.CreatedAt, &c.UpdatedAt, &c.Tags,
-			&c.Phone, &c.FirstName, &c.LastName, &c.Timezone, &c.Country, &c.Region, &c.City, &c.DeviceType)
+			&c.Phone, &c.FirstName, &c.LastName, &c.Timezone, &c.Country, &c.Region, &c.City, &c.DeviceType, &c.Aliases)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

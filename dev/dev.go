@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}()
 	go func() {
 		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr,
-			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle,
+			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle, TemporalUI: srv.UIURL(),
 			Logger: logger.With("component", "starter"), Ready: starterReady})
 	}()
 

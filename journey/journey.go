@@ -603,3 +603,26 @@ func assign(steps []Step, prefix string, taken map[string]bool) {
 		}
 	}
 }
+
+// LegacyInterests is what Interests said before fields were heard by name (see
+// Condition.LegacyEvents), for runs whose histories started then.
+func (j *Journey) LegacyInterests() []string {
+	set := map[string]bool{}
+	if j.Exit != nil {
+		j.Exit.collectEvents(set, true)
+	}
+	for _, g := range j.Goals {
+		g.When.collectEvents(set, true)
+	}
+	walk(j.Steps, func(s *Step) {
+		if s.WaitUntil != nil {
+			s.WaitUntil.Condition.collectEvents(set, true)
+		}
+	})
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -490,11 +490,9 @@ func interests(ev crm.Event) []string {
 	return out
 }
 
-// contactIDs are every id the event's contact is known by.
+// contactIDs are every id the event's contact is known by, its current one first.
 func contactIDs(ev crm.Event) []string {
-	ids := append([]string{ev.ExternalID}, ev.Aliases...)
-	slices.Sort(ids)
-	return slices.Compact(ids)
+	return append([]string{ev.ExternalID}, ev.Aliases...)
 }
 
 // start SignalWithStarts the journey's run for the contact and records the enrollment.

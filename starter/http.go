@@ -16,6 +16,7 @@ import (
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
 )
 
 // Body size limits. Segment's own API takes 32 KB per message and 500 KB per batch; journeys
@@ -42,6 +43,11 @@ type API struct {
 	Logger        *slog.Logger
 	// Clock tells the time events are received at (nil: the system clock).
 	Clock clock.Clock
+	// Temporal, when set, lists a contact's runs from Temporal's visibility; Namespace and
+	// TemporalUI (the Web UI's base URL) build links to them.
+	Temporal   client.Client
+	Namespace  string
+	TemporalUI string
 }
 
 // Now is the API's clock reading.
@@ -70,6 +76,8 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false)))
 	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney))
 	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
+	mux.Handle("GET /v1/events", a.admin(a.listEvents))
+	mux.Handle("POST /v1/events/{id}/retry", a.admin(a.retryEvent))
 	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule))
 	mux.Handle("PUT /v1/fields/{name}", a.admin(a.putField))
 	mux.Handle("GET /v1/fields", a.admin(a.getFields))
@@ -276,7 +284,15 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"contact": c, "segments": segs, "scores": scores})
+	runs, note, err := a.contactRuns(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"contact": c, "segments": segs, "scores": scores, "runs": runs}
+	if note != "" {
+		body["runs_note"] = note
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
@@ -40,6 +41,16 @@ type Config struct {
 	// that post to /v1/sources/{source}/events with an HMAC signature instead of a write key.
 	SourceSecrets map[string]string
 	Logger        *slog.Logger
+	// TemporalUI (CAIRN_TEMPORAL_UI_URL) is the Web UI's base URL, for links to runs.
+	TemporalUI string
+	// Dispatch tunes the dispatcher: CAIRN_DISPATCH_CONCURRENCY (contacts dispatched at once,
+	// default 8), CAIRN_DISPATCH_BATCH (contacts per claim, default 64), CAIRN_DISPATCH_MAX_ATTEMPTS
+	// (failures before an event is dead-lettered, default 5).
+	DispatchConcurrency int
+	DispatchBatch       int
+	DispatchMaxAttempts int
+	// Clock is the starter's clock (nil: the system's); tests move it.
+	Clock clock.Clock
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
 }
@@ -52,6 +63,7 @@ func ConfigFromEnv() (Config, error) {
 		HTTPAddr:    os.Getenv("CAIRN_HTTP_ADDR"),
 		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
 		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
+		TemporalUI:  os.Getenv("CAIRN_TEMPORAL_UI_URL"),
 		CartIdle:    time.Hour,
 		RatePerKey:  200,
 	}
@@ -87,6 +99,18 @@ func ConfigFromEnv() (Config, error) {
 			return c, fmt.Errorf("CAIRN_CART_IDLE: %w", err)
 		}
 		c.CartIdle = d.D
+	}
+	for _, v := range []struct {
+		name string
+		dst  *int
+	}{{"CAIRN_DISPATCH_CONCURRENCY", &c.DispatchConcurrency}, {"CAIRN_DISPATCH_BATCH", &c.DispatchBatch}, {"CAIRN_DISPATCH_MAX_ATTEMPTS", &c.DispatchMaxAttempts}} {
+		if s := os.Getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return c, fmt.Errorf("%s %q is not a positive whole number", v.name, s)
+			}
+			*v.dst = n
+		}
 	}
 	for _, k := range strings.Split(os.Getenv("CAIRN_WRITE_KEYS"), ",") {
 		if k = strings.TrimSpace(k); k != "" {
@@ -150,7 +174,8 @@ func Run(ctx context.Context, cfg Config) error {
 		burst = int(2 * cfg.RatePerKey)
 	}
 	api := &API{DB: pool, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
-		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger}
+		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
+		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -159,7 +184,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logger.Info("starter listening", "addr", ln.Addr().String())
 
-	disp := &Dispatcher{DB: pool, Temporal: tc, Logger: logger, CartIdle: cfg.CartIdle}
+	disp := &Dispatcher{DB: pool, Temporal: tc, Logger: logger, CartIdle: cfg.CartIdle, Clock: cfg.Clock,
+		Concurrency: cfg.DispatchConcurrency, Batch: cfg.DispatchBatch, MaxAttempts: cfg.DispatchMaxAttempts}
 	dispatched := make(chan error, 1)
 	dctx, stopDispatch := context.WithCancel(ctx)
 	defer stopDispatch()

@@ -17,7 +17,12 @@ import (
 // trigger on, whether or not the shop reports abandonment itself.
 func CartWatch(ctx workflow.Context, in contract.CartInput) (contract.CartState, error) {
 	st := contract.CartState{}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.AttrContact.ValueSet(fmt.Sprint(in.ContactID))); err != nil {
+	// The contact's own id (Cairn's number for watches started before the starter passed it).
+	who := in.Contact
+	if who == "" {
+		who = fmt.Sprint(in.ContactID)
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.AttrContact.ValueSet(who)); err != nil {
 		return st, err
 	}
 	events := workflow.GetSignalChannel(ctx, contract.SignalEvent)

@@ -60,11 +60,11 @@ func wireFake(env *testsuite.TestWorkflowEnvironment) *crmFake {
 	return f
 }
 
-func withCRMFirstMatch(t *testing.T, doc string) (*crmFake, func() (contract.State, error), func(func(), time.Duration), func(string)) {
+func withCRMFirstMatch(t *testing.T, doc string) (*crmFake, func() (contract.State, error), func(func(), time.Duration), func(string, ...map[string]any)) {
 	return withCRM(t, doc)
 }
 
-func withCRM(t *testing.T, doc string) (*crmFake, func() (contract.State, error), func(func(), time.Duration), func(string)) {
+func withCRM(t *testing.T, doc string) (*crmFake, func() (contract.State, error), func(func(), time.Duration), func(string, ...map[string]any)) {
 	t.Helper()
 	env, in := setup(t, doc)
 	f := wireFake(env)
@@ -77,7 +77,13 @@ func withCRM(t *testing.T, doc string) (*crmFake, func() (contract.State, error)
 		return st, env.GetWorkflowResult(&st)
 	}
 	after := func(fn func(), d time.Duration) { env.RegisterDelayedCallback(fn, d) }
-	signal := func(name string) { env.SignalWorkflow(contract.SignalEvent, contract.Event{Name: name}) }
+	signal := func(name string, props ...map[string]any) {
+		ev := contract.Event{Name: name, OccurredAt: env.Now()}
+		if len(props) > 0 {
+			ev.Properties = props[0]
+		}
+		env.SignalWorkflow(contract.SignalEvent, ev)
+	}
 	return f, run, after, signal
 }
 
@@ -123,7 +129,7 @@ steps:
 	st, err := run()
 	require.NoError(t, err)
 	require.Equal(t, []string{"engaged"}, f.tags)
-	require.Equal(t, 2, f.checks, "one check at the start, one after the relevant event: no polling")
+	require.Equal(t, 1, f.checks, "one check at the start; the relevant event settles the condition itself: no polling")
 	require.Equal(t, "condition met", st.Path[0].Outcome)
 	require.Equal(t, 2*time.Hour, st.Path[0].LeftAt.Sub(st.Path[0].EnteredAt))
 }
@@ -156,7 +162,7 @@ steps:
   - {wait: 30d}
   - {add_tag: never}
 `)
-	after(func() { f.set("tag unsubscribed", true); signal("tag_added") }, 24*time.Hour)
+	after(func() { f.set("tag unsubscribed", true); signal("tag_added", map[string]any{"tag": "unsubscribed"}) }, 24*time.Hour)
 	st, err := run()
 	require.NoError(t, err)
 	require.Equal(t, contract.StatusExited, st.Status)

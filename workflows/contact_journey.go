@@ -43,13 +43,44 @@ type interpreter struct {
 	pc         int
 	jump       int
 	cancelStep workflow.CancelFunc
+
+	// v is the run's eventPathVersion. From 1 on, heard holds the ids of the latest events
+	// heard (in heardOrder) so a repeated delivery is ignored, and log the latest events
+	// with their seq, to answer conditions from the events themselves.
+	v          workflow.Version
+	heard      map[int64]bool
+	heardOrder []int64
+	log        []heardEvent
 }
+
+// heardEvent is an event with its place in the order the run heard events.
+type heardEvent struct {
+	seq int
+	ev  contract.Event
+}
+
+// eventPathVersion guards what the event path changed in a run: an event heard twice (a
+// dispatch repeated after a failure) is ignored; a field test wakes on any event that
+// changed the field; a wait_until checks once more at its timeout, and so does a goal's wait;
+// conditions are answered from the event that settles them, or else in a local activity; the
+// starter sets the run's search attributes at start and an alias updates them.
+const eventPathVersion = "event-path"
+
+const (
+	// maxHeardKept bounds the event ids remembered (and carried across continue-as-new) to
+	// recognise repeats: a repeat comes right after a failed dispatch, never thousands later.
+	maxHeardKept = 500
+	// maxLogKept bounds the events kept to answer conditions from.
+	maxLogKept = 100
+)
 
 // errEnded unwinds nested paths when an end step is reached.
 var errEnded = errors.New("journey ended")
 
 // setup registers the query and signal handlers and sets the search attributes.
 func (it *interpreter) setup(ctx workflow.Context) error {
+	it.v = workflow.GetVersion(ctx, eventPathVersion, workflow.DefaultVersion, 1)
+	it.heard = map[int64]bool{}
 	it.state = contract.State{
 		JourneyID: it.in.Journey.ID,
 		Version:   it.in.Version,
@@ -66,6 +97,9 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 		for k, v := range r.Visits {
 			it.visits[k] = v
 		}
+		for _, id := range r.Heard {
+			it.remember(id)
+		}
 	}
 	if err := workflow.SetQueryHandler(ctx, contract.QueryState, func() (contract.State, error) { return it.state, nil }); err != nil {
 		return fmt.Errorf("register %s query: %w", contract.QueryState, err)
@@ -75,11 +109,13 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 		for {
 			var ev contract.Event
 			events.Receive(ctx, &ev)
-			it.record(ev)
+			it.record(ctx, ev)
 		}
 	})
-	// The starter sets these at start too; upserting keeps runs started by other means
-	// (a Temporal CLI start, a schedule) searchable the same way.
+	if it.v >= 1 {
+		return nil // the starter set the search attributes at start
+	}
+	// Runs from before the event path upserted these again in their first task.
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		contract.AttrJourney.ValueSet(it.in.Journey.ID),
 		contract.AttrContact.ValueSet(fmt.Sprint(it.in.ContactID)),
@@ -87,13 +123,52 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 	)
 }
 
-func (it *interpreter) record(ev contract.Event) {
+func (it *interpreter) record(ctx workflow.Context, ev contract.Event) {
+	if it.v >= 1 && ev.ID != 0 {
+		if it.heard[ev.ID] {
+			return // delivered again after a dispatch failed half-way: heard already
+		}
+		it.remember(ev.ID)
+	}
 	it.seq++
 	it.lastEvent[ev.Name] = it.seq
+	if it.v >= 1 {
+		for _, f := range ev.Changed {
+			it.lastEvent[journey.FieldInterest(f)] = it.seq
+		}
+		it.log = append(it.log, heardEvent{seq: it.seq, ev: ev})
+		if n := len(it.log); n > maxLogKept {
+			it.log = it.log[n-maxLogKept:]
+		}
+		if ev.Name == journey.EventAlias && len(ev.ContactIDs) > 0 {
+			// The contact is now known by another id too: keep the run findable by it.
+			if err := workflow.UpsertTypedSearchAttributes(ctx, contract.ContactAttributes(ev.ContactIDs[0], ev.ContactIDs[1:])...); err != nil {
+				workflow.GetLogger(ctx).Warn("could not update the contact's search attributes", "error", err)
+			}
+		}
+	}
 	it.state.Events = append(it.state.Events, ev)
 	if n := len(it.state.Events); n > maxEventsKept {
 		it.state.Events = it.state.Events[n-maxEventsKept:]
 	}
+}
+
+// remember adds an event id to those heard, forgetting the oldest past maxHeardKept.
+func (it *interpreter) remember(id int64) {
+	it.heard[id] = true
+	it.heardOrder = append(it.heardOrder, id)
+	if len(it.heardOrder) > maxHeardKept {
+		delete(it.heard, it.heardOrder[0])
+		it.heardOrder = it.heardOrder[1:]
+	}
+}
+
+// names lists what a condition listens for, as this run's version hears it.
+func (it *interpreter) names(c journey.Condition) []string {
+	if it.v >= 1 {
+		return c.Events()
+	}
+	return c.LegacyEvents()
 }
 
 // heardSince reports whether an event named in names arrived after seq.
@@ -113,7 +188,7 @@ func (it *interpreter) run(ctx workflow.Context) error {
 		pc = r.Next
 	}
 	if j.Exit != nil {
-		met, err := it.check(ctx, "exit", *j.Exit)
+		met, err := it.check(ctx, "exit", *j.Exit, it.seq)
 		if err != nil {
 			return it.fail("exit", err)
 		}
@@ -126,7 +201,7 @@ func (it *interpreter) run(ctx workflow.Context) error {
 		if it.goalMet(g.ID) {
 			continue
 		}
-		met, err := it.check(ctx, "goal "+g.ID, g.When)
+		met, err := it.check(ctx, "goal "+g.ID, g.When, it.seq)
 		if err != nil {
 			return it.fail("goal "+g.ID, err)
 		}
@@ -188,26 +263,29 @@ func (it *interpreter) watch(ctx workflow.Context) {
 	j := &it.in.Journey
 	var exitNames []string
 	if j.Exit != nil {
-		exitNames = j.Exit.Events()
+		exitNames = it.names(*j.Exit)
 	}
 	all := j.Interests()
+	if it.v < 1 {
+		all = j.LegacyInterests()
+	}
 	for {
 		seen := it.seq
 		if err := workflow.Await(ctx, func() bool { return it.heardSince(seen, all) }); err != nil {
 			return
 		}
 		if j.Exit != nil && it.heardSince(seen, exitNames) {
-			if met, err := it.check(ctx, "exit", *j.Exit); err == nil && met {
+			if met, err := it.check(ctx, "exit", *j.Exit, seen); err == nil && met {
 				it.exited = true
 				it.cancelStep()
 				return
 			}
 		}
 		for _, g := range j.Goals {
-			if it.goalMet(g.ID) || !it.heardSince(seen, g.When.Events()) {
+			if it.goalMet(g.ID) || !it.heardSince(seen, it.names(g.When)) {
 				continue
 			}
-			met, err := it.check(ctx, "goal "+g.ID, g.When)
+			met, err := it.check(ctx, "goal "+g.ID, g.When, seen)
 			if err != nil || !met {
 				continue
 			}
@@ -242,7 +320,8 @@ const recordsVersion = "crm-run-records"
 // recordRun tells the CRM about the run (a goal met, its end) in a local activity. A failure
 // is logged, not fatal: the run's own state is the truth, and enrollments also close lazily.
 func (it *interpreter) recordRun(ctx workflow.Context, what string, fn any, rec activities.RunRecord) {
-	if workflow.GetVersion(ctx, recordsVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	// Runs from the event path on always record; older ones asked this version.
+	if it.v < 1 && workflow.GetVersion(ctx, recordsVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
 	info := workflow.GetInfo(ctx)
@@ -284,11 +363,22 @@ func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done boo
 			}
 		} else {
 			it.waiting(ctx, "goal "+g.ID, g.WaitTimeout.D)
-			if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 				Timeout:      g.WaitTimeout.D,
 				TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("goal %s: wait at most %s", g.ID, g.WaitTimeout)},
-			}, met); err != nil {
+			}, met)
+			if err != nil {
 				return true, err
+			}
+			if !ok && it.v >= 1 {
+				// A last look at the timeout: the goal may hold without an event having said so.
+				held, err := it.check(ctx, "goal "+g.ID, g.When, it.seq)
+				if err != nil {
+					return true, it.fail("goal "+g.ID, err)
+				}
+				if held {
+					it.meetGoal(ctx, g)
+				}
 			}
 		}
 		it.state.WaitingFor, it.state.WaitUntil = "", nil
@@ -320,7 +410,7 @@ func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
 		if !ch.ReceiveAsync(&ev) {
 			break
 		}
-		it.record(ev)
+		it.record(ctx, ev)
 	}
 	in := it.in
 	in.Resume = &contract.Resume{
@@ -330,6 +420,7 @@ func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
 		GoalsMet:  it.state.GoalsMet,
 		Events:    it.state.Events,
 		Path:      it.state.Path,
+		Heard:     it.heardOrder,
 	}
 	if n := len(in.Resume.Path); n > maxPathKept {
 		in.Resume.Path = in.Resume.Path[n-maxPathKept:]
@@ -458,7 +549,7 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		}).Get(ctx, nil)
 		return "waited " + step.Wait.String(), nil, err
 	case journey.KindIf:
-		met, err := it.check(ctx, step.ID, *step.If)
+		met, err := it.check(ctx, step.ID, *step.If, it.seq)
 		if err != nil {
 			return "", nil, err
 		}
@@ -516,20 +607,21 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 // before checking again: no polling, and no worker slot held while waiting.
 func (it *interpreter) waitUntil(ctx workflow.Context, step journey.Step) (string, []journey.Step, error) {
 	w := step.WaitUntil
-	names := w.Condition.Events()
+	names := it.names(w.Condition)
 	var deadline time.Time
 	if w.Timeout != nil {
 		deadline = workflow.Now(ctx).Add(w.Timeout.D)
 	}
+	seen := it.seq
 	for {
-		met, err := it.check(ctx, step.ID, w.Condition)
+		met, err := it.check(ctx, step.ID, w.Condition, seen)
 		if err != nil {
 			return "", nil, err
 		}
 		if met {
 			return "condition met", step.Then, nil
 		}
-		seen := it.seq
+		seen = it.seq
 		if deadline.IsZero() {
 			it.waiting(ctx, "condition: "+w.Condition.String(), 0)
 			if err := workflow.Await(ctx, func() bool { return it.heardSince(seen, names) }); err != nil {
@@ -550,6 +642,17 @@ func (it *interpreter) waitUntil(ctx workflow.Context, step journey.Step) (strin
 			return "", nil, err
 		}
 		if !heard {
+			if it.v >= 1 {
+				// A last look before else: the condition may hold without an event having said
+				// so (a change the run was not told about, or a time window that opened).
+				met, err := it.check(ctx, step.ID, w.Condition, it.seq)
+				if err != nil {
+					return "", nil, err
+				}
+				if met {
+					return "condition met at the timeout", step.Then, nil
+				}
+			}
 			return "timed out", step.Else, nil
 		}
 	}
@@ -591,8 +694,21 @@ func (it *interpreter) waiting(ctx workflow.Context, what string, d time.Duratio
 	}
 }
 
-// check asks the CRM whether the contact matches the condition now.
-func (it *interpreter) check(ctx workflow.Context, stepID string, c journey.Condition) (bool, error) {
+// check says whether the contact matches the condition now. From the event path's version
+// on, the events heard since seq answer it when they settle it; otherwise the CRM is asked in
+// a local activity (one marker in history, no task queue round trip).
+func (it *interpreter) check(ctx workflow.Context, stepID string, c journey.Condition, since int) (bool, error) {
+	if it.v >= 1 {
+		if holds, ok := it.decide(ctx, c, since); ok {
+			return holds, nil
+		}
+		lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(fmt.Sprintf("%s: check %s", stepID, c)))
+		var met bool
+		err := workflow.ExecuteLocalActivity(lctx, a.CheckCondition, activities.CheckInput{
+			ContactID: it.in.ContactID, Condition: c, EnteredAt: it.enteredAt(ctx),
+		}).Get(ctx, &met)
+		return met, err
+	}
 	ctx = workflow.WithActivityOptions(ctx, checkOptions(fmt.Sprintf("%s: check %s", stepID, c)))
 	var met bool
 	err := workflow.ExecuteActivity(ctx, a.CheckCondition, activities.CheckInput{
@@ -601,13 +717,48 @@ func (it *interpreter) check(ctx workflow.Context, stepID string, c journey.Cond
 	return met, err
 }
 
+// decide answers the condition from the events heard after seq, when they settle it. It is
+// asked only after the condition was found false at seq (a wait, the exit and the goals check
+// again when an event they listen for arrives): events that cannot change it leave it false;
+// one that makes it hold is enough (a condition becoming true is what they wait for); any
+// event whose effect the event alone cannot tell sends the question to the CRM.
+func (it *interpreter) decide(ctx workflow.Context, c journey.Condition, seq int) (holds, decided bool) {
+	now, entered := workflow.Now(ctx), it.enteredAt(ctx)
+	heard := false
+	for _, h := range it.log {
+		if h.seq <= seq {
+			continue
+		}
+		heard = true
+		e := journey.Heard{Name: h.ev.Name, Properties: h.ev.Properties, OccurredAt: h.ev.OccurredAt, Changed: h.ev.Changed,
+			Now: now, EnteredAt: entered}
+		if !c.Affects(e) {
+			continue
+		}
+		ok, known := c.DecideFrom(e)
+		if !known {
+			return false, false
+		}
+		if ok {
+			return true, true
+		}
+	}
+	// Nothing heard since seq: the question is a first look, for the CRM.
+	return false, heard
+}
+
 // firstMatch asks, in one activity, which condition of a branch holds first (-1: none).
 func (it *interpreter) firstMatch(ctx workflow.Context, stepID string, conds []journey.Condition) (int, error) {
+	in := activities.FirstMatchInput{ContactID: it.in.ContactID, Conditions: conds, EnteredAt: it.enteredAt(ctx)}
+	if it.v >= 1 {
+		lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(fmt.Sprintf("%s: check %d conditions", stepID, len(conds))))
+		var first int
+		err := workflow.ExecuteLocalActivity(lctx, a.FirstMatch, in).Get(ctx, &first)
+		return first, err
+	}
 	ctx = workflow.WithActivityOptions(ctx, checkOptions(fmt.Sprintf("%s: check %d conditions", stepID, len(conds))))
 	var first int
-	err := workflow.ExecuteActivity(ctx, a.FirstMatch, activities.FirstMatchInput{
-		ContactID: it.in.ContactID, Conditions: conds, EnteredAt: it.enteredAt(ctx),
-	}).Get(ctx, &first)
+	err := workflow.ExecuteActivity(ctx, a.FirstMatch, in).Get(ctx, &first)
 	return first, err
 }
 
@@ -621,6 +772,17 @@ func checkOptions(summary string) workflow.ActivityOptions {
 			MaximumInterval:    time.Minute,
 		},
 		ScheduleToCloseTimeout: 24 * time.Hour,
+	}
+}
+
+// checkLocalOptions are a condition check's, as a local activity: the same retries as the
+// activity it replaced.
+func checkLocalOptions(summary string) workflow.LocalActivityOptions {
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: 24 * time.Hour,
+		Summary:                summary,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	}
 }
 
