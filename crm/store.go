@@ -58,9 +58,9 @@ type Contact struct {
 	Traits     map[string]any `json:"traits"`
 	Tags       []string       `json:"tags"`
 	// Aliases are the other ids the contact was known by (anonymous ids before an alias).
-	Aliases []string `json:"aliases"`
-	CreatedAt  time.Time      `json:"created_at"`
-	UpdatedAt  time.Time      `json:"updated_at"`
+	Aliases   []string  `json:"aliases"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ContactByExternalID returns the contact with its tags.
