@@ -172,9 +172,16 @@ func allowOrigin(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Expose-Headers", "Retry-After, X-RateLimit-Reset")
 }
 
-// preflight answers a CORS preflight for an ingestion endpoint that takes method.
+// preflight answers a CORS preflight for an ingestion endpoint that takes method. One that
+// asks for another method (PUT /v1/forms/{id} is management, POST is ingestion) gets no CORS
+// headers, so the browser keeps the page out.
 func preflight(method string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asked := r.Header.Get("Access-Control-Request-Method"); asked != "" && asked != method {
+			writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found",
+				Message: fmt.Sprintf("no endpoint %s %s for other origins", asked, r.URL.Path)})
+			return
+		}
 		allowOrigin(w, r)
 		h := w.Header()
 		allowed := []string{"Authorization", "Content-Type", "Content-Encoding"}
