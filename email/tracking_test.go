@@ -88,3 +88,22 @@ func TestTokensCarryTheirKindsExpiryAndOldTokensWithoutOneKeepWorking(t *testing
 	_, err := tr.Verify(old, email.KindClick, now.Add(50*365*24*time.Hour))
 	require.NoError(t, err)
 }
+
+// Not parallel: it sets the environment.
+func TestExpiryFromEnvDefaultsLongAndTakesZeroAsNever(t *testing.T) {
+	for _, k := range []string{"CAIRN_TRACKING_OPEN_TTL", "CAIRN_TRACKING_CLICK_TTL", "CAIRN_TRACKING_UNSUBSCRIBE_TTL"} {
+		t.Setenv(k, "")
+	}
+	e, err := email.ExpiryFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, email.Expiry{Open: 365 * 24 * time.Hour, Click: 5 * 365 * 24 * time.Hour}, e)
+	t.Setenv("CAIRN_TRACKING_OPEN_TTL", "0")
+	t.Setenv("CAIRN_TRACKING_CLICK_TTL", "30d")
+	t.Setenv("CAIRN_TRACKING_UNSUBSCRIBE_TTL", "2w")
+	e, err = email.ExpiryFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, email.Expiry{Click: 30 * 24 * time.Hour, Unsubscribe: 14 * 24 * time.Hour}, e)
+	t.Setenv("CAIRN_TRACKING_CLICK_TTL", "a while")
+	_, err = email.ExpiryFromEnv()
+	require.ErrorContains(t, err, "CAIRN_TRACKING_CLICK_TTL")
+}

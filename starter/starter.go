@@ -165,6 +165,9 @@ func ConfigFromEnv() (Config, error) {
 			return c, fmt.Errorf("CAIRN_ENGAGEMENT_WINDOW: %w", err)
 		}
 		c.EngagementWindow = d.D
+		if d.D == 0 {
+			c.EngagementWindow = -1
+		}
 	}
 	for _, t := range []struct {
 		name string
