@@ -6,16 +6,13 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"mime"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +42,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (raw, body []
 	}
 	raw, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		return nil, nil, bodyReadError(err)
+		return nil, nil, fmt.Errorf("read body: %w", err)
 	}
 	if coding == "" {
 		return raw, raw, nil
@@ -107,26 +104,11 @@ func contentCoding(values []string) (string, error) {
 	return coding, nil
 }
 
-// bodyReadError maps what reading a body can fail with.
-func bodyReadError(err error) error {
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return tooLarge(mbe.Limit, "")
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return &apiError{Status: http.StatusRequestTimeout, Code: "request_timeout",
-			Message: "the request body did not arrive within the server's read timeout"}
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("", "the request body ended before its Content-Length")
-	}
-	return fmt.Errorf("read body: %w", err)
-}
-
 // bodyWriteKey is the write key a body carries when the request has no Basic auth, as
 // Segment's browser library sends it: "writeKey" in the JSON (a batch's, or its first
 // message's), or a form field.
-func bodyWriteKey(r *http.Request, body []byte) string {
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+func bodyWriteKey(r *http.Request, body []byte, format bodyFormat) string {
+	if format == formBody && !formIsJSON(r) {
 		v, _ := url.ParseQuery(string(body))
 		return v.Get("writeKey")
 	}

@@ -89,15 +89,14 @@ func readFormFields(r *http.Request) (map[string]any, error) {
 		return nil, err
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch mt {
-	// text/plain is how browser code posts JSON without a CORS preflight.
-	case "application/json", "text/plain":
+	switch {
+	case formIsJSON(r):
 		var m map[string]any
 		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, badRequest("", "malformed JSON: %s", err)
 		}
 		return m, nil
-	case "application/x-www-form-urlencoded", "":
+	case mt == "application/x-www-form-urlencoded" || mt == "":
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, badRequest("", "malformed form body: %s", err)

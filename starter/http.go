@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -80,34 +81,34 @@ func (a *API) Handler() http.Handler {
 	// Each call also on the one-letter path Segment's browser library posts to: its type's
 	// first letter (/v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a), and /v1/b for a batch.
 	for kind := range segmentTypes {
-		ingestion("POST", "/v1/"+kind, a.ingest(a.segmentCall(kind), segmentLimits))
-		ingestion("POST", "/v1/"+kind[:1], a.ingest(a.segmentCall(kind), segmentLimits))
+		ingestion("POST", "/v1/"+kind, a.ingest(a.segmentCall(kind), jsonBody, segmentLimits))
+		ingestion("POST", "/v1/"+kind[:1], a.ingest(a.segmentCall(kind), jsonBody, segmentLimits))
 	}
 	batchLimits := within("batch[]", segmentLimits)
-	ingestion("POST", "/v1/batch", a.ingest(a.batch, batchLimits))
-	ingestion("POST", "/v1/b", a.ingest(a.batch, batchLimits))
-	ingestion("POST", "/v1/forms/{id}", keyFromQuery(a.ingest(a.submitForm, []limit{lim("**", maxFieldValue), lim("messageId", maxMessageID)})))
-	ingestion("PUT", "/v1/deals/{id}", a.ingest(a.putDeal, []limit{lim("userId", maxID), lim("title", maxID),
+	ingestion("POST", "/v1/batch", a.ingest(a.batch, jsonBody, batchLimits))
+	ingestion("POST", "/v1/b", a.ingest(a.batch, jsonBody, batchLimits))
+	ingestion("POST", "/v1/forms/{id}", keyFromQuery(a.ingest(a.submitForm, formBody, []limit{lim("**", maxFieldValue), lim("messageId", maxMessageID)})))
+	ingestion("PUT", "/v1/deals/{id}", a.ingest(a.putDeal, jsonBody, []limit{lim("userId", maxID), lim("title", maxID),
 		lim("pipeline", maxID), lim("stage", maxID), lim("owner", maxID)}))
 	mux.Handle("POST /v1/sources/{source}/events", a.signed(a.sourceEvent, segmentLimits))
-	mux.Handle("PUT /v1/forms/{id}", a.admin(a.putForm, lim("id", maxID), lim("identity", maxID), lim("list", maxID),
+	mux.Handle("PUT /v1/forms/{id}", a.admin(a.putForm, jsonBody, lim("id", maxID), lim("identity", maxID), lim("list", maxID),
 		lim("tags[]", maxID), lim("fields.*", maxID)))
-	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney, lim("id", maxID)))
-	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney))
-	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true)))
-	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false)))
-	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney, lim("userId", maxID), lim("messageId", maxMessageID)))
-	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
-	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule, lim("event", maxID), lim("score", maxID)))
-	mux.Handle("PUT /v1/fields/{name}", a.admin(a.putField, lim("type", maxID), lim("label", maxID)))
-	mux.Handle("GET /v1/fields", a.admin(a.getFields))
-	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment, lim("id", maxID), lim("name", maxID)))
-	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment))
-	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts))
-	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline, lim("name", maxID), lim("stages[].id", maxID), lim("stages[].name", maxID)))
-	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline))
-	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate, lim("id", maxID)))
-	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate))
+	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney, docBody, lim("id", maxID)))
+	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney, jsonBody))
+	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true), jsonBody))
+	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false), jsonBody))
+	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney, jsonBody, lim("userId", maxID), lim("messageId", maxMessageID)))
+	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact, jsonBody))
+	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule, jsonBody, lim("event", maxID), lim("score", maxID)))
+	mux.Handle("PUT /v1/fields/{name}", a.admin(a.putField, jsonBody, lim("type", maxID), lim("label", maxID)))
+	mux.Handle("GET /v1/fields", a.admin(a.getFields, jsonBody))
+	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment, docBody, lim("id", maxID), lim("name", maxID)))
+	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment, jsonBody))
+	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts, jsonBody))
+	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline, jsonBody, lim("name", maxID), lim("stages[].id", maxID), lim("stages[].name", maxID)))
+	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline, jsonBody))
+	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate, docBody, lim("id", maxID)))
+	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate, jsonBody))
 	mux.Handle("GET /v1/t/o/{token}", a.public(a.trackOpen))
 	mux.Handle("GET /v1/t/c/{token}", a.public(a.trackClick))
 	mux.Handle("GET /v1/t/u/{token}", a.public(a.unsubscribe))
@@ -144,6 +145,11 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_journey", Message: ve.Error(), Problems: ve.Problems}
 	case errors.As(err, &mbe):
 		ae = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's read timeout passed while the body was still arriving.
+		ae = &apiError{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "the request body did not arrive within the server's read timeout"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "the request body ended before its Content-Length"}
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	default:
@@ -162,12 +168,19 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 	if err := h(w, r); err != nil {
-		var ae *apiError
-		if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) {
-			a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		}
-		writeError(w, err)
+		a.fail(w, r, err)
 	}
+}
+
+// fail answers a request with err, logging it first unless it is the client's doing.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.As(err, &mbe) &&
+		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeError(w, err)
 }
 
 // ingest guards an ingestion endpoint. In order: CORS headers (browser pages post events);
@@ -177,7 +190,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 // the body is read within its limits, decompressed, and walked (checkBody) with the
 // endpoint's limits. Only then does the handler run: nothing any of these refuse reaches a
 // query.
-func (a *API) ingest(h handlerFunc, limits []limit) http.Handler {
+func (a *API) ingest(h handlerFunc, format bodyFormat, limits []limit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		allowOrigin(w, r)
 		addr := a.clientAddr(r)
@@ -195,11 +208,11 @@ func (a *API) ingest(h handlerFunc, limits []limit) http.Handler {
 		}
 		_, body, err := readBody(w, r, maxIngestBody)
 		if err != nil {
-			writeError(w, err)
+			a.fail(w, r, err)
 			return
 		}
 		if !basic {
-			if key = bodyWriteKey(r, body); key == "" {
+			if key = bodyWriteKey(r, body, format); key == "" {
 				w.Header().Set("WWW-Authenticate", `Basic realm="cairn"`)
 				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
 					Message: "missing write key: send it as the HTTP Basic auth user name (or as writeKey in the body)"})
@@ -209,7 +222,7 @@ func (a *API) ingest(h handlerFunc, limits []limit) http.Handler {
 				return
 			}
 		}
-		if err := checkBody(r, body, limits, false); err != nil {
+		if err := checkBody(r, body, format, limits); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -246,7 +259,7 @@ func keyFromQuery(next http.Handler) http.Handler {
 
 // admin guards a management endpoint with the admin API key (write keys are refused), then
 // checks the URL and the body (JSON or YAML) as ingest does, with the endpoint's limits.
-func (a *API) admin(h handlerFunc, limits ...limit) http.Handler {
+func (a *API) admin(h handlerFunc, format bodyFormat, limits ...limit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := a.clientAddr(r)
 		if wait, blocked := a.authFailures.blocked(addr); blocked {
@@ -268,10 +281,10 @@ func (a *API) admin(h handlerFunc, limits ...limit) http.Handler {
 		}
 		_, body, err := readBody(w, r, maxJourneyBody)
 		if err == nil {
-			err = checkBody(r, body, limits, true)
+			err = checkBody(r, body, format, limits)
 		}
 		if err != nil {
-			writeError(w, err)
+			a.fail(w, r, err)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -78,7 +78,8 @@ func (l limit) matches(path []seg) bool {
 			if !s.isIndex {
 				return false
 			}
-		case s.isIndex || s.key != p:
+		// encoding/json matches keys to fields ignoring case ("USERID" fills userId): so do limits.
+		case s.isIndex || !strings.EqualFold(s.key, p):
 			return false
 		}
 	}
@@ -210,22 +211,33 @@ func wildcards(pattern string) []string {
 	}
 }
 
+// bodyFormat is how an endpoint's handler decodes its body; checkBody walks it the same way,
+// so that what a handler decodes is what was walked.
+type bodyFormat int
+
+const (
+	jsonBody bodyFormat = iota // JSON, whatever the Content-Type
+	formBody                   // a form post: JSON or urlencoded by its Content-Type (formIsJSON)
+	docBody                    // a YAML document (JSON being YAML): journeys, segments, templates
+)
+
 // checkBody walks a request body before any handler decodes it: every key and string (at any
 // depth) must be valid UTF-8 without NUL characters, every key at most maxID bytes, values
 // within limits, and nesting at most maxDepth deep. The walk is linear in the body's size,
 // which readBody has already bounded. A body that does not parse is left to the handler,
-// whose decoder says what is wrong with it; whatever a handler decodes has been walked.
-// docs says the endpoint takes YAML documents as well as JSON.
-func checkBody(r *http.Request, body []byte, limits []limit, docs bool) error {
+// whose decoder (the same one) refuses it and says what is wrong.
+func checkBody(r *http.Request, body []byte, format bodyFormat, limits []limit) error {
 	if len(body) == 0 {
 		return nil
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch trimmed := bytes.TrimLeft(body, " \t\r\n"); {
-	case mt == "application/x-www-form-urlencoded":
-		return checkForm(body, limits)
-	case len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '['):
+	switch format {
+	case jsonBody:
 		return checkJSON(body, limits)
+	case formBody:
+		if formIsJSON(r) {
+			return checkJSON(body, limits)
+		}
+		return checkForm(body, limits)
 	}
 	if i := bytes.IndexByte(body, 0); i >= 0 {
 		return badRequest("", "the body contains a NUL byte at byte %d", i)
@@ -233,10 +245,14 @@ func checkBody(r *http.Request, body []byte, limits []limit, docs bool) error {
 	if !utf8.Valid(body) {
 		return badRequest("", "the body is not valid UTF-8")
 	}
-	if docs {
-		return checkYAML(body, limits)
-	}
-	return nil
+	return checkYAML(body, limits)
+}
+
+// formIsJSON says whether a form post's body is JSON (application/json, or text/plain as
+// browser code sends JSON without a preflight) rather than urlencoded.
+func formIsJSON(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/json" || mt == "text/plain"
 }
 
 // value checks one string or number at path.

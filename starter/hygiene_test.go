@@ -101,6 +101,10 @@ func TestNULCharactersAndInvalidUTF8AreRefusedWithTheirPathBeforeAnyQuery(t *tes
 		{"YAML \\x00 escape deep in a journey", "PUT", "/v1/journeys/j", "", "id: j\ntrigger: {event: x}\nsteps:\n  - add_tag: \"a\\x00\"", true, 400, "steps[0].add_tag"},
 		{"NUL in a scoring rule", "PUT", "/v1/scoring-rules/r", "", `{"event":"x","points":1,"where":{"plan\u0000":"pro"}}`, true, 400, `where."plan\x00"`},
 		{"NUL in a start", "POST", "/v1/journeys/j/start", "", `{"userId":"a\u0000"}`, true, 400, "userId"},
+		// The body is walked as its handler will decode it, whatever it claims to be.
+		{"JSON sent as a form to a Segment call", "POST", "/v1/track", form, `{"userId":"ada","event":"x\u0000"}`, false, 400, "event"},
+		{"a form post without a Content-Type", "POST", "/v1/forms/news", "", "E-mail=ada%40example.com&Name=a%00", false, 400, "Name"},
+		{"a YAML flow mapping that is not JSON", "PUT", "/v1/segments/s", "application/json", `{name: "vip\0", condition: {tag: vip}}`, true, 400, "name"},
 	})
 	log.empty(t)
 	require.Zero(t, f.count(t, "events"))
@@ -150,6 +154,9 @@ func TestOverLongIdentifiersAre422WithTheirPathBeforeAnyQuery(t *testing.T) {
 		{"score name", "PUT", "/v1/scoring-rules/r", "", `{"event":"x","points":1,"score":"` + huge + `"}`, true, 422, "score"},
 		{"segment name in YAML", "PUT", "/v1/segments/s", "", "name: " + long + "\ncondition: {tag: vip}", true, 422, "name"},
 		{"start userId", "POST", "/v1/journeys/j/start", "", `{"userId":"` + huge + `"}`, true, 422, "userId"},
+		// Go's JSON decoder fills userId from USERID (and from "uſerId", with a long s).
+		{"userId in capitals", "POST", "/v1/track", "", `{"USERID":"` + long + `","event":"x"}`, false, 422, "USERID"},
+		{"userId with a long s", "POST", "/v1/track", "", `{"uſerId":"` + long + `","event":"x"}`, false, 422, "uſerId"},
 	})
 	log.empty(t)
 	require.Zero(t, f.count(t, "events"))

@@ -60,14 +60,14 @@ func (a *API) signed(h handlerFunc, limits []limit) http.Handler {
 		}
 		raw, body, err := readBody(w, r, maxIngestBody)
 		if err != nil {
-			writeError(w, err)
+			a.fail(w, r, err)
 			return
 		}
 		if err := verifySignature(secret, r.Header.Get(SignatureHeader), raw, a.Now()); err != nil {
 			a.refuseAuth(w, addr, &apiError{Status: http.StatusUnauthorized, Code: "bad_signature", Message: err.Error()})
 			return
 		}
-		if err := checkBody(r, body, limits, false); err != nil {
+		if err := checkBody(r, body, jsonBody, limits); err != nil {
 			writeError(w, err)
 			return
 		}
