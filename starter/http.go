@@ -93,7 +93,9 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/sources/{source}/events", a.signed(a.sourceEvent, segmentLimits))
 	mux.Handle("PUT /v1/forms/{id}", a.admin(a.putForm, jsonBody, lim("id", maxID), lim("identity", maxID), lim("list", maxID),
 		lim("tags[]", maxID), lim("fields.*", maxID)))
-	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney, docBody, lim("id", maxID)))
+	// A journey's tags, lists, events and step ids become index keys when it runs; the
+	// journey language owns its vocabulary, so every value is held under the index's limit.
+	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney, docBody, lim("id", maxID), lim("**", maxFieldValue)))
 	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney, jsonBody))
 	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true), jsonBody))
 	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false), jsonBody))

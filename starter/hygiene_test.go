@@ -153,6 +153,7 @@ func TestOverLongIdentifiersAre422WithTheirPathBeforeAnyQuery(t *testing.T) {
 		{"form list", "PUT", "/v1/forms/f", "", `{"fields":{},"list":"` + long + `"}`, true, 422, "list"},
 		{"score name", "PUT", "/v1/scoring-rules/r", "", `{"event":"x","points":1,"score":"` + huge + `"}`, true, 422, "score"},
 		{"segment name in YAML", "PUT", "/v1/segments/s", "", "name: " + long + "\ncondition: {tag: vip}", true, 422, "name"},
+		{"a journey's tag", "PUT", "/v1/journeys/j", "", "id: j\ntrigger: {event: x}\nsteps:\n  - if: {tag: a}\n    then: [{add_tag: " + strings.Repeat("t", 2001) + "}]", true, 422, "steps[0].then[0].add_tag"},
 		{"start userId", "POST", "/v1/journeys/j/start", "", `{"userId":"` + huge + `"}`, true, 422, "userId"},
 		// Go's JSON decoder fills userId from USERID (and from "uſerId", with a long s).
 		{"userId in capitals", "POST", "/v1/track", "", `{"USERID":"` + long + `","event":"x"}`, false, 422, "USERID"},
@@ -162,6 +163,7 @@ func TestOverLongIdentifiersAre422WithTheirPathBeforeAnyQuery(t *testing.T) {
 	require.Zero(t, f.count(t, "events"))
 	require.Zero(t, f.count(t, "contacts"))
 	require.Zero(t, f.count(t, "pipelines"))
+	require.Zero(t, f.count(t, "journeys"))
 	require.Zero(t, f.count(t, "forms WHERE id <> 'news'"))
 
 	// At the limits, everything is stored.
