@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -133,8 +134,11 @@ func CompleteEmail(ctx context.Context, db DB, key string, es *EmailSend, subjec
 }
 
 // RecordEngagement records email_opened or email_clicked for a message, after checking that the
-// message exists and belongs to the contact the token names.
-func RecordEngagement(ctx context.Context, db DB, c email.Claims, at time.Time) error {
+// message exists and belongs to the contact the token names. A repeat within window (a mail
+// client fetching the pixel again, a double click, a link scanner) counts once: the event's
+// dedupe key names the message, the kind, the link and the window of the clock that at falls
+// in. window <= 0 counts every repeat.
+func RecordEngagement(ctx context.Context, db DB, c email.Claims, at time.Time, window time.Duration) error {
 	var template string
 	err := db.QueryRow(ctx, `SELECT template FROM email_messages WHERE id = $1 AND contact_id = $2`, c.MessageID, c.ContactID).Scan(&template)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -147,8 +151,15 @@ func RecordEngagement(ctx context.Context, db DB, c email.Claims, at time.Time) 
 	if c.Kind == email.KindClick {
 		name, props["link"] = "email_clicked", c.URL
 	}
+	key := ""
+	if window > 0 {
+		// The link is hashed: a long URL must not make a key the unique index cannot hold.
+		link := sha256.Sum256([]byte(c.URL))
+		key = fmt.Sprintf("engagement:%s:%d:%x:%d", c.Kind, c.MessageID, link[:8], at.UnixNano()/int64(window))
+	}
 	return WithTx(ctx, db, func(tx pgx.Tx) error {
-		_, _, err := appendEvent(ctx, tx, NewEvent{ContactID: c.ContactID, Name: name, Properties: props, Source: SourceTracking, OccurredAt: at})
+		_, _, err := appendEvent(ctx, tx, NewEvent{ContactID: c.ContactID, Name: name, Properties: props, Source: SourceTracking,
+			DedupeKey: key, OccurredAt: at})
 		return err
 	})
 }

@@ -152,7 +152,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	go func() {
 		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: logger.With("component", "worker"), Ready: workerReady,
 			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: smtpPort, TLS: "none", From: "Cairn dev <dev@cairn.local>"},
-			PublicURL: "http://" + cfg.HTTPAddr, TrackingKey: keys.TrackingKey})
+			PublicURL: "http://" + cfg.HTTPAddr, TrackingKey: keys.TrackingKey, TrackingExpiry: email.DefaultExpiry})
 	}()
 	go func() {
 		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr,

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
@@ -56,7 +57,7 @@ func TestTrackingRewritesLinksAddsPixelAndUnsubscribeAndVerifies(t *testing.T) {
 	links := regexp.MustCompile(`https://cairn\.example\.com/v1/t/(\w)/([\w.-]+)`).FindAllStringSubmatch(m.HTML, -1)
 	require.Len(t, links, 3, "the click link, the unsubscribe link and the pixel: %s", m.HTML)
 	require.Contains(t, m.HTML, `href="mailto:a@b.c"`, "only http(s) links are tracked")
-	c, err := tr.Verify(links[0][2], email.KindClick)
+	c, err := tr.Verify(links[0][2], email.KindClick, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, email.Claims{Kind: "c", MessageID: 12, ContactID: 34, URL: "https://shop.example.com/cart?x=1&y=2"}, c)
 	require.Contains(t, m.Text, "Unsubscribe: https://cairn.example.com/v1/t/u/")
@@ -64,13 +65,13 @@ func TestTrackingRewritesLinksAddsPixelAndUnsubscribeAndVerifies(t *testing.T) {
 
 	// Tampering with the payload, the signature, the kind or the key is refused.
 	tok := links[0][2]
-	_, err = tr.Verify("x"+tok, email.KindClick)
+	_, err = tr.Verify("x"+tok, email.KindClick, time.Now())
 	require.ErrorIs(t, err, email.ErrBadToken)
-	_, err = tr.Verify(tok+"A", email.KindClick)
+	_, err = tr.Verify(tok+"A", email.KindClick, time.Now())
 	require.ErrorIs(t, err, email.ErrBadToken)
-	_, err = tr.Verify(tok, email.KindOpen)
+	_, err = tr.Verify(tok, email.KindOpen, time.Now())
 	require.ErrorIs(t, err, email.ErrBadToken)
-	_, err = email.Signer{Key: []byte("other")}.Verify(tok, email.KindClick)
+	_, err = email.Signer{Key: []byte("other")}.Verify(tok, email.KindClick, time.Now())
 	require.ErrorIs(t, err, email.ErrBadToken)
 }
 

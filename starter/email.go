@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -16,22 +17,39 @@ import (
 // pixel is a transparent 1×1 GIF.
 var pixel = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
-// claims verifies a tracking token; a bad one is a 400, never a redirect.
-func (a *API) claims(r *http.Request, kind string) (email.Claims, error) {
-	c, err := email.Signer{Key: a.TrackingKey}.Verify(r.PathValue("token"), kind)
-	if err != nil {
-		return c, &apiError{Status: http.StatusBadRequest, Code: "invalid_token", Message: "the link is invalid or has been tampered with"}
+// claims verifies a tracking token; a bad one is a 400, never a redirect. An expired one is
+// genuine but counts nothing: live says whether the request may be recorded.
+func (a *API) claims(r *http.Request, kind string) (c email.Claims, live bool, err error) {
+	c, err = email.Signer{Key: a.TrackingKey}.Verify(r.PathValue("token"), kind, a.Now())
+	switch {
+	case errors.Is(err, email.ErrTokenExpired):
+		return c, false, nil
+	case err != nil:
+		return c, false, &apiError{Status: http.StatusBadRequest, Code: "invalid_token", Message: "the link is invalid or has been tampered with"}
 	}
-	return c, nil
+	return c, true, nil
+}
+
+// engagementWindow is how long a repeated open or click of one message counts once.
+func (a *API) engagementWindow() time.Duration {
+	switch {
+	case a.EngagementWindow < 0:
+		return 0
+	case a.EngagementWindow == 0:
+		return DefaultEngagementWindow
+	}
+	return a.EngagementWindow
 }
 
 func (a *API) trackOpen(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.claims(r, email.KindOpen)
+	c, live, err := a.claims(r, email.KindOpen)
 	if err != nil {
 		return err
 	}
-	if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now()); err != nil {
-		return err
+	if live {
+		if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now(), a.engagementWindow()); err != nil {
+			return err
+		}
 	}
 	w.Header().Set("Content-Type", "image/gif")
 	w.Header().Set("Cache-Control", "no-store")
@@ -39,13 +57,17 @@ func (a *API) trackOpen(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// trackClick redirects to the link even when the token has expired, so that an old email
+// still takes its reader where it promised; only live tokens record the click.
 func (a *API) trackClick(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.claims(r, email.KindClick)
+	c, live, err := a.claims(r, email.KindClick)
 	if err != nil {
 		return err
 	}
-	if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now()); err != nil {
-		return err
+	if live {
+		if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now(), a.engagementWindow()); err != nil {
+			return err
+		}
 	}
 	// Only to the URL the token was minted for: the signature covers it.
 	http.Redirect(w, r, c.URL, http.StatusFound)
@@ -61,9 +83,12 @@ var unsubscribePage = template.Must(template.New("u").Parse(`<!doctype html>
 // unsubscribe: GET asks for confirmation (so link scanners unsubscribe no one); POST, from the
 // page or from a mail client's one-click (RFC 8058), unsubscribes.
 func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.claims(r, email.KindUnsubscribe)
+	c, live, err := a.claims(r, email.KindUnsubscribe)
 	if err != nil {
 		return err
+	}
+	if !live {
+		return &apiError{Status: http.StatusGone, Code: "token_expired", Message: "this unsubscribe link has expired; use the one in a newer email"}
 	}
 	done := r.Method == http.MethodPost
 	if done {

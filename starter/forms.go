@@ -54,7 +54,7 @@ func (a *API) submitForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	fields := map[string]any{}
 	for k, v := range raw {
-		if k == "messageId" {
+		if k == "messageId" || k == "writeKey" {
 			continue
 		}
 		if to, ok := f.Fields[k]; ok {
@@ -65,6 +65,9 @@ func (a *API) submitForm(w http.ResponseWriter, r *http.Request) error {
 	ident, _ := fields[f.Identity].(string)
 	if strings.TrimSpace(ident) == "" {
 		return badRequest(f.Identity, "the form's identifying field %q is required", f.Identity)
+	}
+	if len(ident) > maxID {
+		return tooLong(f.Identity, len(ident), maxID)
 	}
 	if f.Identity == "email" && !strings.Contains(ident, "@") {
 		return badRequest("email", "%q is not an email address", ident)
@@ -86,14 +89,14 @@ func readFormFields(r *http.Request) (map[string]any, error) {
 		return nil, err
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch mt {
-	case "application/json":
+	switch {
+	case formIsJSON(r):
 		var m map[string]any
 		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, badRequest("", "malformed JSON: %s", err)
 		}
 		return m, nil
-	case "application/x-www-form-urlencoded", "":
+	case mt == "application/x-www-form-urlencoded" || mt == "":
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, badRequest("", "malformed form body: %s", err)
@@ -105,5 +108,5 @@ func readFormFields(r *http.Request) (map[string]any, error) {
 		return m, nil
 	}
 	return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-		Message: fmt.Sprintf("Content-Type %q: send application/x-www-form-urlencoded or application/json", mt)}
+		Message: fmt.Sprintf("Content-Type %q: send application/x-www-form-urlencoded, application/json or JSON as text/plain", mt)}
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -33,14 +35,26 @@ type API struct {
 	AdminKey  string   // Bearer token for management endpoints
 	// TrackingKey verifies open, click and unsubscribe tokens (the worker signs with the same).
 	TrackingKey []byte
-	// RatePerKey limits requests per second for each write key (0: no limit); bursts of
-	// RateBurst are allowed.
 	// SourceSecrets maps a signing source's name to its HMAC secret.
 	SourceSecrets map[string]string
-	RatePerKey    float64
-	RateBurst     int
-	limits        *limiter
-	Logger        *slog.Logger
+	// RatePerKey limits requests per second for each write key (0: no limit); bursts of
+	// RateBurst are allowed.
+	RatePerKey float64
+	RateBurst  int
+	limits     *limiter
+	// AuthFailuresPerMinute limits failed authentications per client address (0: no limit),
+	// after a burst of AuthFailureBurst; an address past it gets 429 for any key until a
+	// failure is forgiven.
+	AuthFailuresPerMinute float64
+	AuthFailureBurst      int
+	authFailures          *failures
+	// TrustedProxies are the networks of reverse proxies whose X-Forwarded-For names the
+	// client; from anywhere else, the connection's peer is the client.
+	TrustedProxies []netip.Prefix
+	// EngagementWindow is how long a repeated open, or click of one link, of the same message
+	// counts once (0: DefaultEngagementWindow; negative: every repeat counts).
+	EngagementWindow time.Duration
+	Logger           *slog.Logger
 	// Clock tells the time events are received at (nil: the system clock).
 	Clock clock.Clock
 	// Temporal, when set, lists a contact's runs from Temporal's visibility; Namespace and
@@ -53,41 +67,59 @@ type API struct {
 // Now is the API's clock reading.
 func (a *API) Now() time.Time { return clock.OrSystem(a.Clock).Now() }
 
+// DefaultEngagementWindow is CAIRN_ENGAGEMENT_WINDOW's default.
+const DefaultEngagementWindow = time.Minute
+
 // Handler routes every endpoint.
 func (a *API) Handler() http.Handler {
 	a.limits = newLimiter(a.RatePerKey, a.RateBurst)
+	a.authFailures = newFailures(a.AuthFailuresPerMinute, a.AuthFailureBurst)
 	mux := http.NewServeMux()
+	// ingestion routes a write-key endpoint and answers its CORS preflight.
+	ingestion := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		mux.Handle("OPTIONS "+path, preflight(method))
+	}
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /v1/schema/journey.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/schema+json")
 		_, _ = w.Write(journey.Schema)
 	})
+	// Each call also on the one-letter path Segment's browser library posts to: its type's
+	// first letter (/v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a), and /v1/b for a batch.
 	for kind := range segmentTypes {
-		mux.Handle("POST /v1/"+kind, a.ingest(a.segmentCall(kind)))
+		ingestion("POST", "/v1/"+kind, a.ingest(a.segmentCall(kind), jsonBody, segmentLimits))
+		ingestion("POST", "/v1/"+kind[:1], a.ingest(a.segmentCall(kind), jsonBody, segmentLimits))
 	}
-	mux.Handle("POST /v1/batch", a.ingest(a.batch))
-	mux.Handle("POST /v1/forms/{id}", keyFromQuery(a.ingest(a.submitForm)))
-	mux.Handle("PUT /v1/forms/{id}", a.admin(a.putForm))
-	mux.Handle("POST /v1/sources/{source}/events", a.signed(a.sourceEvent))
-	mux.Handle("PUT /v1/deals/{id}", a.ingest(a.putDeal))
-	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney))
-	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney))
-	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true)))
-	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false)))
-	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney))
-	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact))
-	mux.Handle("GET /v1/events", a.admin(a.listEvents))
-	mux.Handle("POST /v1/events/{id}/retry", a.admin(a.retryEvent))
-	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule))
-	mux.Handle("PUT /v1/fields/{name}", a.admin(a.putField))
-	mux.Handle("GET /v1/fields", a.admin(a.getFields))
-	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment))
-	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment))
-	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts))
-	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline))
-	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline))
-	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate))
-	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate))
+	batchLimits := within("batch[]", segmentLimits)
+	ingestion("POST", "/v1/batch", a.ingest(a.batch, jsonBody, batchLimits))
+	ingestion("POST", "/v1/b", a.ingest(a.batch, jsonBody, batchLimits))
+	ingestion("POST", "/v1/forms/{id}", keyFromQuery(a.ingest(a.submitForm, formBody, []limit{lim("**", maxFieldValue), lim("messageId", maxMessageID)})))
+	ingestion("PUT", "/v1/deals/{id}", a.ingest(a.putDeal, jsonBody, []limit{lim("userId", maxID), lim("title", maxID),
+		lim("pipeline", maxID), lim("stage", maxID), lim("owner", maxID)}))
+	mux.Handle("POST /v1/sources/{source}/events", a.signed(a.sourceEvent, segmentLimits))
+	mux.Handle("PUT /v1/forms/{id}", a.admin(a.putForm, jsonBody, lim("id", maxID), lim("identity", maxID), lim("list", maxID),
+		lim("tags[]", maxID), lim("fields.*", maxID)))
+	// A journey's tags, lists, events and step ids become index keys when it runs; the
+	// journey language owns its vocabulary, so every value is held under the index's limit.
+	mux.Handle("PUT /v1/journeys/{id}", a.admin(a.putJourney, docBody, lim("id", maxID), lim("**", maxFieldValue)))
+	mux.Handle("GET /v1/journeys/{id}", a.admin(a.getJourney, jsonBody))
+	mux.Handle("POST /v1/journeys/{id}/pause", a.admin(a.pauseJourney(true), jsonBody))
+	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false), jsonBody))
+	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney, jsonBody, lim("userId", maxID), lim("messageId", maxMessageID)))
+	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact, jsonBody))
+	mux.Handle("GET /v1/events", a.admin(a.listEvents, jsonBody))
+	mux.Handle("POST /v1/events/{id}/retry", a.admin(a.retryEvent, jsonBody))
+	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule, jsonBody, lim("event", maxID), lim("score", maxID)))
+	mux.Handle("PUT /v1/fields/{name}", a.admin(a.putField, jsonBody, lim("type", maxID), lim("label", maxID)))
+	mux.Handle("GET /v1/fields", a.admin(a.getFields, jsonBody))
+	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment, docBody, lim("id", maxID), lim("name", maxID)))
+	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment, jsonBody))
+	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts, jsonBody))
+	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline, jsonBody, lim("name", maxID), lim("stages[].id", maxID), lim("stages[].name", maxID)))
+	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline, jsonBody))
+	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate, docBody, lim("id", maxID)))
+	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate, jsonBody))
 	mux.Handle("GET /v1/t/o/{token}", a.public(a.trackOpen))
 	mux.Handle("GET /v1/t/c/{token}", a.public(a.trackClick))
 	mux.Handle("GET /v1/t/u/{token}", a.public(a.unsubscribe))
@@ -124,6 +156,11 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_journey", Message: ve.Error(), Problems: ve.Problems}
 	case errors.As(err, &mbe):
 		ae = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's read timeout passed while the body was still arriving.
+		ae = &apiError{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "the request body did not arrive within the server's read timeout"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "the request body ended before its Content-Length"}
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	default:
@@ -142,35 +179,80 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 	if err := h(w, r); err != nil {
-		var ae *apiError
-		if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) {
-			a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		}
-		writeError(w, err)
+		a.fail(w, r, err)
 	}
 }
 
-// ingest guards an ingestion endpoint: a write key as the Basic-auth user name (Segment's
-// scheme), and a body size limit.
-func (a *API) ingest(h handlerFunc) http.Handler {
+// fail answers a request with err, logging it first unless it is the client's doing.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.As(err, &mbe) &&
+		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeError(w, err)
+}
+
+// ingest guards an ingestion endpoint. In order: CORS headers (browser pages post events);
+// an address that failed authentication too often is turned away; the URL's ids and
+// parameters are checked; the write key (the Basic-auth user name, Segment's scheme, or
+// else writeKey in the body, as browser libraries send it) is checked and its rate applied;
+// the body is read within its limits, decompressed, and walked (checkBody) with the
+// endpoint's limits. Only then does the handler run: nothing any of these refuse reaches a
+// query.
+func (a *API) ingest(h handlerFunc, format bodyFormat, limits []limit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, _, ok := r.BasicAuth()
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="cairn"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing write key: send it as the HTTP Basic auth user name"})
+		allowOrigin(w, r)
+		addr := a.clientAddr(r)
+		if wait, blocked := a.authFailures.blocked(addr); blocked {
+			tooManyFailures(w, wait)
 			return
 		}
-		if !anyKey(a.WriteKeys, user) {
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown write key"})
+		if err := checkURL(r); err != nil {
+			writeError(w, err)
 			return
 		}
-		if ok, wait := a.limits.allow(user); !ok {
-			tooMany(w, wait)
+		key, _, basic := r.BasicAuth()
+		if basic && !a.writeKey(w, r, addr, key) {
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxIngestBody)
+		_, body, err := readBody(w, r, maxIngestBody)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if !basic {
+			if key = bodyWriteKey(r, body, format); key == "" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="cairn"`)
+				writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
+					Message: "missing write key: send it as the HTTP Basic auth user name (or as writeKey in the body)"})
+				return
+			}
+			if !a.writeKey(w, r, addr, key) {
+				return
+			}
+		}
+		if err := checkBody(r, body, format, limits); err != nil {
+			writeError(w, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		a.serve(w, r, h)
 	})
+}
+
+// writeKey checks a write key and its rate, and answers the request when either refuses it.
+func (a *API) writeKey(w http.ResponseWriter, r *http.Request, addr, key string) bool {
+	if !anyKey(a.WriteKeys, key) {
+		a.refuseAuth(w, addr, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unknown write key"})
+		return false
+	}
+	if ok, wait := a.limits.allow(key); !ok {
+		tooMany(w, wait)
+		return false
+	}
+	return true
 }
 
 // keyFromQuery lets a plain HTML form (which cannot set headers) give its write key as
@@ -186,19 +268,37 @@ func keyFromQuery(next http.Handler) http.Handler {
 	})
 }
 
-// admin guards a management endpoint with the admin API key; write keys are refused.
-func (a *API) admin(h handlerFunc) http.Handler {
+// admin guards a management endpoint with the admin API key (write keys are refused), then
+// checks the URL and the body (JSON or YAML) as ingest does, with the endpoint's limits.
+func (a *API) admin(h handlerFunc, format bodyFormat, limits ...limit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := a.clientAddr(r)
+		if wait, blocked := a.authFailures.blocked(addr); blocked {
+			tooManyFailures(w, wait)
+			return
+		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
 			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing admin API key: send Authorization: Bearer <key>"})
 			return
 		}
 		if a.AdminKey == "" || !anyKey([]string{a.AdminKey}, token) {
-			writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "the key is not the admin API key (write keys cannot manage journeys)"})
+			a.refuseAuth(w, addr, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "the key is not the admin API key (write keys cannot manage journeys)"})
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxJourneyBody)
+		if err := checkURL(r); err != nil {
+			writeError(w, err)
+			return
+		}
+		_, body, err := readBody(w, r, maxJourneyBody)
+		if err == nil {
+			err = checkBody(r, body, format, limits)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		a.serve(w, r, h)
 	})
 }
@@ -206,6 +306,10 @@ func (a *API) admin(h handlerFunc) http.Handler {
 // public serves an endpoint that recipients' mail clients reach: no key, a signed token.
 func (a *API) public(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkURL(r); err != nil {
+			writeError(w, err)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 		a.serve(w, r, h)
 	})

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -51,8 +50,7 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 
 // tooMany answers 429 with Retry-After, as Segment clients expect.
 func tooMany(w http.ResponseWriter, wait time.Duration) {
-	secs := int(math.Ceil(wait.Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	secs := retryAfter(w, wait)
 	writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
 		Message: fmt.Sprintf("too many requests for this key; retry in %ds", secs)})
 }

@@ -30,12 +30,15 @@ type message struct {
 		Device   any `json:"device"`
 		Timezone any `json:"timezone"`
 	} `json:"context"`
-	MessageID  string `json:"messageId"`
-	Timestamp  string `json:"timestamp"`
-	SentAt     string `json:"sentAt"`
-	Name       string `json:"name"`       // page and screen
-	GroupID    string `json:"groupId"`    // group
-	PreviousID string `json:"previousId"` // alias
+	MessageID string `json:"messageId"`
+	Timestamp string `json:"timestamp"`
+	// OriginalTimestamp is RudderStack's name for the client's time of the event; its
+	// clients send no timestamp.
+	OriginalTimestamp string `json:"originalTimestamp"`
+	SentAt            string `json:"sentAt"`
+	Name              string `json:"name"`       // page and screen
+	GroupID           string `json:"groupId"`    // group
+	PreviousID        string `json:"previousId"` // alias
 }
 
 func decodeMessage(r *http.Request) (*message, error) {
@@ -116,12 +119,16 @@ func idValue(raw json.RawMessage, field string) (string, error) {
 // occurredAt applies Segment's clock-skew correction: a client's timestamp is shifted by the
 // difference between its sentAt and our receive time.
 func (m *message) occurredAt(received time.Time) (time.Time, error) {
-	if m.Timestamp == "" {
+	field, value := "timestamp", m.Timestamp
+	if value == "" {
+		field, value = "originalTimestamp", m.OriginalTimestamp
+	}
+	if value == "" {
 		return received, nil
 	}
-	ts, err := time.Parse(time.RFC3339Nano, m.Timestamp)
+	ts, err := time.Parse(time.RFC3339Nano, value)
 	if err != nil {
-		return time.Time{}, badRequest("timestamp", "%q is not an ISO-8601 time", m.Timestamp)
+		return time.Time{}, badRequest(field, "%q is not an ISO-8601 time", value)
 	}
 	if m.SentAt != "" {
 		sent, err := time.Parse(time.RFC3339Nano, m.SentAt)

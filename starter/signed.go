@@ -34,9 +34,20 @@ func Sign(secret string, t time.Time, body []byte) string {
 }
 
 // signed guards /v1/sources/{source}/...: the body must carry a valid signature of that
-// source's secret within the tolerance. Write keys are not accepted here.
-func (a *API) signed(h handlerFunc) http.Handler {
+// source's secret within the tolerance. Write keys are not accepted here. The signature
+// covers the body as sent (before any Content-Encoding is undone); a bad one counts as a
+// failed authentication of the client's address, as a wrong key does.
+func (a *API) signed(h handlerFunc, limits []limit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := a.clientAddr(r)
+		if wait, blocked := a.authFailures.blocked(addr); blocked {
+			tooManyFailures(w, wait)
+			return
+		}
+		if err := checkURL(r); err != nil {
+			writeError(w, err)
+			return
+		}
 		source := r.PathValue("source")
 		secret, ok := a.SourceSecrets[source]
 		if !ok {
@@ -47,13 +58,17 @@ func (a *API) signed(h handlerFunc) http.Handler {
 			tooMany(w, wait)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxIngestBody))
+		raw, body, err := readBody(w, r, maxIngestBody)
 		if err != nil {
-			writeError(w, err)
+			a.fail(w, r, err)
 			return
 		}
-		if err := verifySignature(secret, r.Header.Get(SignatureHeader), body, a.Now()); err != nil {
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "bad_signature", Message: err.Error()})
+		if err := verifySignature(secret, r.Header.Get(SignatureHeader), raw, a.Now()); err != nil {
+			a.refuseAuth(w, addr, &apiError{Status: http.StatusUnauthorized, Code: "bad_signature", Message: err.Error()})
+			return
+		}
+		if err := checkBody(r, body, jsonBody, limits); err != nil {
+			writeError(w, err)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

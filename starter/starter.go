@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -40,7 +41,19 @@ type Config struct {
 	// SourceSecrets (CAIRN_SOURCE_SECRETS, "shop=secret,crm=secret2") are the signing sources
 	// that post to /v1/sources/{source}/events with an HMAC signature instead of a write key.
 	SourceSecrets map[string]string
-	Logger        *slog.Logger
+	// AuthFailuresPerMinute (CAIRN_AUTH_FAILURES_PER_MINUTE, default 10; 0: none) and
+	// AuthFailureBurst (CAIRN_AUTH_FAILURE_BURST, default 10) limit failed authentications
+	// per client address; TrustedProxies (CAIRN_TRUSTED_PROXIES, CIDRs) are the reverse
+	// proxies whose X-Forwarded-For names the client.
+	AuthFailuresPerMinute float64
+	AuthFailureBurst      int
+	TrustedProxies        []netip.Prefix
+	// EngagementWindow (CAIRN_ENGAGEMENT_WINDOW, default 60s; "0": every repeat counts) is
+	// how long a repeated open or click of one message counts once.
+	EngagementWindow time.Duration
+	// HTTP holds the HTTP server's timeouts (CAIRN_HTTP_*_TIMEOUT); zero ones take the defaults.
+	HTTP   HTTPTimeouts
+	Logger *slog.Logger
 	// TemporalUI (CAIRN_TEMPORAL_UI_URL) is the Web UI's base URL, for links to runs.
 	TemporalUI string
 	// Dispatch tunes the dispatcher: CAIRN_DISPATCH_CONCURRENCY (contacts dispatched at once,
@@ -55,6 +68,39 @@ type Config struct {
 	Ready chan<- string
 }
 
+// HTTPTimeouts bound how long a connection may hold the server: to send its headers
+// (ReadHeader), its whole request (Read), to be answered (Write, from the end of its
+// headers), and to stay open between requests (Idle).
+type HTTPTimeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultHTTPTimeouts: a request's headers come within 10 s from any client worth serving; its
+// body (512 KiB for events, 1 MiB for journeys) within 30 s even on a poor mobile link; a
+// reply within 60 s covers the slowest management call (defining a field on a large
+// contacts table); an idle keep-alive connection is kept 2 minutes.
+var DefaultHTTPTimeouts = HTTPTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
+
+// NewHTTPServer is the server the starter runs its API on: t's timeouts (zero ones take the
+// defaults) and request headers of at most 64 KiB. Tests use it to run the API as
+// production does.
+func NewHTTPServer(h http.Handler, t HTTPTimeouts) *http.Server {
+	pick := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: pick(t.ReadHeader, DefaultHTTPTimeouts.ReadHeader),
+		ReadTimeout:       pick(t.Read, DefaultHTTPTimeouts.Read),
+		WriteTimeout:      pick(t.Write, DefaultHTTPTimeouts.Write),
+		IdleTimeout:       pick(t.Idle, DefaultHTTPTimeouts.Idle),
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
 // ConfigFromEnv reads the starter's configuration from the environment.
 func ConfigFromEnv() (Config, error) {
 	c := Config{
@@ -66,6 +112,10 @@ func ConfigFromEnv() (Config, error) {
 		TemporalUI:  os.Getenv("CAIRN_TEMPORAL_UI_URL"),
 		CartIdle:    time.Hour,
 		RatePerKey:  200,
+		HTTP:        DefaultHTTPTimeouts,
+
+		AuthFailuresPerMinute: 10,
+		AuthFailureBurst:      10,
 	}
 	if v := os.Getenv("CAIRN_SOURCE_SECRETS"); v != "" {
 		c.SourceSecrets = map[string]string{}
@@ -90,6 +140,59 @@ func ConfigFromEnv() (Config, error) {
 			return c, fmt.Errorf("CAIRN_RATE_BURST %q is not a positive whole number", v)
 		}
 		c.RateBurst = n
+	}
+	if v := os.Getenv("CAIRN_AUTH_FAILURES_PER_MINUTE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return c, fmt.Errorf("CAIRN_AUTH_FAILURES_PER_MINUTE %q is not a number of failures per minute", v)
+		}
+		c.AuthFailuresPerMinute = f
+	}
+	if v := os.Getenv("CAIRN_AUTH_FAILURE_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("CAIRN_AUTH_FAILURE_BURST %q is not a positive whole number", v)
+		}
+		c.AuthFailureBurst = n
+	}
+	for _, v := range strings.Split(os.Getenv("CAIRN_TRUSTED_PROXIES"), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return c, fmt.Errorf("CAIRN_TRUSTED_PROXIES: %q is not an address or a network like 10.0.0.0/8", v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+	}
+	if v := os.Getenv("CAIRN_ENGAGEMENT_WINDOW"); v == "0" {
+		c.EngagementWindow = -1
+	} else if v != "" {
+		d, err := journey.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("CAIRN_ENGAGEMENT_WINDOW: %w", err)
+		}
+		c.EngagementWindow = d.D
+		if d.D == 0 {
+			c.EngagementWindow = -1
+		}
+	}
+	for _, t := range []struct {
+		name string
+		to   *time.Duration
+	}{{"CAIRN_HTTP_READ_HEADER_TIMEOUT", &c.HTTP.ReadHeader}, {"CAIRN_HTTP_READ_TIMEOUT", &c.HTTP.Read},
+		{"CAIRN_HTTP_WRITE_TIMEOUT", &c.HTTP.Write}, {"CAIRN_HTTP_IDLE_TIMEOUT", &c.HTTP.Idle}} {
+		if v := os.Getenv(t.name); v != "" {
+			d, err := journey.ParseDuration(v)
+			if err != nil || d.D <= 0 {
+				return c, fmt.Errorf("%s %q is not a duration above zero (e.g. 30s, 2m)", t.name, v)
+			}
+			*t.to = d.D
+		}
 	}
 	if v := os.Getenv("CAIRN_CART_IDLE"); v == "0" {
 		c.CartIdle = 0
@@ -175,8 +278,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	api := &API{DB: pool, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
-		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI,
+		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
+		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow}
+	srv := NewHTTPServer(api.Handler(), cfg.HTTP)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if cfg.Ready != nil {

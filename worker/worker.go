@@ -37,6 +37,8 @@ type Config struct {
 	SMTP        *email.SMTPConfig
 	PublicURL   string
 	TrackingKey string
+	// TrackingExpiry (CAIRN_TRACKING_*_TTL) is signed into each link; the zero value never expires.
+	TrackingExpiry email.Expiry
 	// Delivery providers (CAIRN_SMS_*, CAIRN_NOTIFY_URL, CAIRN_AUDIENCE_*); nil is "not configured".
 	SMS      *provider.SMS
 	Notify   *provider.Notify
@@ -55,6 +57,9 @@ func ConfigFromEnv() (Config, error) {
 		c.SMTP = &smtp
 	}
 	var err error
+	if c.TrackingExpiry, err = email.ExpiryFromEnv(); err != nil {
+		return c, err
+	}
 	c.SMS, err = provider.SMSFromEnv()
 	return c, err
 }
@@ -77,7 +82,7 @@ func (c Config) mail() (*activities.Mail, error) {
 	}
 	return &activities.Mail{
 		Sender:  sender,
-		Tracker: email.Tracker{Signer: email.Signer{Key: []byte(c.TrackingKey)}, BaseURL: c.PublicURL},
+		Tracker: email.Tracker{Signer: email.Signer{Key: []byte(c.TrackingKey)}, BaseURL: c.PublicURL, Expiry: c.TrackingExpiry},
 		Domain:  u.Hostname(),
 	}, nil
 }
