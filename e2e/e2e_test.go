@@ -305,6 +305,7 @@ func TestWorkerRefusesANamespaceWithoutCairnsSearchAttributes(t *testing.T) {
 		require.Contains(t, err.Error(), name)
 	}
 	require.Contains(t, err.Error(), "temporal operator search-attribute create --namespace default --name CairnJourneyVersion --type Int")
+	require.Contains(t, err.Error(), "temporal operator search-attribute create --namespace default --name CairnContactIDs --type KeywordList")
 }
 
 func (s *system) contact(t *testing.T, ext string) int64 {
