@@ -12,6 +12,7 @@ import (
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // ActionInput runs one action step: the step (as written in the journey) for this contact,
@@ -84,7 +85,8 @@ func (a *Activities) StartJourney(ctx context.Context, in ActionInput) (ActionOu
 const ErrTypeNotConfigured = "ProviderNotConfigured"
 
 // SendSMS sends a text message to the contact's phone field through the SMS provider.
-func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (ActionOutput, error) {
+func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (out ActionOutput, err error) {
+	defer func() { countSend("sms", out, err) }()
 	if a.SMS == nil {
 		return ActionOutput{}, notConfigured("SMS", "CAIRN_SMS_ACCOUNT, CAIRN_SMS_TOKEN and CAIRN_SMS_FROM")
 	}
@@ -106,7 +108,8 @@ func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (ActionOutput,
 }
 
 // Notify notifies team members through the notification webhook.
-func (a *Activities) Notify(ctx context.Context, in ActionInput) (ActionOutput, error) {
+func (a *Activities) Notify(ctx context.Context, in ActionInput) (out ActionOutput, err error) {
+	defer func() { countSend("notify", out, err) }()
 	if a.Notifier == nil {
 		return ActionOutput{}, notConfigured("team notification", "CAIRN_NOTIFY_URL")
 	}
@@ -132,7 +135,8 @@ func (a *Activities) RemoveFromAudience(ctx context.Context, in ActionInput) (Ac
 	return a.audience(ctx, in, in.Step.RemoveFromAudience, false)
 }
 
-func (a *Activities) audience(ctx context.Context, in ActionInput, id string, add bool) (ActionOutput, error) {
+func (a *Activities) audience(ctx context.Context, in ActionInput, id string, add bool) (out ActionOutput, err error) {
+	defer func() { countSend("audience", out, err) }()
 	if a.Audience == nil {
 		return ActionOutput{}, notConfigured("custom audience", "CAIRN_AUDIENCE_TOKEN")
 	}
@@ -167,7 +171,9 @@ func (a *Activities) external(ctx context.Context, in ActionInput, event string,
 		_ = crm.ReleaseExternal(ctx, a.DB, in.Key)
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("contact %d has unsubscribed", in.ContactID), ErrTypeRejected, nil)
 	}
+	start := time.Now()
 	result, err := call(ex.Data)
+	telemetry.Since(telemetry.ProviderCallDuration.WithLabelValues(channelOf(in.Step.Kind()), providerOutcome(err)), start)
 	var rejected *provider.Rejected
 	var perm *permanentError
 	switch {
@@ -184,6 +190,17 @@ func (a *Activities) external(ctx context.Context, in ActionInput, event string,
 		return ActionOutput{}, err
 	}
 	return ActionOutput{Detail: out}, nil
+}
+
+// channelOf names a delivery step's provider: sms, notify or audience.
+func channelOf(kind string) string {
+	switch kind {
+	case journey.KindSendSMS:
+		return "sms"
+	case journey.KindNotify:
+		return "notify"
+	}
+	return "audience"
 }
 
 type permanentError struct{ error }

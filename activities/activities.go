@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cairnhq/cairn/clock"
@@ -18,6 +21,7 @@ import (
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -83,7 +87,8 @@ type SendEmailInput struct {
 // sends it over SMTP, once per key: the ledger row is written as 'sending' before the SMTP
 // call and 'done' after. A retry after a crash in between sends the same message again with
 // the same Message-ID; one after 'done' sends nothing and returns the first result.
-func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOutput, error) {
+func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (out ActionOutput, err error) {
+	defer func() { countSend("email", out, err) }()
 	if a.Mail == nil || a.Mail.Sender == nil {
 		return ActionOutput{}, notConfigured("email", "CAIRN_SMTP_HOST and CAIRN_SMTP_FROM")
 	}
@@ -103,7 +108,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 	if es.Done {
 		return ActionOutput{Replayed: true, Detail: es.Result}, nil
 	}
-	if err := a.Mail.Sender.Send(ctx, msg); err != nil {
+	if err := a.smtpSend(ctx, msg); err != nil {
 		var perm *email.PermanentError
 		if errors.As(err, &perm) {
 			return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
@@ -115,6 +120,55 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 		return ActionOutput{}, fmt.Errorf("record sent email: %w", err)
 	}
 	return ActionOutput{Detail: result}, nil
+}
+
+// smtpSend hands the message to the SMTP server, timed and under a span of its own (which
+// names neither the recipient nor the subject).
+func (a *Activities) smtpSend(ctx context.Context, msg email.Message) error {
+	start := time.Now()
+	ctx, span := telemetry.Tracer().Start(ctx, "smtp send", trace.WithSpanKind(trace.SpanKindClient))
+	err := a.Mail.Sender.Send(ctx, msg)
+	outcome := providerOutcome(err)
+	telemetry.Since(telemetry.ProviderCallDuration.WithLabelValues("smtp", outcome), start)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("cairn.outcome", outcome))
+		if err != nil {
+			span.SetStatus(codes.Error, outcome)
+		}
+		span.End()
+	}
+	return err
+}
+
+// providerOutcome is a provider call's outcome label: ok, rejected (for good) or error.
+func providerOutcome(err error) string {
+	var perm *email.PermanentError
+	var rejected *provider.Rejected
+	var p *permanentError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &perm), errors.As(err, &rejected), errors.As(err, &p):
+		return "rejected"
+	}
+	return "error"
+}
+
+// countSend counts a delivery activity's outcome on cairn_sends_total.
+func countSend(channel string, out ActionOutput, err error) {
+	outcome := "sent"
+	var appErr *temporal.ApplicationError
+	switch {
+	case err != nil && errors.As(err, &appErr) && appErr.NonRetryable() && appErr.Type() == ErrTypeNotConfigured:
+		outcome = "not_configured"
+	case err != nil && errors.As(err, &appErr) && appErr.NonRetryable():
+		outcome = "rejected"
+	case err != nil:
+		outcome = "failed"
+	case out.Replayed:
+		outcome = "replayed"
+	}
+	telemetry.Sends.WithLabelValues(channel, outcome).Inc()
 }
 
 // ErrTypeRejected marks a message or call the provider refused for good.
@@ -303,7 +357,9 @@ func (a *Activities) ScanDates(ctx context.Context, now time.Time) (ScanDatesOut
 // RecheckSegments re-evaluates every segment a journey triggers on over all contacts, for
 // conditions that change with time alone; entries and exits become events.
 func (a *Activities) RecheckSegments(ctx context.Context, now time.Time) (map[string]int64, error) {
+	start := time.Now()
 	in, out, err := crm.RecheckAllMembers(ctx, a.DB, now)
+	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("recheck_all"), start)
 	return map[string]int64{"entered": in, "exited": out}, err
 }
 

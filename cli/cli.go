@@ -3,16 +3,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/starter"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/worker"
 )
 
@@ -26,16 +27,6 @@ func Root() *cobra.Command {
 	}
 	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd())
 	return root
-}
-
-func logger() *slog.Logger {
-	level := slog.LevelInfo
-	if strings.EqualFold(os.Getenv("CAIRN_LOG_LEVEL"), "debug") {
-		level = slog.LevelDebug
-	} else if strings.EqualFold(os.Getenv("CAIRN_LOG_LEVEL"), "warn") {
-		level = slog.LevelWarn
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 func devCmd() *cobra.Command {
@@ -53,7 +44,7 @@ func devCmd() *cobra.Command {
 				os.Setenv("CAIRN_LOG_LEVEL", "warn")
 			}
 			cfg.Logger = logger()
-			return dev.Run(cmd.Context(), cfg)
+			return traced(cmd, "cairn-dev", func() error { return dev.Run(cmd.Context(), cfg) })
 		},
 	}
 	f := cmd.Flags()
@@ -78,7 +69,7 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger()
-			return worker.Run(cmd.Context(), cfg)
+			return traced(cmd, "cairn-worker", func() error { return worker.Run(cmd.Context(), cfg) })
 		},
 	}
 }
@@ -93,9 +84,24 @@ func starterCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger()
-			return starter.Run(cmd.Context(), cfg)
+			return traced(cmd, "cairn-starter", func() error { return starter.Run(cmd.Context(), cfg) })
 		},
 	}
+}
+
+// traced runs a process with tracing set up from the OTEL_* variables (off unless they ask
+// for it), and flushes the spans still buffered when it stops.
+func traced(cmd *cobra.Command, service string, run func() error) error {
+	shutdown, err := telemetry.Setup(cmd.Context(), service)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdown(ctx)
+	}()
+	return run()
 }
 
 func journeysCmd() *cobra.Command {

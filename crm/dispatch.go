@@ -36,6 +36,7 @@ WITH cand AS (
 	RETURNING contact_id, recovered
 )
 SELECT e.id, e.contact_id, c.external_id, e.name, e.properties, e.source, e.occurred_at, e.changed, e.attempts, t.recovered,
+       e.received_at, COALESCE(e.traceparent, ''),
        COALESCE((SELECT array_agg(a.alias ORDER BY a.alias) FROM contact_aliases a WHERE a.contact_id = c.id), '{}')
 FROM taken t
 JOIN contacts c ON c.id = t.contact_id
@@ -51,6 +52,10 @@ type PendingEvent struct {
 	// Recovered: the contact's lease was taken over from a dispatcher that stopped, which may
 	// have made some of this event's calls without recording them.
 	Recovered bool
+	// ReceivedAt is when the event was accepted; TraceParent the W3C traceparent of the span
+	// that recorded it ("" when none).
+	ReceivedAt  time.Time
+	TraceParent string
 }
 
 // ClaimContacts leases up to contacts contacts for owner for the lease's length and returns
@@ -68,7 +73,7 @@ func ClaimContacts(ctx context.Context, db DB, owner string, contacts, perContac
 	for rows.Next() {
 		var e PendingEvent
 		if err := rows.Scan(&e.ID, &e.ContactID, &e.ExternalID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt,
-			&e.Changed, &e.Attempts, &e.Recovered, &e.Aliases); err != nil {
+			&e.Changed, &e.Attempts, &e.Recovered, &e.ReceivedAt, &e.TraceParent, &e.Aliases); err != nil {
 			return nil, fmt.Errorf("claim events: %w", err)
 		}
 		out = append(out, e)

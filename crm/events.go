@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // EventsChannel is the LISTEN/NOTIFY channel a new event is announced on.
@@ -87,8 +89,8 @@ type NewEvent struct {
 }
 
 const insertEventSQL = `
-INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at, changed)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
+INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at, changed, traceparent)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, NULLIF($8, ''))
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id`
 
@@ -106,7 +108,8 @@ func appendEvent(ctx context.Context, db DB, e NewEvent) (id int64, inserted boo
 	if e.OccurredAt.IsZero() {
 		return 0, false, fmt.Errorf("append %s event: no time given", e.Name)
 	}
-	err = db.QueryRow(ctx, insertEventSQL, e.ContactID, e.Name, e.Properties, e.Source, e.DedupeKey, e.OccurredAt, e.Changed).Scan(&id)
+	err = db.QueryRow(ctx, insertEventSQL, e.ContactID, e.Name, e.Properties, e.Source, e.DedupeKey, e.OccurredAt, e.Changed,
+		traceParent(ctx)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil // the key was seen: recorded before
 	}
@@ -124,6 +127,17 @@ func appendEvent(ctx context.Context, db DB, e NewEvent) (id int64, inserted boo
 		return 0, false, fmt.Errorf("announce event: %w", err)
 	}
 	return id, true, nil
+}
+
+// traceParent is the W3C traceparent of the span recording an event (none when tracing is
+// off): the event's dispatch continues that trace.
+func traceParent(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
+		return ""
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier["traceparent"]
 }
 
 // RecordEvent upserts the contact and appends the event in one transaction. It reports

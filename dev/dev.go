@@ -61,6 +61,7 @@ type Info struct {
 	TemporalUI   string `json:"temporal_ui"`
 	TemporalGRPC string `json:"temporal_grpc"`
 	StarterURL   string `json:"starter_url"`
+	MetricsURL   string `json:"metrics_url"`
 	WriteKey     string `json:"write_key"`
 	AdminKey     string `json:"admin_key"`
 	DatabaseURL  string `json:"database_url"`
@@ -173,7 +174,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 	info := Info{
-		TemporalUI: srv.UIURL(), TemporalGRPC: srv.GRPCAddress(), StarterURL: "http://" + addr,
+		TemporalUI: srv.UIURL(), TemporalGRPC: srv.GRPCAddress(), StarterURL: "http://" + addr, MetricsURL: "http://" + addr + "/metrics",
 		WriteKey: keys.WriteKey, AdminKey: keys.AdminKey, DatabaseURL: dbURL,
 		MailURL: "http://" + mailLn.Addr().String(), SMTPAddr: catcher.Addr(),
 	}
@@ -372,6 +373,7 @@ func printBanner(w io.Writer, in Info, took time.Duration) {
 	fmt.Fprintf(&b, "  Temporal UI     %s/namespaces/default/workflows\n", in.TemporalUI)
 	fmt.Fprintf(&b, "  Temporal gRPC   %s   (temporal workflow list --address %s --query \"CairnJourney='welcome'\")\n", in.TemporalGRPC, in.TemporalGRPC)
 	fmt.Fprintf(&b, "  Starter         %s\n", in.StarterURL)
+	fmt.Fprintf(&b, "  Metrics         %s   (Prometheus: the worker's and the starter's)\n", in.MetricsURL)
 	fmt.Fprintf(&b, "  Write key       %s   (HTTP Basic user name, for /v1/track, /v1/identify)\n", in.WriteKey)
 	fmt.Fprintf(&b, "  Admin key       %s   (Authorization: Bearer, for /v1/journeys, /v1/contacts)\n", in.AdminKey)
 	fmt.Fprintf(&b, "  PostgreSQL      %s\n", in.DatabaseURL)

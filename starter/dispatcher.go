@@ -17,6 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -26,6 +29,7 @@ import (
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // Dispatcher turns stored events into Temporal calls: for each event, a SignalWithStart of
@@ -188,6 +192,7 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 			finished.Add(int64(len(out.Done)))
 			if out.Dead {
 				finished.Add(1)
+				telemetry.DeadLettered.Inc()
 			}
 		}()
 	}
@@ -281,12 +286,24 @@ func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, hel
 			return out, false
 		}
 		// An event tried before may have reached some journeys already: check before starting.
-		err := d.dispatch(ctx, cache, ev.Event, ev.Attempts > 0 || ev.Recovered)
+		ectx, span := startDispatchSpan(ctx, ev)
+		err := d.dispatch(ectx, cache, ev.Event, ev.Attempts > 0 || ev.Recovered)
+		endSpan(span, err)
 		if err == nil {
 			out.Done = append(out.Done, ev.ID)
+			telemetry.EventsDispatched.Inc()
+			telemetry.Since(telemetry.DispatchLag, ev.ReceivedAt)
 			continue
 		}
 		transient := isTransient(err)
+		switch {
+		case transient && isUnreachable(err):
+			telemetry.DispatchFailures.WithLabelValues("unreachable").Inc()
+		case transient:
+			telemetry.DispatchFailures.WithLabelValues("transient").Inc()
+		default:
+			telemetry.DispatchFailures.WithLabelValues("event").Inc()
+		}
 		attempts := ev.Attempts + 1
 		out.Failed, out.Error = ev.ID, err.Error()
 		out.Dead = !transient && attempts >= d.MaxAttempts
@@ -300,6 +317,30 @@ func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, hel
 		return out, transient && isUnreachable(err)
 	}
 	return out, false
+}
+
+// startDispatchSpan starts the span of one event's dispatch as the child of the span that
+// recorded the event (its stored traceparent), so the trace runs on from the HTTP request
+// through the Temporal calls into the run.
+func startDispatchSpan(ctx context.Context, ev crm.PendingEvent) (context.Context, trace.Span) {
+	if !telemetry.TracingEnabled() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return telemetry.Tracer().Start(telemetry.WithTraceParent(ctx, ev.TraceParent), "dispatch event",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.Int64("cairn.event.id", ev.ID), attribute.String("cairn.event.name", ev.Name),
+			attribute.Int("cairn.event.attempt", ev.Attempts+1)))
+}
+
+func endSpan(span trace.Span, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "dispatch failed")
+	}
+	span.End()
 }
 
 // retryDelay backs off a contact after its attempt-th failure: 200 ms doubling, up to a
@@ -442,8 +483,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 			return err
 		}
 		if len(segs) > 0 {
-			now := d.Clock.Now()
+			now, start := d.Clock.Now(), time.Now()
 			err := crm.WithTx(ctx, d.DB, func(tx pgx.Tx) error { return crm.RecheckMembership(ctx, tx, segs, ev.ContactID, now) })
+			telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("recheck"), start)
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 )
@@ -62,6 +63,10 @@ type API struct {
 	Temporal   client.Client
 	Namespace  string
 	TemporalUI string
+	// NoMetrics leaves /metrics off the API: CAIRN_METRICS_ADDR serves it elsewhere.
+	NoMetrics bool
+	// sources maps each ingestion route pattern to its source label.
+	sources map[string]string
 }
 
 // Now is the API's clock reading.
@@ -75,12 +80,25 @@ func (a *API) Handler() http.Handler {
 	a.limits = newLimiter(a.RatePerKey, a.RateBurst)
 	a.authFailures = newFailures(a.AuthFailuresPerMinute, a.AuthFailureBurst)
 	mux := http.NewServeMux()
+	a.sources = map[string]string{
+		"POST /v1/forms/{id}": sourceForm, "PUT /v1/deals/{id}": sourceCRM, "POST /v1/sources/{source}/events": sourceSigned,
+		"GET /v1/t/o/{token}": sourceTracking, "GET /v1/t/c/{token}": sourceTracking, "POST /v1/t/u/{token}": sourceTracking,
+		"POST /v1/journeys/{id}/start": sourceAPI,
+	}
 	// ingestion routes a write-key endpoint and answers its CORS preflight.
 	ingestion := func(method, path string, h http.Handler) {
 		mux.Handle(method+" "+path, h)
 		mux.Handle("OPTIONS "+path, preflight(method))
+		if a.sources[method+" "+path] == "" {
+			a.sources[method+" "+path] = sourceSegment
+		}
 	}
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("GET /livez", telemetry.Livez())
+	mux.Handle("GET /readyz", telemetry.Readyz(a.readyChecks()...))
+	if !a.NoMetrics {
+		mux.Handle("GET /metrics", telemetry.Handler())
+	}
 	mux.HandleFunc("GET /v1/schema/journey.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/schema+json")
 		_, _ = w.Write(journey.Schema)
@@ -127,7 +145,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return mux
+	return a.observe(mux)
 }
 
 // apiError is every error the API returns, as {"error": {...}}.
@@ -166,6 +184,7 @@ func writeError(w http.ResponseWriter, err error) {
 	default:
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the starter's log"}
 	}
+	noteError(w, ae.Code, nil)
 	writeJSON(w, ae.Status, map[string]any{"error": ae})
 }
 
@@ -183,15 +202,20 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 	}
 }
 
-// fail answers a request with err, logging it first unless it is the client's doing.
+// fail answers a request with err. Unless it is the client's doing, the cause goes into the
+// request's log line (at ERROR), where the request id finds it.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var mbe *http.MaxBytesError
+	writeError(w, err)
 	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.As(err, &mbe) &&
 		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		if rec, ok := w.(*recorder); ok {
+			rec.err = err
+			return
+		}
+		a.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "error", err)
 	}
-	writeError(w, err)
 }
 
 // ingest guards an ingestion endpoint. In order: CORS headers (browser pages post events);
@@ -430,13 +454,14 @@ func (a *API) startJourney(w http.ResponseWriter, r *http.Request) error {
 	if body.MessageID != "" {
 		key = "start:" + body.MessageID
 	}
-	_, _, err := crm.RecordEvent(r.Context(), a.DB, crm.EventInput{
+	_, inserted, err := crm.RecordEvent(r.Context(), a.DB, crm.EventInput{
 		ExternalID: body.UserID, Name: journey.EventStartRequested, Properties: map[string]any{"journey": id},
 		Source: "api", DedupeKey: key, OccurredAt: a.Now(),
 	})
 	if err != nil {
 		return err
 	}
+	a.accepted(r, b2i(inserted), b2i(!inserted))
 	writeJSON(w, http.StatusAccepted, map[string]any{"journey": id, "userId": body.UserID, "accepted": true})
 	return nil
 }
@@ -466,4 +491,11 @@ func (a *API) getFields(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, defs)
 	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // putSegment saves {id?, name, condition} (YAML or JSON); the condition is checked with
@@ -76,7 +78,9 @@ func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	n, err := crm.CountMatching(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now()})
+	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("count"), start)
 	if err != nil {
 		return err
 	}
@@ -102,7 +106,9 @@ func (a *API) segmentContacts(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("after", "after must be the next value of the previous page")
 		}
 	}
+	start := time.Now()
 	contacts, err := crm.SegmentContacts(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now()}, after, limit)
+	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("members"), start)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // Config is what a starter needs.
@@ -62,6 +63,11 @@ type Config struct {
 	DispatchConcurrency int
 	DispatchBatch       int
 	DispatchMaxAttempts int
+	// MetricsAddr (CAIRN_METRICS_ADDR), when set, serves /metrics, /livez and /readyz on a
+	// listener of their own, and /metrics no longer on the API.
+	MetricsAddr string
+	// DBMaxConns (CAIRN_DB_MAX_CONNS, default 32) bounds the PostgreSQL pool.
+	DBMaxConns int
 	// Clock is the starter's clock (nil: the system's); tests move it.
 	Clock clock.Clock
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
@@ -107,6 +113,7 @@ func ConfigFromEnv() (Config, error) {
 		Temporal:    cluster.FromEnv(),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		HTTPAddr:    os.Getenv("CAIRN_HTTP_ADDR"),
+		MetricsAddr: os.Getenv("CAIRN_METRICS_ADDR"),
 		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
 		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
 		TemporalUI:  os.Getenv("CAIRN_TEMPORAL_UI_URL"),
@@ -206,7 +213,8 @@ func ConfigFromEnv() (Config, error) {
 	for _, v := range []struct {
 		name string
 		dst  *int
-	}{{"CAIRN_DISPATCH_CONCURRENCY", &c.DispatchConcurrency}, {"CAIRN_DISPATCH_BATCH", &c.DispatchBatch}, {"CAIRN_DISPATCH_MAX_ATTEMPTS", &c.DispatchMaxAttempts}} {
+	}{{"CAIRN_DISPATCH_CONCURRENCY", &c.DispatchConcurrency}, {"CAIRN_DISPATCH_BATCH", &c.DispatchBatch},
+		{"CAIRN_DISPATCH_MAX_ATTEMPTS", &c.DispatchMaxAttempts}, {"CAIRN_DB_MAX_CONNS", &c.DBMaxConns}} {
 		if s := os.Getenv(v.name); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
@@ -251,6 +259,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if pcfg.MaxConns < 32 {
 		pcfg.MaxConns = 32
 	}
+	if cfg.DBMaxConns > 0 {
+		pcfg.MaxConns = int32(cfg.DBMaxConns)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("starter: database: %w", err)
@@ -280,10 +291,21 @@ func Run(ctx context.Context, cfg Config) error {
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
 		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
-		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow}
+		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, NoMetrics: cfg.MetricsAddr != ""}
 	srv := NewHTTPServer(api.Handler(), cfg.HTTP)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	telemetry.WatchQueue(func(ctx context.Context) (int64, int64, error) { return crm.QueueDepth(ctx, pool) })
+	defer telemetry.WatchQueue(nil)
+	if cfg.MetricsAddr != "" {
+		msrv, err := telemetry.Serve(cfg.MetricsAddr, api.readyChecks()...)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("starter: %w", err)
+		}
+		defer msrv.Close()
+		logger.Info("starter metrics listening", "addr", msrv.Addr)
+	}
 	if cfg.Ready != nil {
 		cfg.Ready <- ln.Addr().String()
 	}

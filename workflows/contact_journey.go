@@ -12,6 +12,7 @@ import (
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // a is only used for method names in ExecuteActivity; the worker registers the real struct.
@@ -499,14 +500,17 @@ func (it *interpreter) leave(ctx workflow.Context, outcome string, err error) {
 	now := workflow.Now(ctx)
 	v.LeftAt = &now
 	v.Outcome = outcome
+	counted := telemetry.StepDone
 	switch {
 	case it.exited:
-		v.Outcome = "left: exit condition met"
+		v.Outcome, counted = "left: exit condition met", telemetry.StepExited
 	case it.jump >= 0 && err != nil:
-		v.Outcome = "left: goal met"
+		v.Outcome, counted = "left: goal met", telemetry.StepGoal
 	case err != nil:
-		v.Outcome = "failed: " + err.Error()
+		v.Outcome, counted = "failed: "+err.Error(), telemetry.StepFailed
 	}
+	// Counted only outside replay; it changes nothing the run records.
+	telemetry.StepLeft(ctx, v.Kind, counted)
 	it.state.WaitingFor, it.state.WaitUntil = "", nil
 }
 
