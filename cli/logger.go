@@ -87,7 +87,9 @@ func (h *redacting) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &redacting{next: h.next.WithAttrs(clean)}
 }
 
-func (h *redacting) WithGroup(name string) slog.Handler { return &redacting{next: h.next.WithGroup(name)} }
+func (h *redacting) WithGroup(name string) slog.Handler {
+	return &redacting{next: h.next.WithGroup(name)}
+}
 
 func scrubAttr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()

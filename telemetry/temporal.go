@@ -73,13 +73,17 @@ var temporalTracer = sync.OnceValue(func() interceptor.ClientInterceptor {
 // the run's input and changes nothing in it; during replay it counts nothing.
 func WorkerInterceptor() interceptor.WorkerInterceptor { return &runCounter{} }
 
-type runCounter struct{ interceptor.WorkerInterceptorBase }
+type runCounter struct {
+	interceptor.WorkerInterceptorBase
+}
 
 func (*runCounter) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
 	return &runInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}}
 }
 
-type runInbound struct{ interceptor.WorkflowInboundInterceptorBase }
+type runInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+}
 
 func (r *runInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteWorkflowInput) (any, error) {
 	if workflow.GetInfo(ctx).WorkflowType.Name == contract.WorkflowType && !workflow.IsReplaying(ctx) && len(in.Args) == 1 {
