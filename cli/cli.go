@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/server/common/dynamicconfig"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
+	"github.com/cairnhq/cairn/dev/embedded"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/starter"
 	"github.com/cairnhq/cairn/telemetry"
@@ -25,7 +28,7 @@ func Root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd())
+	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd(), temporalServerCmd())
 	return root
 }
 
@@ -87,6 +90,48 @@ func starterCmd() *cobra.Command {
 			return traced(cmd, "cairn-starter", func() error { return starter.Run(cmd.Context(), cfg) })
 		},
 	}
+}
+
+// temporalServerCmd runs a Temporal server persisted in PostgreSQL (SQL visibility), as a
+// production-shaped cluster for tests and for trying Cairn's processes side by side. Hidden:
+// production runs a real Temporal cluster or Temporal Cloud.
+func temporalServerCmd() *cobra.Command {
+	var opts embedded.Options
+	var pg embedded.Postgres
+	cmd := &cobra.Command{
+		Use:    "temporal-server",
+		Short:  "Run a Temporal server on PostgreSQL (tests and trying only)",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pg.URL == "" {
+				return fmt.Errorf("--postgres is required: a PostgreSQL URL whose role may create databases")
+			}
+			opts.Postgres = &pg
+			opts.SearchAttributes = contract.SearchAttributes
+			// Search attributes added by an operator show up within a second.
+			opts.Dynamic = map[string]any{dynamicconfig.NamespaceCacheRefreshInterval.Key().String(): time.Second}
+			srv, err := embedded.Start(opts)
+			if err != nil {
+				return err
+			}
+			defer srv.Stop()
+			fmt.Fprintf(cmd.OutOrStdout(), "Temporal ready at %s (namespace %s)\n", srv.GRPCAddress(), srv.Namespace())
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pg.URL, "postgres", "", "PostgreSQL URL (a role that may create databases)")
+	f.StringVar(&pg.Database, "db", "temporal", "history database")
+	f.StringVar(&pg.VisibilityDatabase, "visibility-db", "temporal_visibility", "visibility database")
+	f.StringVar(&opts.IP, "ip", "127.0.0.1", "address to bind")
+	f.IntVar(&opts.GRPCPort, "port", 7233, "frontend gRPC port")
+	f.IntVar(&opts.UIPort, "ui-port", -1, "Web UI port (negative: none)")
+	f.Int32Var(&opts.Shards, "shards", 4, "history shards (fixed when the databases are first set up)")
+	f.StringVar(&opts.Namespace, "namespace", "default", "namespace created with Cairn's search attributes")
+	f.StringSliceVar(&opts.PlainNamespaces, "plain-namespace", nil, "namespaces created without Cairn's search attributes")
+	f.StringVar(&opts.LogFile, "log", "", "file for the server's warnings and errors")
+	return cmd
 }
 
 // traced runs a process with tracing set up from the OTEL_* variables (off unless they ask

@@ -27,6 +27,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/cairnhq/cairn/cli"
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/contract"
@@ -39,7 +40,7 @@ import (
 	"github.com/cairnhq/cairn/worker"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(logScan{m}) }
 
 const (
 	writeKey = "wk_e2e"
@@ -58,11 +59,16 @@ type system struct {
 
 const trackingKey = "tk_e2e"
 
+// quiet is the logger of the in-process components: JSON lines at info, built as the cairn
+// command builds them, into a file that logScan reads once the tests are done
+// (CAIRN_TEST_LOG=1 shows them on stderr at debug instead).
 func quiet() *slog.Logger {
 	if os.Getenv("CAIRN_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		l, _ := cli.NewLogger(os.Stderr, "json", "debug")
+		return l
 	}
-	return slog.New(slog.DiscardHandler)
+	l, _ := cli.NewLogger(testLog(), "json", "info")
+	return l
 }
 
 // setup starts Temporal (in memory), a worker and a starter on a fresh PostgreSQL schema.
