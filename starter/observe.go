@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
@@ -90,11 +91,21 @@ func requestID(r *http.Request) string {
 
 // observe wraps the API: one log line per request (route pattern, never the path, which may
 // hold a contact's id), its request id, its span's name and attributes, and the HTTP and
-// ingestion metrics. With tracing on, otelhttp starts the request's span from any traceparent
-// the client sent.
+// ingestion metrics.
 func (a *API) observe(mux *http.ServeMux) http.Handler {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tracing := telemetry.TracingEnabled()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		var span trace.Span
+		if tracing {
+			// The request's span continues any trace the client sent (traceparent); it is
+			// named for the route once the mux has matched one.
+			ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx, span = telemetry.Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+			defer span.End()
+			r = r.WithContext(ctx)
+		}
 		id := requestID(r)
 		w.Header().Set(RequestIDHeader, id)
 		rec := &recorder{ResponseWriter: w}
@@ -121,10 +132,10 @@ func (a *API) observe(mux *http.ServeMux) http.Handler {
 				telemetry.EventsRefused.WithLabelValues(source, reason).Inc()
 			}
 		}
-		span := trace.SpanFromContext(r.Context())
-		if span.IsRecording() {
+		if span != nil && span.IsRecording() {
 			span.SetName(route)
-			span.SetAttributes(attribute.String("http.route", route), attribute.String("cairn.request_id", id))
+			span.SetAttributes(attribute.String("http.route", route), attribute.String("cairn.request_id", id),
+				attribute.Int("http.response.status_code", rec.status))
 			if rec.code != "" {
 				span.SetAttributes(attribute.String("cairn.error_code", rec.code))
 			}
@@ -134,12 +145,6 @@ func (a *API) observe(mux *http.ServeMux) http.Handler {
 		}
 		a.logRequest(r.Context(), rec, r.Method, route, id, took)
 	})
-	if !telemetry.TracingEnabled() {
-		return h
-	}
-	return otelhttp.NewHandler(h, "http", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return r.Method // renamed to the route once the mux has matched one
-	}))
 }
 
 // logRequest writes the request's one line: server errors at ERROR (with their cause),

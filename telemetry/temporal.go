@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -48,7 +49,19 @@ func sdkView(i sdkmetric.Instrument) (sdkmetric.Stream, bool) {
 // TemporalMetrics is the metrics handler for Temporal clients and workers: the SDK's own
 // metrics (temporal_request_total, temporal_workflow_task_schedule_to_start_latency_seconds,
 // temporal_sticky_cache_size, temporal_num_pollers, …) under their SDK names, in Registry.
-func TemporalMetrics() client.MetricsHandler { return sdkMetrics() }
+// It is nil (the SDK records nothing) after DisableSDKMetrics.
+func TemporalMetrics() client.MetricsHandler {
+	if sdkMetricsOff.Load() {
+		return nil
+	}
+	return sdkMetrics()
+}
+
+var sdkMetricsOff atomic.Bool
+
+// DisableSDKMetrics stops clients made from now on from recording the SDK's metrics: for
+// benchmarks that measure what they cost.
+func DisableSDKMetrics() { sdkMetricsOff.Store(true) }
 
 // TemporalTracing is the Temporal SDK's OpenTelemetry interceptor when tracing is on (nil
 // otherwise): client calls (SignalWithStart, signals) start spans and carry their context to

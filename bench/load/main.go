@@ -3,16 +3,26 @@
 // baseline, against one embedded Temporal server, a local PostgreSQL and a worker.
 //
 //	go run ./bench/load -rate 200 -for 20s
+//	go run ./bench/load -rate 200 -for 20s -metrics -tracing   # as production runs observed
+//
+// -metrics turns on the Temporal SDK's metrics and scrapes /metrics every second (Cairn's own
+// counters are always kept); -tracing exports every span over OTLP/HTTP to a receiver in
+// this process that decodes and drops them. Compare the CPU lines of a run with both and one
+// without. It also prints sizing figures: the starter's own CPU per event, PostgreSQL's
+// growth per contact, and the process's heap per parked run.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -20,9 +30,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/contract"
@@ -32,14 +44,28 @@ import (
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/pglocal"
 	"github.com/cairnhq/cairn/starter"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/worker"
 )
 
 func main() {
 	rate := flag.Int("rate", 200, "events per second")
 	dur := flag.Duration("for", 20*time.Second, "how long each phase sends")
+	withMetrics := flag.Bool("metrics", false, "record the Temporal SDK's metrics and scrape /metrics every second")
+	withTracing := flag.Bool("tracing", false, "export every span over OTLP/HTTP (to a receiver in this process)")
 	flag.Parse()
-	if err := run(*rate, *dur); err != nil {
+	if !*withMetrics {
+		telemetry.DisableSDKMetrics()
+	}
+	if *withTracing {
+		stop, err := startTracing()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		defer stop()
+	}
+	if err := run(*rate, *dur, *withMetrics, *withTracing); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -50,7 +76,7 @@ const writeKey = "wk_load"
 // The journey starts and then waits a day: what is measured is getting contacts in.
 const doc = "id: load\ntrigger: {event: Signed Up}\nsteps: [{wait: 1d}, {add_tag: done}]"
 
-func run(rate int, dur time.Duration) error {
+func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
@@ -97,7 +123,11 @@ func run(rate int, dur time.Duration) error {
 	defer cl.Close()
 	waitHTTP("http://" + addr + "/healthz")
 	n := int(float64(rate) * dur.Seconds())
-	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, one starter, one process\n\n", n, rate)
+	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, one starter, one process; metrics %s, tracing %s\n\n",
+		n, rate, onOff(withMetrics), onOff(withTracing))
+	if withMetrics {
+		go scrape(ctx, "http://"+addr+"/metrics")
+	}
 
 	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow, same rate.
 	cpu0, pg0 := cpuTime(), postgresCPU()
@@ -113,6 +143,11 @@ func run(rate int, dur time.Duration) error {
 	// Cairn: the same events through the starter's HTTP API and dispatcher.
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	posted := make([]time.Time, n)
+	var dbBefore int64
+	if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbBefore); err != nil {
+		return err
+	}
+	heapBefore := heapInUse()
 	cpu0, pg0 = cpuTime(), postgresCPU()
 	res := pace(rate, n, func(i int) error {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/track",
@@ -141,6 +176,14 @@ func run(rate int, dur time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	cairnCPU, cairnPG := cpuTime()-cpu0, postgresCPU()-pg0
+	heapAfter := heapInUse()
+	var dbAfter int64
+	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
+		return err
+	}
+	if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbAfter); err != nil {
+		return err
+	}
 	started, err := startTimes(ctx, cl, pool)
 	if err != nil {
 		return err
@@ -162,7 +205,72 @@ func run(rate int, dur time.Duration) error {
 	fmt.Printf("%-34s %12s %12.2f×\n", "CPU ratio Cairn / raw (all)", "", float64(cairnCPU+cairnPG)/float64(baseCPU+basePG))
 	fmt.Printf("%-34s %12d %12d\n", "errors", base.errors, res.errors)
 	fmt.Printf("%-34s %12s %12d\n", "runs started", "", len(e2s))
+	own := cairnCPU - baseCPU + cairnPG
+	fmt.Printf("\nsizing (from this run)\n")
+	fmt.Printf("%-34s %12s\n", "starter CPU per 1,000 events", ms(own*1000/time.Duration(n)))
+	if own > 0 {
+		fmt.Printf("%-34s %12.0f\n", "  → events/s per starter core", float64(n)/own.Seconds())
+	}
+	fmt.Printf("%-34s %10.0f B\n", "PostgreSQL growth per contact", float64(dbAfter-dbBefore)/float64(n))
+	fmt.Printf("%-34s %10.0f B\n", "heap per parked run (all caches)", float64(heapAfter-heapBefore)/float64(max(1, len(e2s))))
 	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// heapInUse is the process's live heap after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
+}
+
+// scrape reads /metrics every second, as a Prometheus server would.
+func scrape(ctx context.Context, url string) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if resp, err := http.Get(url); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+}
+
+// startTracing points the OTLP exporter at a receiver in this process that reads and decodes
+// every export, as a collector would, and drops it.
+func startTracing() (func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		_ = proto.Unmarshal(b, &req)
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+	})}
+	go srv.Serve(ln)
+	os.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	shutdown, err := telemetry.Setup(context.Background(), "cairn-load")
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return func() { _ = shutdown(context.Background()); srv.Close() }, nil
 }
 
 type result struct {
