@@ -11,8 +11,8 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
-	sqltool "go.temporal.io/server/tools/sql"
 	"go.temporal.io/server/tools/common/schema"
+	sqltool "go.temporal.io/server/tools/sql"
 )
 
 // Postgres persists the server in PostgreSQL, as a production cluster may: history in one
