@@ -130,7 +130,7 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 	}
 
 	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow, same rate.
-	cpu0, pg0 := cpuTime(), postgresCPU()
+	cpu0, pg0 := cpuTime(), postgresCPU(pg.PID())
 	base := pace(rate, n, func(i int) error {
 		id := fmt.Sprintf("journey:raw:%d", i)
 		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"},
@@ -138,7 +138,7 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
 		return err
 	})
-	baseCPU, basePG := cpuTime()-cpu0, postgresCPU()-pg0
+	baseCPU, basePG := cpuTime()-cpu0, postgresCPU(pg.PID())-pg0
 
 	// Cairn: the same events through the starter's HTTP API and dispatcher.
 	httpc := &http.Client{Timeout: 10 * time.Second}
@@ -148,7 +148,7 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 		return err
 	}
 	heapBefore := heapInUse()
-	cpu0, pg0 = cpuTime(), postgresCPU()
+	cpu0, pg0 = cpuTime(), postgresCPU(pg.PID())
 	res := pace(rate, n, func(i int) error {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/track",
 			strings.NewReader(fmt.Sprintf(`{"userId":"u%d","event":"Signed Up","messageId":"m%d"}`, i, i)))
@@ -175,7 +175,7 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cairnCPU, cairnPG := cpuTime()-cpu0, postgresCPU()-pg0
+	cairnCPU, cairnPG := cpuTime()-cpu0, postgresCPU(pg.PID())-pg0
 	heapAfter := heapInUse()
 	var dbAfter int64
 	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
@@ -372,9 +372,9 @@ func waitHTTP(url string) {
 	}
 }
 
-// postgresCPU sums the CPU time of the machine's postgres processes (the local cluster this
-// program started; other clusters on the machine would be counted too).
-func postgresCPU() time.Duration {
+// postgresCPU sums the CPU time of the local cluster this program started: its postmaster
+// and the backends it forked (other clusters on the machine are not counted).
+func postgresCPU(postmaster int) time.Duration {
 	var total time.Duration
 	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, f := range dirs {
@@ -389,6 +389,12 @@ func postgresCPU() time.Duration {
 		}
 		fields := strings.Fields(s[end+2:])
 		if len(fields) < 13 {
+			continue
+		}
+		var pid, ppid int
+		fmt.Sscan(s[:open-1], &pid)
+		fmt.Sscan(fields[1], &ppid)
+		if pid != postmaster && ppid != postmaster {
 			continue
 		}
 		var ut, st int64
