@@ -57,7 +57,8 @@ type Config struct {
 	Tuning Tuning
 }
 
-// Tuning sizes a worker. Zero fields keep the SDK's (or pgx's) defaults.
+// Tuning sizes a worker. Zero fields keep the defaults: the SDK's, DefaultStopTimeout and
+// DefaultDBMaxConns.
 type Tuning struct {
 	Activities      int           // CAIRN_WORKER_ACTIVITIES: activities run at once (SDK default 1,000)
 	WorkflowTasks   int           // CAIRN_WORKER_WORKFLOW_TASKS: workflow tasks run at once (SDK default 1,000)

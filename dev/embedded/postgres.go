@@ -51,7 +51,7 @@ func (p *Postgres) sqlConfigs() (history, visibility *config.SQL, err error) {
 	pass, _ := u.User.Password()
 	base := config.SQL{User: u.User.Username(), Password: pass, PluginName: postgresql.PluginName,
 		ConnectAddr: net.JoinHostPort(host, port), ConnectProtocol: "tcp", ConnectAttributes: attrs,
-		MaxConns: 20, MaxIdleConns: 20, MaxConnLifetime: time.Hour}
+		MaxConns: 10, MaxIdleConns: 10, MaxConnLifetime: time.Hour}
 	h, v := base, base
 	h.DatabaseName, v.DatabaseName = p.Database, p.VisibilityDatabase
 	if h.DatabaseName == "" {
