@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -87,5 +86,3 @@ func setupPostgres(cfg *config.SQL, schemaName string) error {
 	}
 	return nil
 }
-
-var errNoNamespace = errors.New("embedded temporal: namespace is required")

@@ -97,7 +97,7 @@ func DefaultDynamicConfig() map[string]any {
 // Start builds and starts the server; it returns once the frontend accepts connections.
 func Start(opts Options) (*Server, error) {
 	if opts.Namespace == "" {
-		return nil, errNoNamespace
+		return nil, errors.New("embedded temporal: namespace is required")
 	}
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
