@@ -153,6 +153,26 @@ func TestProductionShapedClusterRunsAJourneyObservably(t *testing.T) {
 		}
 	})
 
+	t.Run("the alert rules in docs/operations.md are valid and name metrics the processes export", func(t *testing.T) {
+		doc, err := os.ReadFile("../docs/operations.md")
+		require.NoError(t, err)
+		_, after, ok := strings.Cut(string(doc), "### Alerts")
+		require.True(t, ok)
+		_, block, ok := strings.Cut(after, "```yaml\n")
+		require.True(t, ok)
+		rules, _, ok := strings.Cut(block, "```")
+		require.True(t, ok)
+		file := filepath.Join(dir, "cairn-alerts.yml")
+		require.NoError(t, os.WriteFile(file, []byte(rules), 0o644))
+		out, err := exec.Command(promtoolBin, "check", "rules", file).CombinedOutput()
+		require.NoError(t, err, "promtool check rules:\n%s", out)
+		exported := httpBody(t, "http://"+workerMetrics+"/metrics") + httpBody(t, "http://"+starterMetrics+"/metrics")
+		for _, m := range regexp.MustCompile(`\b(cairn|temporal)_[a-z_]+`).FindAllString(rules, -1) {
+			m = strings.TrimSuffix(m, "_bucket")
+			require.Contains(t, exported, "# TYPE "+m+" ", "alert on %s, which no process exports", m)
+		}
+	})
+
 	t.Run("one trace runs from the HTTP request to the SMTP call", func(t *testing.T) {
 		var trace string
 		require.Eventually(t, func() bool {

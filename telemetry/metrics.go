@@ -125,6 +125,22 @@ var (
 		Help: "Segment queries by kind: count, members, recheck (one contact after an event), recheck_all (hourly).", Buckets: segmentBuckets}, []string{"query"})
 )
 
+// Series alerts watch exist from the start at zero, so that increase() and rate() see their
+// first change.
+func init() {
+	for _, kind := range []string{"unreachable", "transient", "event"} {
+		DispatchFailures.WithLabelValues(kind)
+	}
+	for _, channel := range []string{"email", "sms", "notify", "audience"} {
+		for _, outcome := range []string{"sent", "replayed", "rejected", "failed", "not_configured"} {
+			Sends.WithLabelValues(channel, outcome)
+		}
+	}
+	for _, source := range []string{"segment", "source", "form", "crm", "tracking", "api"} {
+		EventsRefused.WithLabelValues(source, "internal")
+	}
+}
+
 // Handler serves the registry in Prometheus' text format (or OpenMetrics, when asked).
 func Handler() http.Handler {
 	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Registry: Registry, EnableOpenMetrics: true})
