@@ -344,11 +344,12 @@ type EnrollmentRow struct {
 	RunID      string     `json:"run_id"`
 	EnteredAt  time.Time  `json:"entered_at"`
 	EndedAt    *time.Time `json:"ended_at,omitempty"`
+	ContactID  int64      `json:"-"`
 }
 
 // ContactEnrollments lists the contact's last run of every journey it entered, newest first.
 func ContactEnrollments(ctx context.Context, db DB, contactID int64) ([]EnrollmentRow, error) {
-	rows, err := db.Query(ctx, `SELECT journey_id, version, workflow_id, run_id, entered_at, ended_at
+	rows, err := db.Query(ctx, `SELECT journey_id, version, workflow_id, run_id, entered_at, ended_at, contact_id
 		FROM enrollments WHERE contact_id = $1 ORDER BY entered_at DESC, journey_id`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("list enrollments: %w", err)
@@ -356,6 +357,26 @@ func ContactEnrollments(ctx context.Context, db DB, contactID int64) ([]Enrollme
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[EnrollmentRow])
 	if err != nil {
 		return nil, fmt.Errorf("list enrollments: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimOpenEnrollments takes up to limit open enrollments not checked within the last
+// interval, oldest check first, and marks them checked now, so dispatchers running the same
+// sweep take different ones.
+func ClaimOpenEnrollments(ctx context.Context, db DB, interval time.Duration, limit int) ([]EnrollmentRow, error) {
+	rows, err := db.Query(ctx, `UPDATE enrollments e SET checked_at = now()
+		FROM (SELECT journey_id, contact_id FROM enrollments
+		      WHERE ended_at IS NULL AND (checked_at IS NULL OR checked_at < now() - $1 * interval '1 millisecond')
+		      ORDER BY checked_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED) due
+		WHERE e.journey_id = due.journey_id AND e.contact_id = due.contact_id
+		RETURNING e.journey_id, e.version, e.workflow_id, e.run_id, e.entered_at, e.ended_at, e.contact_id`, interval.Milliseconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim open enrollments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[EnrollmentRow])
+	if err != nil {
+		return nil, fmt.Errorf("claim open enrollments: %w", err)
 	}
 	return out, nil
 }

@@ -63,8 +63,11 @@ type Dispatcher struct {
 	CartIdle time.Duration
 	// Owner names this dispatcher in leases (default host-pid-random).
 	Owner string
-	// TemporalUI, when set, is the base of the Temporal UI links in logs.
-	TemporalUI string
+	// RepairEvery is how often the dispatcher asks Temporal about runs the CRM still records
+	// as open (default 5m): a run terminated by hand, or one that failed before recording its
+	// end, has its enrollment closed by this check. Each open run is asked about at most once
+	// an hour.
+	RepairEvery time.Duration
 }
 
 func (d *Dispatcher) defaults() {
@@ -86,6 +89,9 @@ func (d *Dispatcher) defaults() {
 	if d.MaxAttempts == 0 {
 		d.MaxAttempts = 5
 	}
+	if d.RepairEvery == 0 {
+		d.RepairEvery = 5 * time.Minute
+	}
 	if d.Owner == "" {
 		host, _ := os.Hostname()
 		b := make([]byte, 4)
@@ -105,6 +111,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.defaults()
 	wake := make(chan struct{}, 1)
 	go d.listen(ctx, wake)
+	go d.repairLoop(ctx)
 	defer func() {
 		// Hand this dispatcher's contacts to the others at once rather than at lease expiry.
 		if err := crm.ReleaseLeases(context.WithoutCancel(ctx), d.DB, d.Owner); err != nil {
@@ -385,6 +392,11 @@ const callTimeout = 10 * time.Second
 // id, and a run ignores an event it has heard, so dispatching an event again after a partial
 // failure repeats nothing; a start already made for this event is known from its enrollment.
 func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Event, retried bool) error {
+	if !crm.Trusted(ev.Name, ev.Source) {
+		// A row from before ingestion refused Cairn's own names: it starts and wakes nothing.
+		d.Logger.Warn("ignored an event with a reserved name from an outside source", "event", ev.ID, "event_name", ev.Name, "source", ev.Source)
+		return nil
+	}
 	cached, err := cache.triggeredBy(ctx, ev.Name)
 	if err != nil {
 		return err
@@ -678,4 +690,57 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// repairLoop closes the enrollments of runs that ended without telling the CRM, every
+// RepairEvery, a batch at a time.
+func (d *Dispatcher) repairLoop(ctx context.Context) {
+	for sleep(ctx, d.RepairEvery) {
+		for {
+			n, err := d.RepairEnrollments(ctx)
+			if err != nil {
+				d.Logger.Warn("check open runs", "error", err)
+			}
+			if err != nil || n < repairBatch {
+				break
+			}
+		}
+	}
+}
+
+const repairBatch = 200
+
+// RepairEnrollments asks Temporal about up to 200 runs the CRM records as open and not
+// checked within the hour, and closes the enrollments of those that are over (terminated,
+// timed out, failed, or gone). It reports how many it checked.
+func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
+	d.defaults()
+	rows, err := crm.ClaimOpenEnrollments(ctx, d.DB, time.Hour, repairBatch)
+	if err != nil {
+		return 0, err
+	}
+	for _, en := range rows {
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, en.WorkflowID, en.RunID)
+		cancel()
+		var notFound *serviceerror.NotFound
+		ended := time.Time{}
+		switch {
+		case errors.As(err, &notFound):
+			ended = d.Clock.Now()
+		case err != nil:
+			return len(rows), fmt.Errorf("describe %s: %w", en.WorkflowID, err)
+		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
+			ended = desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		}
+		if ended.IsZero() {
+			continue
+		}
+		if err := crm.EndEnrollment(ctx, d.DB, en.JourneyID, en.ContactID, en.RunID, ended); err != nil {
+			return len(rows), err
+		}
+		d.Logger.Info("closed the enrollment of a run that ended without recording it", "workflow_id", en.WorkflowID,
+			"status", desc.GetWorkflowExecutionInfo().GetStatus().String())
+	}
+	return len(rows), nil
 }

@@ -24,6 +24,16 @@ func ContactJourney(ctx workflow.Context, in contract.Input) (contract.State, er
 		return it.state, err
 	}
 	err := it.run(ctx)
+	if err != nil && it.v >= 1 && !workflow.IsContinueAsNewError(err) {
+		// A failed (or cancelled) run tells the CRM it is over too, so its enrollment closes
+		// and {in_journey: ...} stops listing the contact; a cancelled context still records.
+		status := contract.StatusFailed
+		if temporal.IsCanceledError(err) {
+			status = "cancelled"
+		}
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		it.recordRun(dctx, "run end", a.RecordRunEnd, activities.RunRecord{Status: status})
+	}
 	return it.state, err
 }
 
