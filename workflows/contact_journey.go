@@ -57,7 +57,10 @@ type interpreter struct {
 	// v is the run's eventPathVersion. From 1 on, heard holds the ids of the latest events
 	// heard (in heardOrder) so a repeated delivery is ignored, and log the latest events
 	// with their seq, to answer conditions from the events themselves.
-	v          workflow.Version
+	v workflow.Version
+	// step is the CairnStep value the run's search attributes hold, so the same value is not
+	// upserted twice (the starter sets the first step's at start).
+	step       string
 	heard      map[int64]bool
 	heardOrder []int64
 	log        []heardEvent
@@ -123,7 +126,11 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 		}
 	})
 	if it.v >= 1 {
-		return nil // the starter set the search attributes at start
+		// The starter set the search attributes at start, CairnStep to the first step.
+		if r := it.in.Resume; r == nil && len(it.in.Journey.Steps) > 0 {
+			it.step = it.in.Journey.Steps[0].ID
+		}
+		return nil
 	}
 	// Runs from before the event path upserted these again in their first task.
 	return workflow.UpsertTypedSearchAttributes(ctx,
@@ -362,7 +369,7 @@ func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done boo
 		return true, it.finish(ctx, contract.StatusCompleted)
 	case journey.OnReachWait:
 		it.state.CurrentStep = g.Then
-		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(g.Then)); err != nil {
+		if err := it.setStep(ctx, g.Then); err != nil {
 			return true, err
 		}
 		met := func() bool { return it.goalMet(g.ID) || it.exited }
@@ -453,7 +460,7 @@ func (it *interpreter) finish(ctx workflow.Context, status string) error {
 		it.state.CurrentStep = contract.StepExited
 	}
 	it.state.WaitingFor, it.state.WaitUntil = "", nil
-	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(it.state.CurrentStep))
+	return it.setStep(ctx, it.state.CurrentStep)
 }
 
 func (it *interpreter) fail(step string, err error) error {
@@ -501,7 +508,18 @@ func (it *interpreter) enter(ctx workflow.Context, step journey.Step) error {
 		Step: step.ID, Kind: step.Kind(), Summary: step.Summary(), EnteredAt: workflow.Now(ctx),
 	})
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("at step **%s**: %s", step.ID, step.Summary()))
-	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(step.ID))
+	return it.setStep(ctx, step.ID)
+}
+
+// setStep keeps CairnStep on the step the contact is at. From the event path's version on, a
+// value the search attribute already holds is not written again (one history event and one
+// visibility update fewer per run: the starter sets the first step at start).
+func (it *interpreter) setStep(ctx workflow.Context, id string) error {
+	if it.v >= 1 && id == it.step {
+		return nil
+	}
+	it.step = id
+	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(id))
 }
 
 func (it *interpreter) leave(ctx workflow.Context, outcome string, err error) {
