@@ -132,11 +132,8 @@ func CheckSearchAttributes(ctx context.Context, cl client.Client, namespace stri
 	sort.Strings(missing)
 	var cmds []string
 	for _, name := range missing {
-		// INDEXED_VALUE_TYPE_KEYWORD_LIST is the CLI's KeywordList.
-		var typ string
-		for _, part := range strings.Split(strings.TrimPrefix(contract.SearchAttributes[name].String(), "INDEXED_VALUE_TYPE_"), "_") {
-			typ += part[:1] + strings.ToLower(part[1:])
-		}
+		// The enum's name is the CLI's type name: Keyword, Int, KeywordList.
+		typ := contract.SearchAttributes[name].String()
 		cmds = append(cmds, fmt.Sprintf("  temporal operator search-attribute create --namespace %s --name %s --type %s", namespace, name, typ))
 	}
 	return fmt.Errorf("namespace %s is missing Cairn's search attributes %s (or has them with another type); add them with:\n%s\n(on Temporal Cloud: tcld namespace search-attributes add)",

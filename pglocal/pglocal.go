@@ -290,3 +290,18 @@ func tail(b []byte, n int) string {
 	}
 	return string(b)
 }
+
+// PID is the cluster's postmaster process id, whose children are its backends (benchmarks
+// count their CPU time).
+func (c *Cluster) PID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("postgres pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0, fmt.Errorf("postgres pid: %q: %w", first, err)
+	}
+	return pid, nil
+}
