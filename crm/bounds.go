@@ -29,33 +29,14 @@ func (e Env) timeout() time.Duration {
 }
 
 // bounded runs fn in a transaction whose statements PostgreSQL stops after timeout
-// (statement_timeout, planning included), and asks PostgreSQL to stop the statement running
-// when ctx ends. pgx only abandons the connection when a context ends, and the server would
-// carry on with a count nobody waits for until it finished or timed out.
+// (statement_timeout, planning included). When ctx ends mid-statement, pgx sends PostgreSQL a
+// cancel request before dropping the connection, so the server stops as well
+// (TestACancelledQueryStopsOnTheServer holds it to that).
 //
 // Given a transaction, bounded sets the timeout for its own statements and puts the old one
 // back; given a pool, it begins a transaction of its own.
 func bounded(ctx context.Context, db DB, timeout time.Duration, fn func(tx pgx.Tx) error) error {
 	ms := strconv.FormatInt(max(timeout.Milliseconds(), 1), 10)
-	run := func(tx pgx.Tx) error {
-		pg := tx.Conn().PgConn()
-		cancelled := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			defer close(cancelled)
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = pg.CancelRequest(cctx)
-		})
-		err := fn(tx)
-		if !stop() {
-			// The cancel request went out: whatever fn returned, the connection must not be
-			// used again (a late cancel could stop someone else's statement), and with ctx
-			// done the rollback fails, which closes it.
-			<-cancelled
-			return errors.Join(ctx.Err(), err)
-		}
-		return err
-	}
 	var err error
 	switch d := db.(type) {
 	case pgx.Tx:
@@ -63,7 +44,7 @@ func bounded(ctx context.Context, db DB, timeout time.Duration, fn func(tx pgx.T
 		if err := d.QueryRow(ctx, `SELECT current_setting('statement_timeout'), set_config('statement_timeout', $1, true)`, ms).Scan(&old, nil); err != nil {
 			return queryError(ctx, fmt.Errorf("set statement timeout: %w", err), timeout)
 		}
-		err = run(d)
+		err = fn(d)
 		if ctx.Err() == nil {
 			// After a failed statement the transaction refuses this too; it is over anyway.
 			if _, rerr := d.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, old); err == nil {
@@ -74,13 +55,13 @@ func bounded(ctx context.Context, db DB, timeout time.Duration, fn func(tx pgx.T
 		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 	}:
 		// One round trip for both: a simple-protocol query may hold two statements.
-		err = pgx.BeginTxFunc(ctx, d, pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL statement_timeout = " + ms}, run)
+		err = pgx.BeginTxFunc(ctx, d, pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL statement_timeout = " + ms}, fn)
 	default:
 		err = WithTx(ctx, db, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, ms); err != nil {
 				return err
 			}
-			return run(tx)
+			return fn(tx)
 		})
 	}
 	return queryError(ctx, err, timeout)

@@ -69,6 +69,44 @@ func TestProfileColumnsComeFromTraitsThenFromWhatTheSenderObserved(t *testing.T)
 	require.Equal(t, "Porto", cyd.City, "a redelivered event changes nothing")
 }
 
+// TestABlankTraitClearsAProfileColumnTheSenderObserved: a country that came from Segment's
+// context, not from a trait, is cleared by a trait set to "" (or null) as one from a trait is;
+// traits win over what the same call observed; a blank trait stored earlier does not blank
+// what is observed later.
+func TestABlankTraitClearsAProfileColumnTheSenderObserved(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	record := func(ext string, traits map[string]any, seen crm.Observed) *crm.Contact {
+		t.Helper()
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: ext, Traits: traits, Observed: seen, Name: "identify", Source: "test", OccurredAt: time.Now()})
+		require.NoError(t, err)
+		c, err := crm.ContactByExternalID(ctx, s, ext)
+		require.NoError(t, err)
+		return c
+	}
+	ann := record("ann", nil, crm.Observed{Country: "PT", City: "Lisbon", DeviceType: "mobile"})
+	require.Equal(t, "PT", ann.Country)
+	ann = record("ann", map[string]any{"country": "", "city": nil}, crm.Observed{})
+	require.Empty(t, ann.Country, "observed, then cleared by a blank trait")
+	require.Empty(t, ann.City, "a null trait clears too")
+	require.Equal(t, "mobile", ann.DeviceType, "a trait not written leaves its column")
+	ann = record("ann", map[string]any{"plan": "pro"}, crm.Observed{Country: "ES"})
+	require.Equal(t, "ES", ann.Country, "the blank trait stored earlier does not blank a later observation")
+
+	bob := record("bob", map[string]any{"address": map[string]any{"country": " "}}, crm.Observed{Country: "FR"})
+	require.Empty(t, bob.Country, "traits win over what the same call observed")
+	bob = record("bob", nil, crm.Observed{Country: "FR"})
+	require.Equal(t, "FR", bob.Country)
+
+	for _, doc := range []string{"{field: country, equals: es}", "{field: country, equals: fr}"} {
+		cond, err := journey.DecodeCondition([]byte(doc))
+		require.NoError(t, err)
+		n, err := crm.CountMatching(ctx, s, *cond, crm.Env{Now: time.Now()})
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n, doc)
+	}
+}
+
 func TestFieldTestsOnProfileFieldsReadTheColumns(t *testing.T) {
 	t.Parallel()
 	ctx, s := setup(t)
