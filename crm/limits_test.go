@@ -186,3 +186,28 @@ func TestConditionsPastTheLimitsAreRefusedBeforeTheDatabase(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+// TestPutSegmentRefusesSinceEntryAndConditionsPastTheLimits: a segment built in code is held
+// to what a document is: thirty thousand tags are refused for their number, since_entry for
+// having no meaning outside a journey.
+func TestPutSegmentRefusesSinceEntryAndConditionsPastTheLimits(t *testing.T) {
+	t.Parallel()
+	ctx, s := setup(t)
+	wide := journey.Condition{Any: make([]journey.Condition, 30_000)}
+	for i := range wide.Any {
+		wide.Any[i].Tag = fmt.Sprint("t", i)
+	}
+	since := journey.Condition{All: []journey.Condition{{Tag: "a"}, {Event: &journey.EventTest{Name: "x", SinceEntry: true}}}}
+	for cond, want := range map[*journey.Condition]journey.Problem{
+		&wide:  {Path: "condition.any", Message: "has 30000 conditions: at most 1000 are allowed"},
+		&since: {Path: "condition.all[1].since_entry", Message: "only has a meaning in a journey (since the contact entered it); a segment has no entry: use within or between"},
+	} {
+		_, err := crm.PutSegment(ctx, s, crm.Segment{ID: "s", Condition: *cond})
+		var ve *journey.ValidationError
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, []journey.Problem{want}, ve.Problems)
+	}
+	var n int
+	require.NoError(t, s.QueryRow(ctx, `SELECT count(*) FROM segments`).Scan(&n))
+	require.Zero(t, n)
+}

@@ -117,6 +117,11 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, crm.ErrQueryTimeout):
+		ae = &apiError{Status: http.StatusServiceUnavailable, Code: "query_timeout",
+			Message: "the segment is too expensive to answer in time (" + err.Error() + ", CAIRN_QUERY_TIMEOUT): narrow its condition, or raise the limit"}
+	case errors.Is(err, crm.ErrCondition):
+		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_condition", Message: err.Error()}
 	default:
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the starter's log"}
 	}

@@ -39,7 +39,10 @@ type Config struct {
 	// SourceSecrets (CAIRN_SOURCE_SECRETS, "shop=secret,crm=secret2") are the signing sources
 	// that post to /v1/sources/{source}/events with an HMAC signature instead of a write key.
 	SourceSecrets map[string]string
-	Logger        *slog.Logger
+	// QueryTimeout (CAIRN_QUERY_TIMEOUT, default 5s) bounds each statement of a segment's
+	// count or page of members; past it the API answers 503 query_timeout.
+	QueryTimeout time.Duration
+	Logger       *slog.Logger
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
 }
@@ -47,13 +50,21 @@ type Config struct {
 // ConfigFromEnv reads the starter's configuration from the environment.
 func ConfigFromEnv() (Config, error) {
 	c := Config{
-		Temporal:    cluster.FromEnv(),
-		DatabaseURL: os.Getenv("DATABASE_URL"),
-		HTTPAddr:    os.Getenv("CAIRN_HTTP_ADDR"),
-		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
-		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
-		CartIdle:    time.Hour,
-		RatePerKey:  200,
+		Temporal:     cluster.FromEnv(),
+		DatabaseURL:  os.Getenv("DATABASE_URL"),
+		HTTPAddr:     os.Getenv("CAIRN_HTTP_ADDR"),
+		AdminKey:     os.Getenv("CAIRN_ADMIN_KEY"),
+		TrackingKey:  os.Getenv("CAIRN_TRACKING_KEY"),
+		CartIdle:     time.Hour,
+		RatePerKey:   200,
+		QueryTimeout: crm.DefaultQueryTimeout,
+	}
+	if v := os.Getenv("CAIRN_QUERY_TIMEOUT"); v != "" {
+		d, err := journey.ParseDuration(v)
+		if err != nil || d.D <= 0 {
+			return c, fmt.Errorf("CAIRN_QUERY_TIMEOUT %q is not a duration such as 5s or 1m", v)
+		}
+		c.QueryTimeout = d.D
 	}
 	if v := os.Getenv("CAIRN_SOURCE_SECRETS"); v != "" {
 		c.SourceSecrets = map[string]string{}
@@ -151,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	api := &API{DB: pool, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: WithQueryTimeout(api.Handler(), cfg.QueryTimeout), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if cfg.Ready != nil {
