@@ -347,7 +347,9 @@ var profileColumns = map[string]string{
 //   - a field's number is its number, or a numeric string ("42", " 7.5 "), at most 100
 //     characters; tests with a number compare it numerically;
 //   - a test on a field the contact does not have, or has no value of the test's kind in,
-//     does not hold: not_equals included. is_blank is the test of not having it.
+//     does not hold: not_equals included;
+//   - is_set holds for a field holding anything but blank text (text, a number, a boolean, a
+//     list, an object), is_blank for the others.
 
 // field writes a two-valued field test.
 func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
@@ -423,10 +425,6 @@ func (b *sqlBuilder) fieldColumn(f *journey.FieldTest, fc fieldColumn) (string, 
 	switch {
 	case f.Op == journey.OpBetween && fc.number != "" && len(f.Range) == 2:
 		return "(" + nc + " IS NOT NULL AND " + nc + " BETWEEN " + b.arg(f.Range[0]) + " AND " + b.arg(f.Range[1]) + ")", true
-	case f.Op == journey.OpIsSet && fc.text != "":
-		return tc + " IS NOT NULL", true
-	case f.Op == journey.OpIsBlank && fc.text != "":
-		return tc + " IS NULL", true
 	}
 	return "", false
 }
@@ -455,10 +453,12 @@ func (b *sqlBuilder) fieldValue(f *journey.FieldTest, raw, text string) (string,
 		return num + " " + op + " " + b.arg(f.Value), nil
 	case journey.OpBetween:
 		return num + " BETWEEN " + b.arg(f.Range[0]) + " AND " + b.arg(f.Range[1]), nil
-	case journey.OpIsSet:
-		return text + " IS NOT NULL", nil
-	case journey.OpIsBlank:
-		return text + " IS NULL", nil
+	case journey.OpIsSet, journey.OpIsBlank:
+		set := "(" + text + " IS NOT NULL OR jsonb_typeof(" + raw + ") IN ('boolean', 'array', 'object'))"
+		if f.Op == journey.OpIsBlank {
+			return "NOT COALESCE(" + set + ", false)", nil
+		}
+		return set, nil
 	case journey.OpBefore, journey.OpAfter:
 		t, err := journey.ParseDate(fmt.Sprint(f.Value))
 		if err != nil {

@@ -107,6 +107,17 @@ func text(v any) string {
 	return ""
 }
 
+// set says whether a trait holds anything but blank text.
+func set(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return strings.Trim(x, " ") != ""
+	}
+	return true
+}
+
 // eval is the reference semantics: every leaf is true or false, and a test on a field the
 // contact does not have (or has no value of the test's kind in) is false, not_equals too.
 // Text tests ignore case, and equals the spaces around the value asked for.
@@ -175,9 +186,9 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 		case journey.OpStartsWith:
 			return txt != "" && strings.HasPrefix(lower(txt), lower(f.Value.(string)))
 		case journey.OpIsSet:
-			return txt != ""
+			return has && set(v)
 		case journey.OpIsBlank:
-			return txt == ""
+			return !has || !set(v)
 		case journey.OpGT, journey.OpLT, journey.OpGTE, journey.OpLTE, journey.OpBetween:
 			n, ok := num(v)
 			if !has || !ok {
