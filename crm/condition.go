@@ -228,10 +228,11 @@ const maxParams = 65535 - 16
 
 // pullUpLimit is how many member tests (c.id IN (...)) a many-contact condition may have
 // before compile stops PostgreSQL from turning them into joins. Each IN of a top-level AND
-// becomes a semi-join, and the planner then orders them all together: planning alone took
-// about 90 ms for 16 tags, 260 ms for 24, 470 ms for 48 and 3.2 s for 100 (200,000 contacts,
-// 2 cores; 3.5 minutes for 400). Behind IS TRUE each runs as a hashed subplan instead: 50–70
-// ms for 16 to 48 tags on the same contacts, 0.35 s to plan 5,000 (bench/bounds).
+// becomes a semi-join, and the planner then orders them all together: the first run of "all
+// of N tags" took about 90 ms for 16, 260 ms for 24, 470 ms for 48 and 1.4–3.2 s for 100
+// (200,000 contacts, 2 cores), and 400 took 3.5 minutes to plan on an empty database. Behind
+// IS TRUE each runs as a hashed subplan instead: 50–70 ms for 16 to 48 tags on the same
+// contacts, 0.5 s for 100, 0.35 s to plan 5,000 (bench/bounds).
 const pullUpLimit = 16
 
 // compile turns a condition into a boolean SQL expression over the contacts row "c" (see
