@@ -165,6 +165,11 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_event", Message: err.Error()}
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, crm.ErrQueryTimeout):
+		ae = &apiError{Status: http.StatusServiceUnavailable, Code: "query_timeout",
+			Message: "the segment is too expensive to answer in time (" + err.Error() + ", CAIRN_QUERY_TIMEOUT): narrow its condition, or raise the limit"}
+	case errors.Is(err, crm.ErrCondition):
+		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_condition", Message: err.Error()}
 	default:
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the starter's log"}
 	}
@@ -382,7 +387,7 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	segs, err := crm.ContactSegments(r.Context(), a.DB, c.ID, a.Now())
+	segs, unanswered, err := crm.ContactSegments(r.Context(), a.DB, c.ID, a.Now())
 	if err != nil {
 		return err
 	}
@@ -395,6 +400,11 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	body := map[string]any{"contact": c, "segments": segs, "scores": scores, "runs": runs}
+	if len(unanswered) > 0 {
+		// A segment that cannot be answered (too slow, or stored before it would be refused)
+		// does not break the profile: it is named here instead.
+		body["segments_unanswered"] = unanswered
+	}
 	if note != "" {
 		body["runs_note"] = note
 	}

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/crm"
@@ -64,6 +62,9 @@ type Config struct {
 	DispatchMaxAttempts int
 	// Clock is the starter's clock (nil: the system's); tests move it.
 	Clock clock.Clock
+	// QueryTimeout (CAIRN_QUERY_TIMEOUT, default 5s) bounds each statement of a segment's
+	// count or page of members; past it the API answers 503 query_timeout.
+	QueryTimeout time.Duration
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
 }
@@ -116,6 +117,14 @@ func ConfigFromEnv() (Config, error) {
 
 		AuthFailuresPerMinute: 10,
 		AuthFailureBurst:      10,
+		QueryTimeout:          crm.DefaultQueryTimeout,
+	}
+	if v := os.Getenv("CAIRN_QUERY_TIMEOUT"); v != "" {
+		d, err := journey.ParseDuration(v)
+		if err != nil || d.D <= 0 {
+			return c, fmt.Errorf("CAIRN_QUERY_TIMEOUT %q is not a duration such as 5s or 1m", v)
+		}
+		c.QueryTimeout = d.D
 	}
 	if v := os.Getenv("CAIRN_SOURCE_SECRETS"); v != "" {
 		c.SourceSecrets = map[string]string{}
@@ -242,18 +251,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:8080"
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	// HTTP requests, the listener and the dispatcher's parallel contacts all hold connections;
+	// the default (4 on two cores) would serialise them.
+	pool, err := crm.Connect(ctx, cfg.DatabaseURL, 32)
 	if err != nil {
 		return fmt.Errorf("starter: DATABASE_URL: %w", err)
-	}
-	// HTTP requests, the listener, the dispatcher's batch and its parallel per-contact
-	// transactions all hold connections; the default (4 on two cores) would serialise them.
-	if pcfg.MaxConns < 32 {
-		pcfg.MaxConns = 32
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("starter: database: %w", err)
 	}
 	defer pool.Close()
 	if err := crm.Migrate(ctx, pool); err != nil {
@@ -281,7 +283,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
 		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow}
-	srv := NewHTTPServer(api.Handler(), cfg.HTTP)
+	srv := NewHTTPServer(WithQueryTimeout(api.Handler(), cfg.QueryTimeout), cfg.HTTP)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if cfg.Ready != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -112,9 +111,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if mail == nil {
 		logger.Warn("no SMTP server configured (CAIRN_SMTP_HOST): send_email steps will fail until one is")
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := crm.Connect(ctx, cfg.DatabaseURL, 0)
 	if err != nil {
-		return fmt.Errorf("worker: database: %w", err)
+		return fmt.Errorf("worker: DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
 	if err := crm.Migrate(ctx, pool); err != nil {
