@@ -50,7 +50,8 @@ type Dispatcher struct {
 	Batch      int
 	PerContact int
 	PollEvery  time.Duration
-	// Concurrency bounds how many contacts' events are dispatched at once (default 8).
+	// Concurrency bounds how many contacts' events are dispatched at once (default 32): calls
+	// to Temporal take a while under load, and this many are in flight.
 	Concurrency int
 	// Lease is how long a claimed contact is held without renewal (default 30s): a starter
 	// that dies holding contacts delays them this long at most.
@@ -63,6 +64,8 @@ type Dispatcher struct {
 	CartIdle time.Duration
 	// Owner names this dispatcher in leases (default host-pid-random).
 	Owner string
+	// down is told when a contact failed because Temporal did not answer.
+	down chan struct{}
 	// RepairEvery is how often the dispatcher asks Temporal about runs the CRM still records
 	// as open (default 5m): a run terminated by hand, or one that failed before recording its
 	// end, has its enrollment closed by this check. Each open run is asked about at most once
@@ -81,7 +84,10 @@ func (d *Dispatcher) defaults() {
 		d.PollEvery = time.Second
 	}
 	if d.Concurrency <= 0 {
-		d.Concurrency = 8
+		d.Concurrency = 32
+	}
+	if d.down == nil {
+		d.down = make(chan struct{}, 1)
 	}
 	if d.Lease == 0 {
 		d.Lease = 30 * time.Second
@@ -104,61 +110,102 @@ func (d *Dispatcher) defaults() {
 	}
 }
 
-// Run dispatches until ctx is cancelled. It wakes on LISTEN/NOTIFY and polls as a fallback
-// (which is also when backed-off contacts come due); while Temporal is unreachable it backs
-// off as a whole and leaves events queued, so nothing accepted is lost.
+// Run dispatches until ctx is cancelled. It keeps up to Concurrency contacts in flight,
+// claiming more as soon as any finishes; it wakes on LISTEN/NOTIFY and polls as a fallback
+// (which is also when backed-off contacts come due). While Temporal is unreachable it stops
+// claiming for a while and leaves events queued, so nothing accepted is lost.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.defaults()
 	wake := make(chan struct{}, 1)
 	go d.listen(ctx, wake)
 	go d.repairLoop(ctx)
+	held := newHolding()
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	renewed := make(chan struct{})
+	go func() { defer close(renewed); d.renew(renewCtx, held) }()
+	var inflight sync.WaitGroup
 	defer func() {
+		inflight.Wait()
+		stopRenew()
+		<-renewed
 		// Hand this dispatcher's contacts to the others at once rather than at lease expiry.
 		if err := crm.ReleaseLeases(context.WithoutCancel(ctx), d.DB, d.Owner); err != nil {
 			d.Logger.Warn("release dispatch leases", "error", err)
 		}
 	}()
-	backoff := time.Duration(0)
+	cache := newBatchCache(d.DB)
+	freed := make(chan struct{}, 1)
+	var running atomic.Int64
+	backoff, pausedUntil := time.Duration(0), time.Time{}
 	for {
-		n, err := d.DispatchOnce(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
-			d.Logger.Warn("dispatch paused; events stay queued", "error", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
-				return nil
+		free := int64(d.Concurrency) - running.Load()
+		claimed := 0
+		if free > 0 && time.Now().After(pausedUntil) && ctx.Err() == nil {
+			if cache.age() > time.Second {
+				cache = newBatchCache(d.DB) // journeys and segments applied since are seen within a second
 			}
-			continue
+			groups, err := d.claim(ctx, int(min(free, int64(d.Batch))))
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case err != nil:
+				backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+				d.Logger.Warn("dispatch paused: cannot claim events; they stay queued", "error", err, "retry_in", backoff)
+				pausedUntil = time.Now().Add(backoff)
+			}
+			for _, evs := range groups {
+				held.add(evs[0].ContactID)
+				running.Add(1)
+				inflight.Add(1)
+				go func() {
+					defer inflight.Done()
+					out, down := d.dispatchContact(ctx, cache, held, evs)
+					down = d.finish(ctx, held, out, down)
+					running.Add(-1)
+					if down {
+						select {
+						case d.down <- struct{}{}:
+						default:
+						}
+					}
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
+			claimed = len(groups)
 		}
-		backoff = 0
-		if n > 0 {
-			continue // more may be waiting, or have come due while this batch ran
+		if claimed > 0 && claimed == int(min(free, int64(d.Batch))) {
+			continue // there may be more waiting
+		}
+		wait := d.PollEvery
+		if until := time.Until(pausedUntil); until > 0 {
+			wait = until
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-d.down:
+			// Temporal did not answer: stop claiming for a while, longer each time in a row.
+			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+			pausedUntil = time.Now().Add(backoff)
+			d.Logger.Warn("dispatch paused: Temporal is unreachable; events stay queued", "retry_in", backoff)
+		case <-freed:
+			if time.Now().After(pausedUntil) {
+				backoff = 0
+			}
 		case <-wake:
-		case <-time.After(d.PollEvery):
+		case <-time.After(wait):
 		}
 	}
 }
 
-// errTemporalDown pauses the whole loop: every contact of the batch failed to reach Temporal.
-var errTemporalDown = errors.New("Temporal is unreachable")
-
-// DispatchOnce claims a batch of contacts and dispatches their events, and reports how many
-// events it finished (dispatched or dead-lettered). Contacts are dispatched in parallel (up
-// to Concurrency), each one's events in order.
-func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
-	d.defaults()
-	claimed, err := crm.ClaimContacts(ctx, d.DB, d.Owner, d.Batch, d.PerContact, d.Lease)
+// claim leases up to n contacts and returns their pending events, grouped by contact.
+func (d *Dispatcher) claim(ctx context.Context, n int) ([][]crm.PendingEvent, error) {
+	claimed, err := crm.ClaimContacts(ctx, d.DB, d.Owner, n, d.PerContact, d.Lease)
 	if err != nil {
-		return 0, err
-	}
-	if len(claimed) == 0 {
-		return 0, nil
+		return nil, err
 	}
 	var groups [][]crm.PendingEvent
 	for i, ev := range claimed {
@@ -167,12 +214,41 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 		}
 		groups[len(groups)-1] = append(groups[len(groups)-1], ev)
 	}
-	held := newHolding(groups)
+	return groups, nil
+}
+
+// finish records a contact's outcome and lets its lease go; it reports whether the failure,
+// if any, was Temporal being unreachable.
+func (d *Dispatcher) finish(ctx context.Context, held *holding, out crm.DispatchOutcome, down bool) bool {
+	defer held.release(out.ContactID)
+	if err := crm.FinishDispatch(context.WithoutCancel(ctx), d.DB, d.Owner, out); err != nil {
+		d.Logger.Warn("record dispatch outcome; the contact is dispatched again when its lease expires",
+			"contact", out.ContactID, "error", err)
+	}
+	return down
+}
+
+// errTemporalDown says every contact of a batch failed to reach Temporal.
+var errTemporalDown = errors.New("Temporal is unreachable")
+
+// DispatchOnce claims one batch of contacts, dispatches their events and waits for them, and
+// reports how many events it finished (dispatched or dead-lettered). Contacts are dispatched
+// in parallel (up to Concurrency), each one's events in order. Run does the same continuously;
+// this is for tests and tools.
+func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
+	d.defaults()
+	groups, err := d.claim(ctx, d.Batch)
+	if err != nil || len(groups) == 0 {
+		return 0, err
+	}
+	held := newHolding()
+	for _, g := range groups {
+		held.add(g[0].ContactID)
+	}
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	renewed := make(chan struct{})
 	go func() { defer close(renewed); d.renew(renewCtx, held) }()
-
-	cache := &batchCache{db: d.DB, triggered: map[string][]crm.JourneyVersion{}}
+	cache := newBatchCache(d.DB)
 	var finished, unreachable atomic.Int64
 	sem := make(chan struct{}, d.Concurrency)
 	var wg sync.WaitGroup
@@ -183,15 +259,9 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			out, down := d.dispatchContact(ctx, cache, held, evs)
-			if down {
+			if d.finish(ctx, held, out, down) {
 				unreachable.Add(1)
 			}
-			if err := crm.FinishDispatch(context.WithoutCancel(ctx), d.DB, d.Owner, out); err != nil {
-				d.Logger.Warn("record dispatch outcome; the contact is dispatched again when its lease expires",
-					"contact", out.ContactID, "error", err)
-				return
-			}
-			held.release(out.ContactID)
 			finished.Add(int64(len(out.Done)))
 			if out.Dead {
 				finished.Add(1)
@@ -207,18 +277,18 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 	return int(finished.Load()), nil
 }
 
-// holding is the set of contacts this dispatcher holds leases on during a batch.
+// holding is the set of contacts this dispatcher holds leases on, each with whether it was lost.
 type holding struct {
 	mu   sync.Mutex
-	held map[int64]*atomic.Bool // contact → lost
+	held map[int64]*atomic.Bool
 }
 
-func newHolding(groups [][]crm.PendingEvent) *holding {
-	h := &holding{held: map[int64]*atomic.Bool{}}
-	for _, g := range groups {
-		h.held[g[0].ContactID] = &atomic.Bool{}
-	}
-	return h
+func newHolding() *holding { return &holding{held: map[int64]*atomic.Bool{}} }
+
+func (h *holding) add(id int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held[id] = &atomic.Bool{}
 }
 
 func (h *holding) ids() []int64 {
@@ -293,6 +363,9 @@ func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, hel
 			out.Done = append(out.Done, ev.ID)
 			continue
 		}
+		if ctx.Err() != nil {
+			return out, false // stopping: the event is not at fault, and stays queued
+		}
 		transient := isTransient(err)
 		attempts := ev.Attempts + 1
 		out.Failed, out.Error = ev.ID, err.Error()
@@ -349,14 +422,22 @@ func isUnreachable(err error) bool {
 		errors.As(err, &netErr)
 }
 
-// batchCache remembers, for one batch, which journeys listen for an event name.
+// batchCache remembers, for a second at most, which journeys listen for an event name and
+// which segments journeys trigger on.
 type batchCache struct {
 	db        *pgxpool.Pool
+	born      time.Time
 	mu        sync.Mutex
 	triggered map[string][]crm.JourneyVersion
 	segments  []crm.Segment
 	segLoaded bool
 }
+
+func newBatchCache(db *pgxpool.Pool) *batchCache {
+	return &batchCache{db: db, born: time.Now(), triggered: map[string][]crm.JourneyVersion{}}
+}
+
+func (c *batchCache) age() time.Duration { return time.Since(c.born) }
 
 func (c *batchCache) trackedSegments(ctx context.Context) ([]crm.Segment, error) {
 	c.mu.Lock()
