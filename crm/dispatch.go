@@ -235,15 +235,19 @@ func QueueDepth(ctx context.Context, db DB) (pending, failed int64, err error) {
 // stored one means a new run (a new entry, perhaps on a newer version); the same one means
 // the event only reached the open run. eventID remembers which event reached it, so a retried
 // dispatch of that event knows its start is done.
+//
+// A short run may end, and record its end, before the dispatcher gets here: its end event
+// (journey_completed, …, keyed by the run) then closes the row at once.
 func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, version int, workflowID, runID string, eventID int64, at time.Time) error {
-	_, err := db.Exec(ctx, `INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8)
+		INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended))
 		ON CONFLICT (journey_id, contact_id) DO UPDATE
 		SET version = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $3 ELSE enrollments.version END,
 		    entered_at = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $7 ELSE enrollments.entered_at END,
-		    ended_at = CASE WHEN enrollments.run_id <> $5 THEN NULL ELSE enrollments.ended_at END,
+		    ended_at = CASE WHEN enrollments.run_id <> $5 THEN (SELECT occurred_at FROM ended) ELSE enrollments.ended_at END,
 		    workflow_id = $4, run_id = $5, event_id = $6`,
-		journeyID, contactID, version, workflowID, runID, eventID, at)
+		journeyID, contactID, version, workflowID, runID, eventID, at, runEndKey(journeyID, contactID, runID))
 	if err != nil {
 		return fmt.Errorf("enroll contact %d in %s: %w", contactID, journeyID, err)
 	}
