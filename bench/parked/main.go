@@ -318,6 +318,15 @@ func run(o options) error {
 		})
 	}, func() (int, time.Time) { return w.count("journey:parked:", false) }, o.park)
 
+	var lagP50, lagP99, spanS float64
+	if err := pool.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM dispatched_at - received_at)),
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM dispatched_at - received_at)),
+		extract(epoch FROM max(dispatched_at) - min(received_at))
+		FROM events WHERE name = 'Signed Up'`).Scan(&lagP50, &lagP99, &spanS); err != nil {
+		return err
+	}
+	fmt.Printf("Cairn park: accept → dispatched p50 %.0f ms, p99 %.0f ms; all dispatched %.1f s after the first was accepted\n\n", lagP50*1000, lagP99*1000, spanS)
+
 	// React: M of each side's parked runs get their exit.
 	sent := sync.Map{}
 	rawReact := phase(meter, func() error {
