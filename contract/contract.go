@@ -83,6 +83,16 @@ type Input struct {
 	// HistoryLimit makes the run continue as new past this many history events (0: the
 	// default, 10,000; Temporal's own suggestion applies either way).
 	HistoryLimit int `json:"history_limit,omitempty"`
+	// Checked, when set, is what the starter found of the journey's exit and goal conditions
+	// as it started the run, so the run does not ask the CRM again before its first step.
+	Checked *EntryChecks `json:"checked,omitempty"`
+}
+
+// EntryChecks are a journey's exit and goal conditions for a contact at the moment its run
+// starts.
+type EntryChecks struct {
+	Exited   bool     `json:"exited,omitempty"`
+	GoalsMet []string `json:"goals_met,omitempty"`
 }
 
 // Resume is the state a run carries across continue-as-new.

@@ -595,6 +595,7 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	if len(j.Definition.Steps) > 0 {
 		first = j.Definition.Steps[0].ID
 	}
+	var err error
 	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	if j.Definition.Reentry.Mode == journey.ReentryOnce {
 		// Once means once: Temporal itself refuses a second run, whatever the enrollment row says.
@@ -614,6 +615,9 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 		StaticSummary: fmt.Sprintf("%s v%d for contact %d, triggered by %s", j.JourneyID, j.Version, ev.ContactID, trig),
 	}
 	in := contract.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
+	if in.Checked, err = d.entryChecks(ctx, j, ev.ContactID); err != nil {
+		return err
+	}
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	run, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, contract.SignalEvent, signal, opts, contract.WorkflowType, in)
 	cancel()
@@ -629,6 +633,37 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	}
 	d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
 	return nil
+}
+
+// entryChecks evaluates the journey's exit and goal conditions for a run about to start, so
+// the run need not ask the CRM again before its first step (nil when it has neither).
+func (d *Dispatcher) entryChecks(ctx context.Context, j crm.JourneyVersion, contactID int64) (*contract.EntryChecks, error) {
+	def := &j.Definition
+	if def.Exit == nil && len(def.Goals) == 0 {
+		return nil, nil
+	}
+	now := d.Clock.Now()
+	env := crm.Env{Now: now, EnteredAt: now}
+	out := &contract.EntryChecks{}
+	if def.Exit != nil {
+		met, err := crm.Matches(ctx, d.DB, contactID, *def.Exit, env)
+		if err != nil {
+			return nil, fmt.Errorf("exit condition of %s: %w", j.JourneyID, err)
+		}
+		if out.Exited = met; met {
+			return out, nil
+		}
+	}
+	for _, g := range def.Goals {
+		met, err := crm.Matches(ctx, d.DB, contactID, g.When, env)
+		if err != nil {
+			return nil, fmt.Errorf("goal %s of %s: %w", g.ID, j.JourneyID, err)
+		}
+		if met {
+			out.GoalsMet = append(out.GoalsMet, g.ID)
+		}
+	}
+	return out, nil
 }
 
 // watchCart feeds the contact's cart watch: cart events start or restart it, an order ends it.
