@@ -235,7 +235,7 @@ steps:
 	require.Len(t, s.mail.Messages(), 2, "two emails over SMTP, each once")
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'Signed Up'`))
 
-	recordHistory(t, s, wfID, "welcome")
+	recordHistory(t, s, wfID, "welcome-event-path")
 }
 
 func TestTagAddedByOneJourneyTriggersAnother(t *testing.T) {
@@ -420,7 +420,7 @@ steps:
 		return s.count(t, `SELECT count(*) FROM events WHERE name = 'journey_completed' AND properties->>'journey' = 'e2e-cart'`) == 1
 	}, 5*time.Second, 50*time.Millisecond)
 	require.Zero(t, s.count(t, `SELECT count(*) FROM enrollments WHERE journey_id = 'e2e-cart' AND ended_at IS NULL`))
-	recordHistory(t, s, wfID, "cart-goal-records")
+	recordHistory(t, s, wfID, "cart-goal-event-path")
 }
 
 func TestBranchAndSplitRunAgainstTheRealCRM(t *testing.T) {
@@ -452,7 +452,7 @@ steps:
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'no-open'`))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'nudge'`))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('a', 'b')`))
-	recordHistory(t, s, wfID, "paths")
+	recordHistory(t, s, wfID, "paths-event-path")
 }
 
 func (s *system) runs(t *testing.T, journeyID string, contactID int64) int {

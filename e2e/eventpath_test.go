@@ -56,6 +56,8 @@ steps: [{update_fields: {plan: pro}}]
 		took := time.Since(sent)
 		t.Logf("%s: then path taken %s after the change was accepted", who, took.Round(time.Millisecond))
 		require.Less(t, took, time.Second, who)
+		s.finished(t, wf)
+		recordHistory(t, s, wf, "field-wait-"+who)
 	}
 }
 
@@ -162,6 +164,7 @@ steps: [{id: linger, wait: 1h}]
 		require.Equal(t, "linger", r.CurrentStep)
 		require.True(t, strings.HasPrefix(r.TemporalUI, "http://temporal-ui.test/namespaces/default/workflows/journey:browse:"), "%q", r.TemporalUI)
 	}
+	recordHistory(t, s, contract.WorkflowID("browse", profile.Contact.ID), "alias-event-path")
 }
 
 // TestAnEndedRunClosesItsEnrollmentWhetherItFailedOrWasTerminated: a failed run records its
