@@ -7,6 +7,8 @@ package contract
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -170,4 +172,28 @@ func ContactAttributes(current string, aliases []string) []temporal.SearchAttrib
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	return []temporal.SearchAttributeUpdate{AttrContact.ValueSet(current), AttrContactIDs.ValueSet(ids)}
+}
+
+// ContactOfWorkflowID is the contact a workflow belongs to, read from its ID (a journey run's
+// journey:<journeyID>:<contactID> or a cart watch's cart:<contactID>); ok is false for
+// workflows of no contact (the date scheduler).
+func ContactOfWorkflowID(id string) (contactID int64, ok bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(id, "journey:"):
+		i := strings.LastIndexByte(id, ':')
+		if i < len("journey:") {
+			return 0, false
+		}
+		rest = id[i+1:]
+	case strings.HasPrefix(id, "cart:"):
+		rest = id[len("cart:"):]
+	default:
+		return 0, false
+	}
+	n, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != rest {
+		return 0, false
+	}
+	return n, true
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
@@ -31,6 +32,8 @@ import (
 type Config struct {
 	Temporal    cluster.Config
 	DatabaseURL string
+	// Codec encrypts the payloads the worker writes (CAIRN_CODEC_*).
+	Codec codec.Config
 	// SMTP, when set, sends email (CAIRN_SMTP_*); PublicURL (CAIRN_PUBLIC_URL) is the
 	// starter's address as recipients reach it, for tracking links signed with TrackingKey
 	// (CAIRN_TRACKING_KEY).
@@ -57,6 +60,9 @@ func ConfigFromEnv() (Config, error) {
 		c.SMTP = &smtp
 	}
 	var err error
+	if c.Codec, err = codec.ConfigFromEnv(); err != nil {
+		return c, err
+	}
 	if c.TrackingExpiry, err = email.ExpiryFromEnv(); err != nil {
 		return c, err
 	}
@@ -118,6 +124,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer pool.Close()
 	if err := crm.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if cfg.Temporal.Codec, err = cfg.Codec.Build(pool, logger); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	cl, err := cluster.Dial(ctx, cfg.Temporal, logger.With("component", "temporal-sdk"))
