@@ -24,11 +24,11 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/embedded"
@@ -40,6 +40,33 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testCodec is the codec of the tests' workers, starters and clients; codecToken opens the
+// starter's codec server.
+var testCodec = func() codec.Config {
+	ring, err := codec.ParseKeyRing(codec.NewKeyEntry("e2e-1"))
+	if err != nil {
+		panic(err)
+	}
+	return codec.Config{Ring: ring}
+}()
+
+const codecToken = "ct_e2e"
+
+// dial connects to Temporal as Cairn does, with the codec cfg over the CRM at dbURL: the
+// tests read and write Cairn's runs' payloads as the worker and starter do.
+func dial(t testing.TB, address, dbURL string, cfg codec.Config) client.Client {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	cd, err := cfg.Build(pool, quiet())
+	require.NoError(t, err)
+	cl, err := cluster.Dial(context.Background(), cluster.Config{Address: address, Namespace: "default", Codec: cd}, quiet())
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return cl
+}
 
 const (
 	writeKey = "wk_e2e"
@@ -87,13 +114,14 @@ func setup(t *testing.T) *system {
 	workerReady := make(chan struct{})
 	starterReady := make(chan string, 1)
 	go func() {
-		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: quiet(), Ready: workerReady,
+		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: testCodec, Logger: quiet(), Ready: workerReady,
 			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: port, TLS: "none", From: "Cairn e2e <e2e@example.com>"},
 			PublicURL: "http://" + httpAddr, TrackingKey: trackingKey})
 	}()
 	go func() {
-		done <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr,
-			WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, CartIdle: 2 * time.Second,
+		done <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr, Codec: testCodec,
+			CodecServer: codec.ServerConfig{Tokens: []string{codecToken}, Origins: []string{"http://temporal-ui.test"}},
+			WriteKeys:   []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, CartIdle: 2 * time.Second,
 			Logger: quiet(), Ready: starterReady, Clock: clk, DispatchMaxAttempts: 3, TemporalUI: "http://temporal-ui.test"})
 	}()
 	t.Cleanup(func() {
@@ -113,9 +141,7 @@ func setup(t *testing.T) *system {
 			t.Fatal("worker and starter not ready after 30s")
 		}
 	}
-	cl, err := client.Dial(client.Options{HostPort: srv.GRPCAddress(), Logger: sdklog.NewStructuredLogger(quiet())})
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
+	cl := dial(t, srv.GRPCAddress(), dbURL, testCodec)
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
@@ -298,7 +324,7 @@ func TestWorkerRefusesANamespaceWithoutCairnsSearchAttributes(t *testing.T) {
 	defer cancel()
 	err = worker.Run(ctx, worker.Config{
 		Temporal:    cluster.Config{Address: srv.GRPCAddress(), Namespace: "default"},
-		DatabaseURL: pgtest.URL(t), Logger: quiet(),
+		DatabaseURL: pgtest.URL(t), Codec: testCodec, Logger: quiet(),
 	})
 	require.Error(t, err)
 	for _, name := range []string{"CairnJourney", "CairnContact", "CairnStep", "CairnJourneyVersion", "CairnContactIDs"} {
