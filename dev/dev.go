@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		// Web UI decodes with no extra step.
 		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr, Codec: codecCfg,
 			CodecServer: codec.ServerConfig{Open: true, Origins: []string{codec.Origin(srv.UIURL())}},
-			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle, TemporalUI: srv.UIURL(),
+			WriteKeys:   []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle, TemporalUI: srv.UIURL(),
 			Logger: logger.With("component", "starter"), Ready: starterReady})
 	}()
 
