@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -294,3 +295,5 @@ func TestFailureMessagesAreEncryptedUnderTheRunsContact(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
