@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -145,7 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func serve(ctx context.Context, cl client.Client, acts *activities.Activities, ready chan<- struct{}, logger *slog.Logger) error {
-	w := sdkworker.New(cl, contract.TaskQueue, sdkworker.Options{})
+	w := sdkworker.New(cl, contract.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&redactor{}}})
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
