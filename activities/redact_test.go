@@ -14,7 +14,7 @@ import (
 func TestProviderRefusalsLoseAddressesAndNumbers(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"smtp 127.0.0.1:1025 refused the message: 550 5.1.1 <ada.l+news@mail.example.co.uk>: Recipient address rejected": "smtp 127.0.0.1:1025 refused the message: 550 5.1.1 <<email>>: Recipient address rejected",
+		"smtp 127.0.0.1:1025 refused the message: 550 5.1.1 <ada.l+news@mail.example.co.uk>: Recipient address rejected":      "smtp 127.0.0.1:1025 refused the message: 550 5.1.1 <<email>>: Recipient address rejected",
 		"provider refused the request (HTTP 400): The 'To' number +1 (555) 010-9999 is not a valid phone number (code 21211)": "provider refused the request (HTTP 400): The 'To' number <phone> is not a valid phone number (code 21211)",
 		"number 555-010-9999 unreachable": "number <phone> unreachable",
 		"after 4 tries: HTTP 503: busy":   "after 4 tries: HTTP 503: busy",
