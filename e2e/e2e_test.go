@@ -81,6 +81,8 @@ type system struct {
 	mail     *mailcatcher.Catcher
 	// clock is the starter's: tests move it past re-entry windows instead of sleeping.
 	clock *clock.Offset
+	// grpc is Temporal's address, dbURL the CRM's.
+	grpc, dbURL string
 }
 
 const trackingKey = "tk_e2e"
@@ -92,8 +94,9 @@ func quiet() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// setup starts Temporal (in memory), a worker and a starter on a fresh PostgreSQL schema.
-func setup(t *testing.T) *system {
+// setup starts Temporal (in memory), a worker and a starter on a fresh PostgreSQL schema;
+// opts change their configurations first.
+func setup(t *testing.T, opts ...func(*worker.Config, *starter.Config)) *system {
 	t.Helper()
 	dbURL := pgtest.URL(t)
 	srv, err := embedded.Start(embedded.Options{Namespace: "default", SearchAttributes: contract.SearchAttributes, UIPort: -1})
@@ -113,17 +116,18 @@ func setup(t *testing.T) *system {
 	done := make(chan error, 2)
 	workerReady := make(chan struct{})
 	starterReady := make(chan string, 1)
-	go func() {
-		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: testCodec, Logger: quiet(), Ready: workerReady,
-			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: port, TLS: "none", From: "Cairn e2e <e2e@example.com>"},
-			PublicURL: "http://" + httpAddr, TrackingKey: trackingKey})
-	}()
-	go func() {
-		done <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr, Codec: testCodec,
-			CodecServer: codec.ServerConfig{Tokens: []string{codecToken}, Origins: []string{"http://temporal-ui.test"}},
-			WriteKeys:   []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, CartIdle: 2 * time.Second,
-			Logger: quiet(), Ready: starterReady, Clock: clk, DispatchMaxAttempts: 3, TemporalUI: "http://temporal-ui.test"})
-	}()
+	wcfg := worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: testCodec, Logger: quiet(), Ready: workerReady,
+		SMTP:      &email.SMTPConfig{Host: smtpHost, Port: port, TLS: "none", From: "Cairn e2e <e2e@example.com>"},
+		PublicURL: "http://" + httpAddr, TrackingKey: trackingKey}
+	scfg := starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr, Codec: testCodec,
+		CodecServer: codec.ServerConfig{Tokens: []string{codecToken}, Origins: []string{"http://temporal-ui.test"}},
+		WriteKeys:   []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, CartIdle: 2 * time.Second,
+		Logger: quiet(), Ready: starterReady, Clock: clk, DispatchMaxAttempts: 3, TemporalUI: "http://temporal-ui.test"}
+	for _, o := range opts {
+		o(&wcfg, &scfg)
+	}
+	go func() { done <- worker.Run(ctx, wcfg) }()
+	go func() { done <- starter.Run(ctx, scfg) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
@@ -145,7 +149,7 @@ func setup(t *testing.T) *system {
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	return &system{ctx: context.Background(), url: "http://" + addr, temporal: cl, db: pool, mail: catcher, clock: clk}
+	return &system{ctx: context.Background(), url: "http://" + addr, temporal: cl, db: pool, mail: catcher, clock: clk, grpc: srv.GRPCAddress(), dbURL: dbURL}
 }
 
 // template saves a simple email template whose HTML links to link.
