@@ -286,10 +286,14 @@ steps:
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE contact_id = $1 AND tag = 'released'`, bobID))
 
 	// A later event for her user id is a new contact, with a new key.
+	ada.identify(t, s)
 	s.track(t, fmt.Sprintf(`{"userId":%q,"event":"Signed Up"}`, ada.userID))
 	again := s.contact(t, ada.userID)
 	require.NotEqual(t, adaID, again)
-	require.Eventually(t, func() bool { return s.state(t, contract.WorkflowID("hold", again)).CurrentStep == "waiting" }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		v, err := s.temporal.QueryWorkflow(s.ctx, contract.WorkflowID("hold", again), "", contract.QueryState)
+		return err == nil && v.Get(&st) == nil && st.CurrentStep == "waiting"
+	}, 20*time.Second, 50*time.Millisecond)
 	k, err := crm.ContactDataKey(s.ctx, s.db, adaID)
 	require.NoError(t, err)
 	require.NotNil(t, k.DestroyedAt)
