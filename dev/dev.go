@@ -391,6 +391,7 @@ func printBanner(w io.Writer, in Info, took time.Duration) {
 	fmt.Fprintf(&b, "  Temporal UI     %s/namespaces/default/workflows\n", in.TemporalUI)
 	fmt.Fprintf(&b, "  Temporal gRPC   %s   (temporal workflow list --address %s --query \"CairnJourney='welcome'\")\n", in.TemporalGRPC, in.TemporalGRPC)
 	fmt.Fprintf(&b, "  Starter         %s\n", in.StarterURL)
+	fmt.Fprintf(&b, "  Codec server    %s/codec   (the UI decodes payloads with it; temporal CLI: --codec-endpoint %s/codec)\n", in.StarterURL, in.StarterURL)
 	fmt.Fprintf(&b, "  Write key       %s   (HTTP Basic user name, for /v1/track, /v1/identify)\n", in.WriteKey)
 	fmt.Fprintf(&b, "  Admin key       %s   (Authorization: Bearer, for /v1/journeys, /v1/contacts)\n", in.AdminKey)
 	fmt.Fprintf(&b, "  PostgreSQL      %s\n", in.DatabaseURL)
