@@ -57,11 +57,15 @@ func AddDataKey(ctx context.Context, db DB, k DataKey) (*DataKey, error) {
 	if !k.Shared {
 		contact = &k.ContactID
 	}
-	if _, err := db.Exec(ctx, `INSERT INTO data_keys (id, contact_id, shared, wrapped_by, wrapped) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT DO NOTHING`, k.ID, contact, k.Shared, k.WrappedBy, k.Wrapped); err != nil {
+	added, err := scanDataKey(db.QueryRow(ctx, `INSERT INTO data_keys (id, contact_id, shared, wrapped_by, wrapped) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING RETURNING `+dataKeyColumns, k.ID, contact, k.Shared, k.WrappedBy, k.Wrapped))
+	if errors.Is(err, ErrNotFound) {
+		return ContactDataKey(ctx, db, k.ContactID) // another process added one first
+	}
+	if err != nil {
 		return nil, fmt.Errorf("add data key: %w", err)
 	}
-	return ContactDataKey(ctx, db, k.ContactID)
+	return added, nil
 }
 
 // RewrapDataKey replaces a data key's wrapping, if it is still wrapped by oldBy (another
