@@ -22,6 +22,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -312,6 +313,14 @@ func recordHistory(t *testing.T, s *system, wfID, name string) {
 		require.NoError(t, err)
 		hist.Events = append(hist.Events, ev)
 	}
+	// Recorded histories hold decoded payloads: the replay tests have no data keys, and
+	// replaying plain payloads through the codec is itself what they check.
+	cd, err := testCodec.Build(s.db, quiet())
+	require.NoError(t, err)
+	require.NoError(t, proxy.VisitPayloads(s.ctx, hist, proxy.VisitPayloadsOptions{SkipSearchAttributes: true,
+		Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return cd.Decode(ps)
+		}}))
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
 	path := filepath.Join("..", "workflows", "testdata", name+".json")
