@@ -34,14 +34,14 @@ func (c *countingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 	return c.Pool.QueryRow(ctx, sql, args...)
 }
 
-func setup(t *testing.T) *pgxpool.Pool {
+func setup(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	require.NoError(t, crm.Migrate(context.Background(), pool))
 	return pool
 }
 
-func ring(t *testing.T, entries ...string) *codec.KeyRing {
+func ring(t testing.TB, entries ...string) *codec.KeyRing {
 	t.Helper()
 	r, err := codec.ParseKeyRing(strings.Join(entries, ","))
 	require.NoError(t, err)
