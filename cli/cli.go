@@ -24,7 +24,7 @@ func Root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd())
+	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd(), codecCmd())
 	return root
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/clock"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,6 +63,10 @@ type API struct {
 	Temporal   client.Client
 	Namespace  string
 	TemporalUI string
+	// Codec is the payload codec of Temporal's payloads; erasure destroys contacts' data keys
+	// with it. CodecServer, when set, serves Temporal's remote codec protocol under /codec/.
+	Codec       *codec.Codec
+	CodecServer http.Handler
 }
 
 // Now is the API's clock reading.
@@ -108,6 +113,11 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false), jsonBody))
 	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney, jsonBody, lim("userId", maxID), lim("messageId", maxMessageID)))
 	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact, jsonBody))
+	mux.Handle("DELETE /v1/contacts/{id}", a.admin(a.eraseContact, jsonBody, lim("requestedBy", maxID), lim("reason", maxFieldValue)))
+	mux.Handle("GET /v1/contacts/{id}/export", a.admin(a.exportContact, jsonBody))
+	if a.CodecServer != nil {
+		mux.Handle("/codec/", a.codecGuard(a.CodecServer))
+	}
 	mux.Handle("GET /v1/events", a.admin(a.listEvents, jsonBody))
 	mux.Handle("POST /v1/events/{id}/retry", a.admin(a.retryEvent, jsonBody))
 	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule, jsonBody, lim("event", maxID), lim("score", maxID)))
@@ -308,6 +318,38 @@ func (a *API) admin(h handlerFunc, format bodyFormat, limits ...limit) http.Hand
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		a.serve(w, r, h)
 	})
+}
+
+// codecGuard puts the codec server behind the failed-authentication limit: an address
+// refused too often is turned away before its token is looked at.
+func (a *API) codecGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := a.clientAddr(r)
+		if r.Method != http.MethodOptions {
+			if wait, blocked := a.authFailures.blocked(addr); blocked {
+				tooManyFailures(w, wait)
+				return
+			}
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == http.StatusUnauthorized {
+			a.authFailures.failed(addr)
+		}
+	})
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // public serves an endpoint that recipients' mail clients reach: no key, a signed token.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 )
@@ -25,6 +26,10 @@ import (
 type Config struct {
 	Temporal    cluster.Config
 	DatabaseURL string
+	// Codec encrypts the payloads the starter writes and serves /codec (CAIRN_CODEC_*).
+	Codec codec.Config
+	// CodecServer configures the codec server's authentication and CORS.
+	CodecServer codec.ServerConfig
 	HTTPAddr    string   // CAIRN_HTTP_ADDR, default 127.0.0.1:8080
 	WriteKeys   []string // CAIRN_WRITE_KEYS, comma-separated
 	AdminKey    string   // CAIRN_ADMIN_KEY
@@ -125,6 +130,13 @@ func ConfigFromEnv() (Config, error) {
 			return c, fmt.Errorf("CAIRN_QUERY_TIMEOUT %q is not a duration such as 5s or 1m", v)
 		}
 		c.QueryTimeout = d.D
+	}
+	var err error
+	if c.Codec, err = codec.ConfigFromEnv(); err != nil {
+		return c, err
+	}
+	if c.CodecServer, err = codec.ServerConfigFromEnv(); err != nil {
+		return c, err
 	}
 	if v := os.Getenv("CAIRN_SOURCE_SECRETS"); v != "" {
 		c.SourceSecrets = map[string]string{}
@@ -261,6 +273,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := crm.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("starter: %w", err)
 	}
+	if cfg.Temporal.Codec, err = cfg.Codec.Build(pool, logger); err != nil {
+		return fmt.Errorf("starter: %w", err)
+	}
 	tc, err := cluster.Lazy(cfg.Temporal, logger.With("component", "temporal-sdk"))
 	if err != nil {
 		return fmt.Errorf("starter: %w", err)
@@ -280,9 +295,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	api := &API{DB: pool, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
-		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI,
+		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI, Codec: cfg.Temporal.Codec,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
 		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow}
+	if cfg.Temporal.Codec != nil {
+		api.CodecServer = codec.NewServer(cfg.Temporal.Codec, api.Namespace, cfg.CodecServer, logger)
+		if !cfg.CodecServer.On() {
+			logger.Warn("the codec server is off (set CAIRN_CODEC_TOKENS or CAIRN_CODEC_JWKS_URL): Temporal UI and the temporal CLI will show payloads encrypted")
+		}
+	}
 	srv := NewHTTPServer(WithQueryTimeout(api.Handler(), cfg.QueryTimeout), cfg.HTTP)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

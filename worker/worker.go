@@ -13,12 +13,14 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
@@ -30,6 +32,8 @@ import (
 type Config struct {
 	Temporal    cluster.Config
 	DatabaseURL string
+	// Codec encrypts the payloads the worker writes (CAIRN_CODEC_*).
+	Codec codec.Config
 	// SMTP, when set, sends email (CAIRN_SMTP_*); PublicURL (CAIRN_PUBLIC_URL) is the
 	// starter's address as recipients reach it, for tracking links signed with TrackingKey
 	// (CAIRN_TRACKING_KEY).
@@ -56,6 +60,9 @@ func ConfigFromEnv() (Config, error) {
 		c.SMTP = &smtp
 	}
 	var err error
+	if c.Codec, err = codec.ConfigFromEnv(); err != nil {
+		return c, err
+	}
 	if c.TrackingExpiry, err = email.ExpiryFromEnv(); err != nil {
 		return c, err
 	}
@@ -119,6 +126,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := crm.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if cfg.Temporal.Codec, err = cfg.Codec.Build(pool, logger); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	cl, err := cluster.Dial(ctx, cfg.Temporal, logger.With("component", "temporal-sdk"))
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -135,7 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func serve(ctx context.Context, cl client.Client, acts *activities.Activities, ready chan<- struct{}, logger *slog.Logger) error {
-	w := sdkworker.New(cl, contract.TaskQueue, sdkworker.Options{})
+	w := sdkworker.New(cl, contract.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&redactor{}}})
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)

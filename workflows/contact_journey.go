@@ -718,8 +718,9 @@ func (it *interpreter) calendarWait(ctx workflow.Context, step journey.Step) (st
 		return "no wait: " + out.Note, nil, nil
 	}
 	it.waiting(ctx, step.Summary()+" in "+out.Zone, left)
+	// The summary says when in UTC: the contact's zone and local time are the contact's data.
 	err = workflow.NewTimerWithOptions(ctx, left, workflow.TimerOptions{
-		Summary: fmt.Sprintf("%s: %s (%s)", step.ID, out.Note, out.Zone),
+		Summary: fmt.Sprintf("%s: wait until %s", step.ID, out.At.UTC().Format("Mon 2006-01-02 15:04 UTC")),
 	}).Get(ctx, nil)
 	return "waited " + out.Note + " " + out.Zone, nil, err
 }

@@ -1,8 +1,11 @@
 // Command load measures the starter: it posts Segment track events at a fixed rate and, in
 // the same run, makes the same number of raw SignalWithStart calls at the same rate as a
-// baseline, against one embedded Temporal server, a local PostgreSQL and a worker.
+// baseline, against one embedded Temporal server, a local PostgreSQL and a worker. With
+// -codec both, the starter's phase runs twice, with the payload codec off and then on (a
+// fresh worker and starter each time), to show what encryption costs.
 //
 //	go run ./bench/load -rate 200 -for 20s
+//	go run ./bench/load -rate 200 -for 20s -codec both
 package main
 
 import (
@@ -25,6 +28,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev"
@@ -38,8 +42,21 @@ import (
 func main() {
 	rate := flag.Int("rate", 200, "events per second")
 	dur := flag.Duration("for", 20*time.Second, "how long each phase sends")
+	mode := flag.String("codec", "on", "the payload codec of the worker and starter: on, off, or both (one phase each)")
 	flag.Parse()
-	if err := run(*rate, *dur); err != nil {
+	var phases []bool
+	switch *mode {
+	case "on":
+		phases = []bool{true}
+	case "off":
+		phases = []bool{false}
+	case "both":
+		phases = []bool{false, true}
+	default:
+		fmt.Fprintln(os.Stderr, "load: -codec is on, off or both")
+		os.Exit(2)
+	}
+	if err := run(*rate, *dur, phases); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -50,7 +67,7 @@ const writeKey = "wk_load"
 // The journey starts and then waits a day: what is measured is getting contacts in.
 const doc = "id: load\ntrigger: {event: Signed Up}\nsteps: [{wait: 1d}, {add_tag: done}]"
 
-func run(rate int, dur time.Duration) error {
+func run(rate int, dur time.Duration, phases []bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
@@ -71,9 +88,10 @@ func run(rate int, dur time.Duration) error {
 	}
 	defer srv.Stop()
 	tc := cluster.Config{Address: srv.GRPCAddress(), Namespace: "default"}
-	addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
-	go worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: pg.URL, Logger: quiet})
-	go starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: pg.URL, HTTPAddr: addr, WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet})
+	ring, err := codec.ParseKeyRing(codec.NewKeyEntry("load"))
+	if err != nil {
+		return err
+	}
 	pool, err := pgxpool.New(ctx, pg.URL)
 	if err != nil {
 		return err
@@ -95,7 +113,6 @@ func run(rate int, dur time.Duration) error {
 		return err
 	}
 	defer cl.Close()
-	waitHTTP("http://" + addr + "/healthz")
 	n := int(float64(rate) * dur.Seconds())
 	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, one starter, one process\n\n", n, rate)
 
@@ -110,13 +127,88 @@ func run(rate int, dur time.Duration) error {
 	})
 	baseCPU, basePG := cpuTime()-cpu0, postgresCPU()-pg0
 
-	// Cairn: the same events through the starter's HTTP API and dispatcher.
+	// Cairn: the same events through the starter's HTTP API and dispatcher, once per codec
+	// setting, each with a worker and a starter of its own.
+	var cols []column
+	for p, codecOn := range phases {
+		c, err := cairnPhase(ctx, phaseSetup{tc: tc, dbURL: pg.URL, ring: ring, codecOn: codecOn, users: fmt.Sprintf("p%d-u", p)}, rate, n, pool, cl)
+		if err != nil {
+			return err
+		}
+		cols = append(cols, c)
+	}
+	head := fmt.Sprintf("%-34s %12s", "", "raw SWS")
+	for _, c := range cols {
+		head += fmt.Sprintf(" %12s", c.name)
+	}
+	fmt.Println(head)
+	row := func(label, base string, f func(c column) string) {
+		line := fmt.Sprintf("%-34s %12s", label, base)
+		for _, c := range cols {
+			line += fmt.Sprintf(" %12s", f(c))
+		}
+		fmt.Println(line)
+	}
+	row("accepted per second", fmt.Sprintf("%.1f", base.rate), func(c column) string { return fmt.Sprintf("%.1f", c.res.rate) })
+	row("call p50 (SWS / HTTP accept)", ms(base.p(50)), func(c column) string { return ms(c.res.p(50)) })
+	row("call p99 (SWS / HTTP accept)", ms(base.p(99)), func(c column) string { return ms(c.res.p(99)) })
+	row("event → workflow started p50", ms(base.p(50)), func(c column) string { return ms(pct(c.e2s, 50)) })
+	row("event → workflow started p99", ms(base.p(99)), func(c column) string { return ms(pct(c.e2s, 99)) })
+	row("CPU per 1,000 events (this process)", ms(baseCPU*1000/time.Duration(n)), func(c column) string { return ms(c.cpu * 1000 / time.Duration(n)) })
+	row("  + PostgreSQL CPU per 1,000", ms(basePG*1000/time.Duration(n)), func(c column) string { return ms(c.pg * 1000 / time.Duration(n)) })
+	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG)) })
+	if len(cols) == 2 {
+		fmt.Printf("%-34s %12s %12s %11.2f×\n", "CPU ratio codec on / off (all)", "", "", float64(cols[1].cpu+cols[1].pg)/float64(cols[0].cpu+cols[0].pg))
+	}
+	row("errors", fmt.Sprint(base.errors), func(c column) string { return fmt.Sprint(c.res.errors) })
+	row("runs started", "", func(c column) string { return fmt.Sprint(len(c.e2s)) })
+	return nil
+}
+
+// phaseSetup is one Cairn phase: its worker's and starter's codec, and its users' prefix.
+type phaseSetup struct {
+	tc      cluster.Config
+	dbURL   string
+	ring    *codec.KeyRing
+	codecOn bool
+	users   string
+}
+
+// column is one Cairn phase's figures.
+type column struct {
+	name    string
+	res     result
+	e2s     []time.Duration
+	cpu, pg time.Duration
+}
+
+// cairnPhase posts n events at rate through a fresh worker and starter, and waits until every
+// one has started its run.
+func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpool.Pool, cl client.Client) (column, error) {
+	ctx, cancel := context.WithCancel(parent)
+	quiet := slog.New(slog.DiscardHandler)
+	cc := codec.Config{Ring: ps.ring, Off: !ps.codecOn}
+	addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
+	done := make(chan error, 2)
+	go func() {
+		done <- worker.Run(ctx, worker.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, Codec: cc, Logger: quiet})
+	}()
+	go func() {
+		done <- starter.Run(ctx, starter.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, HTTPAddr: addr, Codec: cc,
+			WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet})
+	}()
+	defer func() {
+		cancel()
+		<-done
+		<-done
+	}()
+	waitHTTP("http://" + addr + "/healthz")
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	posted := make([]time.Time, n)
-	cpu0, pg0 = cpuTime(), postgresCPU()
+	cpu0, pg0 := cpuTime(), postgresCPU()
 	res := pace(rate, n, func(i int) error {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/track",
-			strings.NewReader(fmt.Sprintf(`{"userId":"u%d","event":"Signed Up","messageId":"m%d"}`, i, i)))
+			strings.NewReader(fmt.Sprintf(`{"userId":"%s%d","event":"Signed Up","messageId":"%s%d"}`, ps.users, i, ps.users, i)))
 		req.SetBasicAuth(writeKey, "")
 		req.Header.Set("Content-Type", "application/json")
 		posted[i] = time.Now()
@@ -140,29 +232,20 @@ func run(rate int, dur time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cairnCPU, cairnPG := cpuTime()-cpu0, postgresCPU()-pg0
+	c := column{name: "codec on", res: res, cpu: cpuTime() - cpu0, pg: postgresCPU() - pg0}
+	if !ps.codecOn {
+		c.name = "codec off"
+	}
 	started, err := startTimes(ctx, cl, pool)
 	if err != nil {
-		return err
+		return c, err
 	}
-	var e2s []time.Duration
 	for i, at := range posted {
-		if s, ok := started[fmt.Sprintf("u%d", i)]; ok {
-			e2s = append(e2s, s.Sub(at))
+		if s, ok := started[fmt.Sprintf("%s%d", ps.users, i)]; ok {
+			c.e2s = append(c.e2s, s.Sub(at))
 		}
 	}
-	fmt.Printf("%-34s %12s %12s\n", "", "raw SWS", "Cairn")
-	fmt.Printf("%-34s %12.1f %12.1f\n", "accepted per second", base.rate, res.rate)
-	fmt.Printf("%-34s %12s %12s\n", "call p50 (SWS / HTTP accept)", ms(base.p(50)), ms(res.p(50)))
-	fmt.Printf("%-34s %12s %12s\n", "call p99 (SWS / HTTP accept)", ms(base.p(99)), ms(res.p(99)))
-	fmt.Printf("%-34s %12s %12s\n", "event → workflow started p50", ms(base.p(50)), ms(pct(e2s, 50)))
-	fmt.Printf("%-34s %12s %12s\n", "event → workflow started p99", ms(base.p(99)), ms(pct(e2s, 99)))
-	fmt.Printf("%-34s %12s %12s\n", "CPU per 1,000 events (this process)", ms(baseCPU*1000/time.Duration(n)), ms(cairnCPU*1000/time.Duration(n)))
-	fmt.Printf("%-34s %12s %12s\n", "  + PostgreSQL CPU per 1,000", ms(basePG*1000/time.Duration(n)), ms(cairnPG*1000/time.Duration(n)))
-	fmt.Printf("%-34s %12s %12.2f×\n", "CPU ratio Cairn / raw (all)", "", float64(cairnCPU+cairnPG)/float64(baseCPU+basePG))
-	fmt.Printf("%-34s %12d %12d\n", "errors", base.errors, res.errors)
-	fmt.Printf("%-34s %12s %12d\n", "runs started", "", len(e2s))
-	return nil
+	return c, nil
 }
 
 type result struct {

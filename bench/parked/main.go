@@ -43,6 +43,7 @@ import (
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/bench/cpu"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev"
@@ -263,10 +264,30 @@ func run(o options) error {
 		return err
 	}
 
+	// Cairn encrypts its payloads, as it does in production; the raw baseline does not.
+	ring, err := codec.ParseKeyRing(codec.NewKeyEntry("parked"))
+	if err != nil {
+		return err
+	}
+	cc := codec.Config{Ring: ring}
+	cdc, err := cc.Build(pool, quiet)
+	if err != nil {
+		return err
+	}
+	cairnTemporal := cluster.Config{Address: addr, Namespace: "default", Codec: cdc}
+	copts, err := cairnTemporal.Options(quiet)
+	if err != nil {
+		return err
+	}
+	ccl, err := client.Dial(copts)
+	if err != nil {
+		return err
+	}
+	defer ccl.Close()
 	w := newWatch()
 	raw := sdkworker.New(cl, rawQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{w}})
 	raw.RegisterWorkflowWithOptions(rawJourney, workflow.RegisterOptions{Name: rawType})
-	cw := sdkworker.New(cl, contract.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{w}})
+	cw := sdkworker.New(ccl, contract.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{w}})
 	worker.Register(cw, &activities.Activities{DB: pool})
 	for _, x := range []sdkworker.Worker{raw, cw} {
 		if err := x.Start(); err != nil {
@@ -275,7 +296,7 @@ func run(o options) error {
 		defer x.Stop()
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
-	go starter.Run(ctx, starter.Config{Temporal: cluster.Config{Address: addr, Namespace: "default"}, DatabaseURL: pg.URL,
+	go starter.Run(ctx, starter.Config{Temporal: cluster.Config{Address: addr, Namespace: "default"}, DatabaseURL: pg.URL, Codec: cc,
 		HTTPAddr: httpAddr, WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet, DispatchConcurrency: o.dispatch})
 	if err := waitHTTP("http://" + httpAddr + "/healthz"); err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/pglocal"
 	"github.com/cairnhq/cairn/starter"
@@ -48,9 +49,13 @@ func run(slow, requests, rate int, readTimeout time.Duration) error {
 		return err
 	}
 	defer pg.Stop()
+	ring, err := codec.ParseKeyRing(codec.NewKeyEntry("slow"))
+	if err != nil {
+		return err
+	}
 	addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
 	cfg := starter.Config{Temporal: cluster.Config{Address: "127.0.0.1:1", Namespace: "default"}, DatabaseURL: pg.URL,
-		HTTPAddr: addr, WriteKeys: []string{writeKey}, AdminKey: "ak", RatePerKey: 0, CartIdle: 0,
+		HTTPAddr: addr, WriteKeys: []string{writeKey}, AdminKey: "ak", RatePerKey: 0, CartIdle: 0, Codec: codec.Config{Ring: ring},
 		HTTP: starter.HTTPTimeouts{ReadHeader: starter.DefaultHTTPTimeouts.ReadHeader, Read: readTimeout,
 			Write: starter.DefaultHTTPTimeouts.Write, Idle: starter.DefaultHTTPTimeouts.Idle},
 		Logger: slog.New(slog.DiscardHandler)}
