@@ -67,8 +67,9 @@ func WorkflowID(journeyID string, contactID int64) string {
 	return fmt.Sprintf("journey:%s:%d", journeyID, contactID)
 }
 
-// CairnStep values of a run that is over: it finished its steps (or an end step), or its
-// exit condition took it out.
+// The state query's current step of a run that is over: it finished its steps (or an end
+// step), or its exit condition took it out. Runs from before the event path also wrote these
+// to CairnStep.
 const (
 	StepEnded  = "(ended)"
 	StepExited = "(exited)"

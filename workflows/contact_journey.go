@@ -472,6 +472,11 @@ func (it *interpreter) finish(ctx workflow.Context, status string) error {
 		it.state.CurrentStep = contract.StepExited
 	}
 	it.state.WaitingFor, it.state.WaitUntil = "", nil
+	if it.v >= 1 {
+		// The run's status says it is over and its result says how: writing CairnStep once
+		// more would cost every run one more history event and visibility write at its end.
+		return nil
+	}
 	return it.setStep(ctx, it.state.CurrentStep)
 }
 

@@ -2,10 +2,14 @@
 // the same run, makes the same number of raw SignalWithStart calls at the same rate as a
 // baseline, against one embedded Temporal server, a local PostgreSQL and a worker. With
 // -codec both, the starter's phase runs twice, with the payload codec off and then on (a
-// fresh worker and starter each time), to show what encryption costs.
+// fresh worker and starter each time), to show what encryption costs. -starters 1,3 runs a
+// phase with one starter and one with three sharing the events (posts go round-robin);
+// -poison adds, for each, a phase where a journey whose entry condition cannot be evaluated
+// is triggered by one event in twenty, to show that it does not slow the others.
 //
 //	go run ./bench/load -rate 200 -for 20s
 //	go run ./bench/load -rate 200 -for 20s -codec both
+//	go run ./bench/load -rate 200 -for 20s -starters 1,3 -poison
 package main
 
 import (
@@ -16,7 +20,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +33,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/cairnhq/cairn/bench/cpu"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
@@ -43,21 +50,45 @@ func main() {
 	rate := flag.Int("rate", 200, "events per second")
 	dur := flag.Duration("for", 20*time.Second, "how long each phase sends")
 	mode := flag.String("codec", "on", "the payload codec of the worker and starter: on, off, or both (one phase each)")
+	startersFlag := flag.String("starters", "1", "starters per phase, comma-separated (a phase each): 1,3")
+	poison := flag.Bool("poison", false, "also run each phase with a poisoned journey triggered by one event in twenty")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	var phases []bool
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	var codecs []bool
 	switch *mode {
 	case "on":
-		phases = []bool{true}
+		codecs = []bool{true}
 	case "off":
-		phases = []bool{false}
+		codecs = []bool{false}
 	case "both":
-		phases = []bool{false, true}
+		codecs = []bool{false, true}
 	default:
 		fmt.Fprintln(os.Stderr, "load: -codec is on, off or both")
 		os.Exit(2)
 	}
+	var phases []phaseSetup
+	for _, c := range codecs {
+		for _, f := range strings.Split(*startersFlag, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				fmt.Fprintln(os.Stderr, "load: -starters is a list of counts such as 1,3")
+				os.Exit(2)
+			}
+			phases = append(phases, phaseSetup{codecOn: c, starters: n})
+			if *poison {
+				phases = append(phases, phaseSetup{codecOn: c, starters: n, poison: true})
+			}
+		}
+	}
 	if err := run(*rate, *dur, phases); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -67,7 +98,7 @@ const writeKey = "wk_load"
 // The journey starts and then waits a day: what is measured is getting contacts in.
 const doc = "id: load\ntrigger: {event: Signed Up}\nsteps: [{wait: 1d}, {add_tag: done}]"
 
-func run(rate int, dur time.Duration, phases []bool) error {
+func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
@@ -81,6 +112,11 @@ func run(rate int, dur time.Duration, phases []bool) error {
 		return err
 	}
 	defer pg.Stop()
+	pgPID, err := pg.PID()
+	if err != nil {
+		return err
+	}
+	postgresCPU := func() time.Duration { return cpu.Tree(pgPID) }
 	srv, err := embedded.Start(embedded.Options{DatabaseFile: filepath.Join(dir, "temporal.db"), Namespace: "default",
 		SearchAttributes: contract.SearchAttributes, UIPort: -1})
 	if err != nil {
@@ -114,7 +150,7 @@ func run(rate int, dur time.Duration, phases []bool) error {
 	}
 	defer cl.Close()
 	n := int(float64(rate) * dur.Seconds())
-	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, one starter, one process\n\n", n, rate)
+	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, starters as the phase says, one process\n\n", n, rate)
 
 	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow, same rate.
 	cpu0, pg0 := cpuTime(), postgresCPU()
@@ -130,8 +166,20 @@ func run(rate int, dur time.Duration, phases []bool) error {
 	// Cairn: the same events through the starter's HTTP API and dispatcher, once per codec
 	// setting, each with a worker and a starter of its own.
 	var cols []column
-	for p, codecOn := range phases {
-		c, err := cairnPhase(ctx, phaseSetup{tc: tc, dbURL: pg.URL, ring: ring, codecOn: codecOn, users: fmt.Sprintf("p%d-u", p)}, rate, n, pool, cl)
+	for p, ps := range phases {
+		ps.tc, ps.dbURL, ps.ring, ps.users, ps.postgresCPU = tc, pg.URL, ring, fmt.Sprintf("p%d-u", p), postgresCPU
+		if ps.poison {
+			// Stored directly, as a version accepted before documents were checked as they are
+			// now: its entry condition cannot be evaluated, so each of its triggers fails.
+			ps.poisonEvent = fmt.Sprintf("Poison %d", p)
+			bad := journey.Condition{Field: &journey.FieldTest{Name: "plan", Op: "resembles", Value: "pro"}}
+			pj := &journey.Journey{ID: fmt.Sprintf("poison-%d", p), Triggers: []journey.Trigger{{Kind: "event", Event: ps.poisonEvent}},
+				Entry: &bad, Reentry: journey.Reentry{Mode: journey.ReentryAlways}, Steps: []journey.Step{{ID: "never", AddTag: "never"}}}
+			if _, _, err := crm.ApplyJourney(ctx, pool, pj, pj.ID); err != nil {
+				return err
+			}
+		}
+		c, err := cairnPhase(ctx, ps, rate, n, pool, cl)
 		if err != nil {
 			return err
 		}
@@ -157,21 +205,32 @@ func run(rate int, dur time.Duration, phases []bool) error {
 	row("CPU per 1,000 events (this process)", ms(baseCPU*1000/time.Duration(n)), func(c column) string { return ms(c.cpu * 1000 / time.Duration(n)) })
 	row("  + PostgreSQL CPU per 1,000", ms(basePG*1000/time.Duration(n)), func(c column) string { return ms(c.pg * 1000 / time.Duration(n)) })
 	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG)) })
-	if len(cols) == 2 {
+	if len(cols) == 2 && phases[0].codecOn != phases[1].codecOn {
 		fmt.Printf("%-34s %12s %12s %11.2f×\n", "CPU ratio codec on / off (all)", "", "", float64(cols[1].cpu+cols[1].pg)/float64(cols[0].cpu+cols[0].pg))
 	}
 	row("errors", fmt.Sprint(base.errors), func(c column) string { return fmt.Sprint(c.res.errors) })
 	row("runs started", "", func(c column) string { return fmt.Sprint(len(c.e2s)) })
+	row("poison events dead-lettered", "", func(c column) string {
+		if c.poisoned == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d/%d", c.dead, c.poisoned)
+	})
 	return nil
 }
 
-// phaseSetup is one Cairn phase: its worker's and starter's codec, and its users' prefix.
+// phaseSetup is one Cairn phase: its worker's and starters' codec, how many starters, whether
+// a poisoned journey is triggered, and its users' prefix.
 type phaseSetup struct {
-	tc      cluster.Config
-	dbURL   string
-	ring    *codec.KeyRing
-	codecOn bool
-	users   string
+	tc          cluster.Config
+	dbURL       string
+	ring        *codec.KeyRing
+	codecOn     bool
+	starters    int
+	poison      bool
+	poisonEvent string
+	users       string
+	postgresCPU func() time.Duration
 }
 
 // column is one Cairn phase's figures.
@@ -180,6 +239,8 @@ type column struct {
 	res     result
 	e2s     []time.Duration
 	cpu, pg time.Duration
+	// poisoned events sent, and how many of them were dead-lettered by the end of the phase.
+	poisoned, dead int
 }
 
 // cairnPhase posts n events at rate through a fresh worker and starter, and waits until every
@@ -188,27 +249,39 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 	ctx, cancel := context.WithCancel(parent)
 	quiet := slog.New(slog.DiscardHandler)
 	cc := codec.Config{Ring: ps.ring, Off: !ps.codecOn}
-	addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
-	done := make(chan error, 2)
+	done := make(chan error, 1+ps.starters)
 	go func() {
 		done <- worker.Run(ctx, worker.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, Codec: cc, Logger: quiet})
 	}()
-	go func() {
-		done <- starter.Run(ctx, starter.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, HTTPAddr: addr, Codec: cc,
-			WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet})
-	}()
+	var addrs []string
+	for range ps.starters {
+		addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
+		addrs = append(addrs, addr)
+		go func() {
+			done <- starter.Run(ctx, starter.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, HTTPAddr: addr, Codec: cc,
+				WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet, RatePerKey: 0})
+		}()
+	}
 	defer func() {
 		cancel()
-		<-done
-		<-done
+		for range 1 + ps.starters {
+			<-done
+		}
 	}()
-	waitHTTP("http://" + addr + "/healthz")
+	for _, addr := range addrs {
+		waitHTTP("http://" + addr + "/healthz")
+	}
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	posted := make([]time.Time, n)
-	cpu0, pg0 := cpuTime(), postgresCPU()
+	cpu0, pg0 := cpuTime(), ps.postgresCPU()
 	res := pace(rate, n, func(i int) error {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/track",
-			strings.NewReader(fmt.Sprintf(`{"userId":"%s%d","event":"Signed Up","messageId":"%s%d"}`, ps.users, i, ps.users, i)))
+		addr := addrs[i%len(addrs)]
+		body := fmt.Sprintf(`{"userId":"%s%d","event":"Signed Up","messageId":"%s%d"}`, ps.users, i, ps.users, i)
+		if ps.poison && i%20 == 19 {
+			// One event in twenty triggers the poisoned journey instead (its own contact).
+			body = fmt.Sprintf(`{"userId":"%spoison-%d","event":%q,"messageId":"%spoison-%d"}`, ps.users, i, ps.poisonEvent, ps.users, i)
+		}
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/track", strings.NewReader(body))
 		req.SetBasicAuth(writeKey, "")
 		req.Header.Set("Content-Type", "application/json")
 		posted[i] = time.Now()
@@ -226,15 +299,28 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		var left int
-		_ = pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`).Scan(&left)
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL AND failed_at IS NULL AND name = 'Signed Up'`).Scan(&left)
 		if left == 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c := column{name: "codec on", res: res, cpu: cpuTime() - cpu0, pg: postgresCPU() - pg0}
+	c := column{name: "codec on", res: res, cpu: cpuTime() - cpu0, pg: ps.postgresCPU() - pg0}
 	if !ps.codecOn {
 		c.name = "codec off"
+	}
+	if ps.starters > 1 || ps.poison {
+		c.name = fmt.Sprintf("%d starter", ps.starters)
+		if ps.starters > 1 {
+			c.name += "s"
+		}
+		if ps.poison {
+			c.name += "+poison"
+		}
+	}
+	if ps.poison {
+		c.poisoned = n / 20
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE name = $1 AND failed_at IS NOT NULL`, ps.poisonEvent).Scan(&c.dead)
 	}
 	started, err := startTimes(ctx, cl, pool)
 	if err != nil {
@@ -345,31 +431,4 @@ func waitHTTP(url string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// postgresCPU sums the CPU time of the machine's postgres processes (the local cluster this
-// program started; other clusters on the machine would be counted too).
-func postgresCPU() time.Duration {
-	var total time.Duration
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, f := range dirs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != "postgres" {
-			continue
-		}
-		fields := strings.Fields(s[end+2:])
-		if len(fields) < 13 {
-			continue
-		}
-		var ut, st int64
-		fmt.Sscan(fields[11], &ut)
-		fmt.Sscan(fields[12], &st)
-		total += time.Duration(ut+st) * time.Second / 100 // clock ticks (USER_HZ = 100 on Linux)
-	}
-	return total
 }
