@@ -188,3 +188,20 @@ func TestASegmentNearTheLimitsIsAnsweredOrRefusedInTime(t *testing.T) {
 	require.Equal(t, 200, r.Status, "%v", r.Body)
 	require.Equal(t, float64(50), r.Body["count"])
 }
+
+// TestASegmentThatCannotBeAnsweredDoesNotBreakTheContactProfile: a segment stored before it
+// would be refused (since_entry has no meaning outside a journey) fails when checked; the
+// profile still answers, naming that segment instead of failing.
+func TestASegmentThatCannotBeAnsweredDoesNotBreakTheContactProfile(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	require.Equal(t, 200, f.do(t, "POST", "/v1/identify", `{"userId":"ada","traits":{"plan":"pro"}}`, basic(writeKey)).Status)
+	require.Equal(t, 201, f.do(t, "PUT", "/v1/segments/pros", `{"condition": {"field": "plan", "equals": "pro"}}`, bearer(adminKey)).Status)
+	_, err := f.store.Exec(f.ctx, `INSERT INTO segments (id, name, condition) VALUES ('broken', 'old', '{"event": {"name": "x", "since_entry": true}}')`)
+	require.NoError(t, err)
+	r := f.do(t, "GET", "/v1/contacts/ada", "", bearer(adminKey))
+	require.Equal(t, 200, r.Status, "%v", r.Body)
+	require.Equal(t, []any{"pros"}, r.Body["segments"])
+	unanswered := r.Body["segments_unanswered"].(map[string]any)
+	require.Contains(t, unanswered, "broken")
+}
