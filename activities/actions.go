@@ -103,7 +103,7 @@ func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (out ActionOut
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"sid": sid, "to": phone}, nil
+		return map[string]any{"sid": sid}, nil // no number: this is the run's activity result
 	}, true)
 }
 

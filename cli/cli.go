@@ -28,7 +28,7 @@ func Root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd(), temporalServerCmd())
+	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd(), codecCmd(), temporalServerCmd())
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/telemetry"
 	"go.temporal.io/api/operatorservice/v1"
@@ -28,6 +29,9 @@ type Config struct {
 	TLSKey    string // TEMPORAL_TLS_KEY: its private key
 	TLSCA     string // TEMPORAL_TLS_CA: CA bundle to trust instead of the system's
 	TLSServer string // TEMPORAL_TLS_SERVER_NAME: override the name checked on the server's certificate
+	// Codec encrypts every payload (DataConverter); nil leaves payloads as plain JSON, which
+	// only tests and benchmarks measuring the codec do.
+	Codec *codec.Codec
 }
 
 // FromEnv reads Config from the environment, with defaults for a local server.
@@ -58,6 +62,9 @@ func (c Config) Options(logger *slog.Logger) (client.Options, error) {
 	}
 	if logger != nil {
 		opts.Logger = sdklog.NewStructuredLogger(logger)
+	}
+	if c.Codec != nil {
+		opts.DataConverter, opts.FailureConverter = DataConverter(c.Codec), FailureConverter(c.Codec)
 	}
 	// The SDK's metrics go to the process's Prometheus registry; its spans, when tracing is
 	// on, continue the trace of the request that caused each call.

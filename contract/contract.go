@@ -7,6 +7,8 @@ package contract
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -65,8 +67,9 @@ func WorkflowID(journeyID string, contactID int64) string {
 	return fmt.Sprintf("journey:%s:%d", journeyID, contactID)
 }
 
-// CairnStep values of a run that is over: it finished its steps (or an end step), or its
-// exit condition took it out.
+// The state query's current step of a run that is over: it finished its steps (or an end
+// step), or its exit condition took it out. Runs from before the event path also wrote these
+// to CairnStep.
 const (
 	StepEnded  = "(ended)"
 	StepExited = "(exited)"
@@ -83,6 +86,16 @@ type Input struct {
 	// HistoryLimit makes the run continue as new past this many history events (0: the
 	// default, 10,000; Temporal's own suggestion applies either way).
 	HistoryLimit int `json:"history_limit,omitempty"`
+	// Checked, when set, is what the starter found of the journey's exit and goal conditions
+	// as it started the run, so the run does not ask the CRM again before its first step.
+	Checked *EntryChecks `json:"checked,omitempty"`
+}
+
+// EntryChecks are a journey's exit and goal conditions for a contact at the moment its run
+// starts.
+type EntryChecks struct {
+	Exited   bool     `json:"exited,omitempty"`
+	GoalsMet []string `json:"goals_met,omitempty"`
 }
 
 // Resume is the state a run carries across continue-as-new.
@@ -165,9 +178,70 @@ type CartState struct {
 // ContactAttributes are the search-attribute values naming a contact: CairnContact is the id
 // the sending systems know it by now (a user id, or "anon:<id>"), CairnContactIDs that id and
 // every earlier one (aliases), sorted.
+//
+// Search attributes are stored and shown unencrypted, so an id that is an email address or a
+// phone number (PersonalID) is left out: such a contact's runs are found through the CRM.
 func ContactAttributes(current string, aliases []string) []temporal.SearchAttributeUpdate {
-	ids := append([]string{current}, aliases...)
+	var ids []string
+	for _, id := range append([]string{current}, aliases...) {
+		if !PersonalID(id) {
+			ids = append(ids, id)
+		}
+	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	return []temporal.SearchAttributeUpdate{AttrContact.ValueSet(current), AttrContactIDs.ValueSet(ids)}
+	contact := AttrContact.ValueSet(current)
+	if PersonalID(current) {
+		contact = AttrContact.ValueUnset()
+	}
+	if len(ids) == 0 {
+		return []temporal.SearchAttributeUpdate{contact, AttrContactIDs.ValueUnset()}
+	}
+	return []temporal.SearchAttributeUpdate{contact, AttrContactIDs.ValueSet(ids)}
+}
+
+// PersonalID reports whether a contact id is personal data in itself: an email address (any
+// id with an @) or a phone number: at least 7 digits written with a leading + or with
+// separators (spaces, - . ( )), nothing else. Plain digits are a database's ids, not phones.
+func PersonalID(id string) bool {
+	id = strings.TrimPrefix(id, "anon:")
+	if strings.Contains(id, "@") {
+		return true
+	}
+	digits, marks := 0, 0
+	for _, r := range id {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune(" +-.()", r):
+			marks++
+		default:
+			return false
+		}
+	}
+	return digits >= 7 && marks > 0
+}
+
+// ContactOfWorkflowID is the contact a workflow belongs to, read from its ID (a journey run's
+// journey:<journeyID>:<contactID> or a cart watch's cart:<contactID>); ok is false for
+// workflows of no contact (the date scheduler).
+func ContactOfWorkflowID(id string) (contactID int64, ok bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(id, "journey:"):
+		i := strings.LastIndexByte(id, ':')
+		if i < len("journey:") {
+			return 0, false
+		}
+		rest = id[i+1:]
+	case strings.HasPrefix(id, "cart:"):
+		rest = id[len("cart:"):]
+	default:
+		return 0, false
+	}
+	n, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != rest {
+		return 0, false
+	}
+	return n, true
 }

@@ -23,7 +23,7 @@ func TestBehaviourAndCRMConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 		ids[name] = newContact(t, ctx, s, name, nil)
 	}
 	ev := func(who, name string, props map[string]any, ago time.Duration) {
-		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: "test", OccurredAt: now.Add(-ago)})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: who, Name: name, Properties: props, Source: crm.SourceCairn, OccurredAt: now.Add(-ago)})
 		require.NoError(t, err)
 	}
 	_, err := crm.SetSubscription(ctx, s, crm.Action{Key: "l1", ContactID: ids["ann"], At: time.Now()}, "newsletter", true)

@@ -59,8 +59,11 @@ func TestConditionsMatchTheContactsTheyDescribe(t *testing.T) {
 		{"{tag: vip}", []string{"ann"}},
 		{"{not: {tag: vip}}", []string{"bob", "cyd", "dee"}},
 		{"{field: plan, equals: pro}", []string{"ann"}},
-		{"{field: plan, not_equals: pro}", []string{"bob", "cyd", "dee"}},
+		{"{field: plan, equals: PRO}", []string{"ann"}},
+		{"{field: plan, not_equals: pro}", []string{"bob"}}, // cyd's plan is blank, dee has none
 		{"{not: {field: plan, equals: pro}}", []string{"bob", "cyd", "dee"}},
+		{"{not: {field: plan, not_equals: pro}}", []string{"ann", "cyd", "dee"}},
+		{"{field: age, not_equals: 29}", []string{"ann"}}, // cyd's age is no number
 		{"{field: city, contains: PORT}", []string{"bob"}},
 		{"{field: city, starts_with: lis}", []string{"ann"}},
 		{"{field: age, gt: 30}", []string{"ann"}},

@@ -240,15 +240,19 @@ func QueueDepth(ctx context.Context, db DB) (pending, failed int64, err error) {
 // stored one means a new run (a new entry, perhaps on a newer version); the same one means
 // the event only reached the open run. eventID remembers which event reached it, so a retried
 // dispatch of that event knows its start is done.
+//
+// A short run may end, and record its end, before the dispatcher gets here: its end event
+// (journey_completed, …, keyed by the run) then closes the row at once.
 func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, version int, workflowID, runID string, eventID int64, at time.Time) error {
-	_, err := db.Exec(ctx, `INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8)
+		INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended))
 		ON CONFLICT (journey_id, contact_id) DO UPDATE
 		SET version = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $3 ELSE enrollments.version END,
 		    entered_at = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $7 ELSE enrollments.entered_at END,
-		    ended_at = CASE WHEN enrollments.run_id <> $5 THEN NULL ELSE enrollments.ended_at END,
+		    ended_at = CASE WHEN enrollments.run_id <> $5 THEN (SELECT occurred_at FROM ended) ELSE enrollments.ended_at END,
 		    workflow_id = $4, run_id = $5, event_id = $6`,
-		journeyID, contactID, version, workflowID, runID, eventID, at)
+		journeyID, contactID, version, workflowID, runID, eventID, at, runEndKey(journeyID, contactID, runID))
 	if err != nil {
 		return fmt.Errorf("enroll contact %d in %s: %w", contactID, journeyID, err)
 	}
@@ -349,11 +353,12 @@ type EnrollmentRow struct {
 	RunID      string     `json:"run_id"`
 	EnteredAt  time.Time  `json:"entered_at"`
 	EndedAt    *time.Time `json:"ended_at,omitempty"`
+	ContactID  int64      `json:"-"`
 }
 
 // ContactEnrollments lists the contact's last run of every journey it entered, newest first.
 func ContactEnrollments(ctx context.Context, db DB, contactID int64) ([]EnrollmentRow, error) {
-	rows, err := db.Query(ctx, `SELECT journey_id, version, workflow_id, run_id, entered_at, ended_at
+	rows, err := db.Query(ctx, `SELECT journey_id, version, workflow_id, run_id, entered_at, ended_at, contact_id
 		FROM enrollments WHERE contact_id = $1 ORDER BY entered_at DESC, journey_id`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("list enrollments: %w", err)
@@ -361,6 +366,26 @@ func ContactEnrollments(ctx context.Context, db DB, contactID int64) ([]Enrollme
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[EnrollmentRow])
 	if err != nil {
 		return nil, fmt.Errorf("list enrollments: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimOpenEnrollments takes up to limit open enrollments not checked within the last
+// interval, oldest check first, and marks them checked now, so dispatchers running the same
+// sweep take different ones.
+func ClaimOpenEnrollments(ctx context.Context, db DB, interval time.Duration, limit int) ([]EnrollmentRow, error) {
+	rows, err := db.Query(ctx, `UPDATE enrollments e SET checked_at = now()
+		FROM (SELECT journey_id, contact_id FROM enrollments
+		      WHERE ended_at IS NULL AND (checked_at IS NULL OR checked_at < now() - $1 * interval '1 millisecond')
+		      ORDER BY checked_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED) due
+		WHERE e.journey_id = due.journey_id AND e.contact_id = due.contact_id
+		RETURNING e.journey_id, e.version, e.workflow_id, e.run_id, e.entered_at, e.ended_at, e.contact_id`, interval.Milliseconds(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim open enrollments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[EnrollmentRow])
+	if err != nil {
+		return nil, fmt.Errorf("claim open enrollments: %w", err)
 	}
 	return out, nil
 }

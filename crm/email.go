@@ -119,7 +119,8 @@ func templateTx(ctx context.Context, tx DB, id string) (email.Template, error) {
 func CompleteEmail(ctx context.Context, db DB, key string, es *EmailSend, subject, messageID string, at time.Time) (map[string]any, error) {
 	var result map[string]any
 	err := WithTx(ctx, db, func(tx pgx.Tx) error {
-		detail := map[string]any{"message_id": es.MessageID, "to": es.To, "template": es.Template.ID}
+		// No address: the result becomes a run's activity result, which names the message only.
+		detail := map[string]any{"message_id": es.MessageID, "template": es.Template.ID}
 		if err := tx.QueryRow(ctx, `UPDATE action_ledger SET state = 'done', result = $2 WHERE idempotency_key = $1 AND state = 'sending' RETURNING result`,
 			key, detail).Scan(&result); err != nil {
 			return fmt.Errorf("complete ledger: %w", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -28,7 +29,29 @@ const (
 	SourceCRM = "crm"
 	// SourceTracking marks opens, clicks and unsubscribes from signed email links.
 	SourceTracking = "tracking"
+	// SourceAPI marks starts asked for by the admin API.
+	SourceAPI = "api"
 )
+
+// ErrReservedEvent refuses an event that uses one of Cairn's own names from a source that may
+// not record it (a write key, a signing source).
+var ErrReservedEvent = errors.New("reserved event name")
+
+// ownSource says whether a source is one of Cairn's own writers, which alone may record its
+// reserved names: journey actions and Cairn's detections, the date scan, signed email links,
+// the admin API, a deal another CRM reports through its endpoint, and forms (form_submitted).
+func ownSource(source string) bool {
+	switch source {
+	case SourceCairn, SourceScheduler, SourceTracking, SourceAPI, SourceCRM:
+		return true
+	}
+	return strings.HasPrefix(source, "form:")
+}
+
+// Trusted says whether an event may mean what its name says: an event with a reserved name
+// counts only from Cairn's own writers (rows recorded before ingestion refused such names
+// are ignored by dispatch).
+func Trusted(name, source string) bool { return !journey.Reserved(name) || ownSource(source) }
 
 // EventInput is an event to record. DedupeKey, when set, makes a repeat a no-op.
 type EventInput struct {
@@ -107,6 +130,9 @@ func appendEvent(ctx context.Context, db DB, e NewEvent) (id int64, inserted boo
 	}
 	if e.OccurredAt.IsZero() {
 		return 0, false, fmt.Errorf("append %s event: no time given", e.Name)
+	}
+	if !Trusted(e.Name, e.Source) {
+		return 0, false, fmt.Errorf("%w: %q is recorded by Cairn itself, not by %s", ErrReservedEvent, e.Name, e.Source)
 	}
 	err = db.QueryRow(ctx, insertEventSQL, e.ContactID, e.Name, e.Properties, e.Source, e.DedupeKey, e.OccurredAt, e.Changed,
 		traceParent(ctx)).Scan(&id)

@@ -36,47 +36,48 @@ var opsByType = map[string][]string{
 	"boolean": {journey.OpEquals, journey.OpNotEquals, journey.OpIsSet, journey.OpIsBlank},
 }
 
-// PutField defines (or retypes) a custom field. Text and number fields also get a generated
-// column and a (column, score) index (see fieldColumns), so defining one rewrites the contacts
-// table once: about 5 s for a million contacts on 2 cores (bench/segments), during which reads
-// and writes of contacts wait. If the table cannot be locked within lock_timeout (another
-// long transaction holds it), nothing changes and the error says so.
+// PutField defines (or retypes) a custom field. A text or number field also gets a generated
+// column and a (column, score) index (see fieldColumnKinds) the first time it has that type, so
+// defining one rewrites the contacts table once: about 5 s for a million contacts on 2 cores
+// (bench/segments), during which reads and writes of contacts wait. A field keeps the columns
+// of the types it has had, so retyping it back and forth changes no table: PostgreSQL never
+// gives back a dropped column's slot (of 1,600 per table), and trading columns at each retype
+// used them all up. Once the table is short of slots (columnReserve), a field gets no column
+// and its tests read traits, with the same answers. If the table cannot be locked within
+// lock_timeout (another long transaction holds it), nothing changes and the error says so.
 func PutField(ctx context.Context, db DB, f FieldDefinition) error {
 	if _, ok := opsByType[f.Type]; !ok {
 		return fmt.Errorf("%w: type %q is not one of text, number, date, boolean", ErrCondition, f.Type)
 	}
 	rewritten := false
 	err := WithTx(ctx, db, func(tx pgx.Tx) error {
-		// Dropping or adding a column locks contacts for everyone: wait for that lock only so
-		// long, rather than queue every reader and writer behind a long transaction.
+		// Adding a column locks contacts for everyone: wait for that lock only so long, rather
+		// than queue every reader and writer behind a long transaction.
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
 			return err
 		}
-		var oldType string
-		var oldColumn *string
-		err := tx.QueryRow(ctx, `SELECT type, column_name FROM field_definitions WHERE name = $1 FOR UPDATE`, f.Name).Scan(&oldType, &oldColumn)
+		var cols [2]*string // text, number
+		err := tx.QueryRow(ctx, `SELECT text_column, number_column FROM field_definitions WHERE name = $1 FOR UPDATE`, f.Name).Scan(&cols[0], &cols[1])
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("read field %s: %w", f.Name, err)
 		}
-		column := oldColumn
-		if oldColumn != nil && oldType != f.Type {
-			if err := dropFieldColumn(ctx, tx, *oldColumn); err != nil {
+		kind, kept := fieldColumnKinds[f.Type]
+		if _, builtin := profileColumns[f.Name]; kept && !builtin && cols[kind.slot] == nil {
+			room, err := columnRoom(ctx, tx)
+			if err != nil {
 				return err
 			}
-			column = nil
-		}
-		if _, kept := fieldColumnKinds[f.Type]; column == nil && kept {
-			if _, builtin := profileColumns[f.Name]; !builtin {
-				name := fieldColumnName(f.Name)
+			if room {
+				name := fieldColumnName(f.Name) + kind.suffix
 				if err := addFieldColumn(ctx, tx, name, f); err != nil {
 					return err
 				}
-				column = &name
+				cols[kind.slot] = &name
 				rewritten = true
 			}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO field_definitions (name, type, label, column_name) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (name) DO UPDATE SET type = $2, label = $3, column_name = $4`, f.Name, f.Type, f.Label, column)
+		_, err = tx.Exec(ctx, `INSERT INTO field_definitions (name, type, label, text_column, number_column) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (name) DO UPDATE SET type = $2, label = $3, text_column = $4, number_column = $5`, f.Name, f.Type, f.Label, cols[0], cols[1])
 		if err != nil {
 			return fmt.Errorf("define field %s: %w", f.Name, err)
 		}
@@ -93,10 +94,27 @@ func PutField(ctx context.Context, db DB, f FieldDefinition) error {
 	return nil
 }
 
-// addMissingFieldColumns gives columns to text and number fields defined before fields had
-// them (migration 18), so an upgrade gets the same speed as a new database.
+// columnReserve is how many of the contacts table's 1,600 column slots field columns leave to
+// Cairn's own migrations. A slot once used stays used (dropped columns keep theirs), so this
+// also covers a table whose slots an older Cairn spent on retypes: its new fields simply get
+// no column.
+const columnReserve = 100
+
+// columnRoom reports whether contacts can take one more column within columnReserve.
+func columnRoom(ctx context.Context, tx pgx.Tx) (bool, error) {
+	var used int
+	if err := tx.QueryRow(ctx, `SELECT max(attnum) FROM pg_attribute WHERE attrelid = 'contacts'::regclass`).Scan(&used); err != nil {
+		return false, fmt.Errorf("count contacts columns: %w", err)
+	}
+	return used+1 <= 1600-columnReserve, nil
+}
+
+// addMissingFieldColumns gives columns to text and number fields that have none for their
+// type (defined before field columns, migration 18, or before their form changed, migration
+// 31), so an upgrade gets the same speed and answers as a new database.
 func addMissingFieldColumns(ctx context.Context, db DB) error {
-	rows, err := db.Query(ctx, `SELECT name, type, label FROM field_definitions WHERE column_name IS NULL ORDER BY name`)
+	rows, err := db.Query(ctx, `SELECT name, type, label FROM field_definitions
+		WHERE (type = 'text' AND text_column IS NULL) OR (type = 'number' AND number_column IS NULL) ORDER BY name`)
 	if err != nil {
 		return fmt.Errorf("read fields: %w", err)
 	}
@@ -105,8 +123,7 @@ func addMissingFieldColumns(ctx context.Context, db DB) error {
 		return fmt.Errorf("read fields: %w", err)
 	}
 	for _, f := range defs {
-		_, kept := fieldColumnKinds[f.Type]
-		if _, builtin := profileColumns[f.Name]; !kept || builtin {
+		if _, builtin := profileColumns[f.Name]; builtin {
 			continue
 		}
 		if err := PutField(ctx, db, f); err != nil {
@@ -116,17 +133,26 @@ func addMissingFieldColumns(ctx context.Context, db DB) error {
 	return nil
 }
 
-// fieldColumnKinds are the field types kept in a column: its SQL type, and the expression
-// over traits (%L is the field name) that fills it. Each gives the value the condition
-// compiler reads from traits for the tests it serves: text for string (in)equality, numbers
-// for comparisons. Dates stay in traits: reading a time depends on the session's time zone,
-// and a generated column must not.
-var fieldColumnKinds = map[string]struct{ sqlType, expr string }{
-	"text":   {"text", `CASE WHEN jsonb_typeof(traits -> %L) = 'string' THEN traits ->> %L END`},
-	"number": {"numeric", `cairn_num(traits -> %L)`},
+// fieldKeyChars is how much of a text field's value its column keeps: 500 characters, at most
+// 2,000 bytes, so that the column's index entry stays under btree's 2,704-byte row limit
+// whatever a contact's traits hold. Equality with a longer value reads traits as well.
+const fieldKeyChars = 500
+
+// fieldColumnKinds are the field types kept in a column: its SQL type, the expression over
+// traits (%L is the field name) that fills it, the suffix of its name, and its slot (0 text,
+// 1 number). Each holds what the condition compiler reads from traits for the tests it serves:
+// the field's text (cairn_text: a string or a number, without surrounding spaces, NULL when
+// blank) lower-cased and cut to fieldKeyChars, and its number (cairn_number). Dates stay in
+// traits: reading a time depends on the session's time zone, and a generated column must not.
+var fieldColumnKinds = map[string]struct {
+	sqlType, expr, suffix string
+	slot                  int
+}{
+	"text":   {"text", fmt.Sprintf(`left(lower(cairn_text(traits -> %%L)), %d)`, fieldKeyChars), "_text", 0},
+	"number": {"numeric", `cairn_number(traits -> %L)`, "_num", 1},
 }
 
-// fieldColumnName is a readable, unique column name for a field: field_<name>_<hash>.
+// fieldColumnName is a readable, unique stem for a field's columns: field_<name>_<hash>.
 func fieldColumnName(field string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(field) {
@@ -163,25 +189,21 @@ func addFieldColumn(ctx context.Context, tx pgx.Tx, column string, f FieldDefini
 	return nil
 }
 
-func dropFieldColumn(ctx context.Context, tx pgx.Tx, column string) error {
-	if _, err := tx.Exec(ctx, `ALTER TABLE contacts DROP COLUMN IF EXISTS `+pgx.Identifier{column}.Sanitize()); err != nil {
-		return fmt.Errorf("drop field column %s: %w", column, err)
-	}
-	return nil
-}
-
-// fieldColumn is a defined field's column, for the condition compiler.
+// fieldColumn is a defined field's columns, for the condition compiler: its text key and its
+// number ("" when it has none). Either serves tests whatever the field's type is now: both
+// are generated from traits, so they are never stale.
 type fieldColumn struct {
-	column, typ string
+	text, number string
 }
 
-// fieldColumns maps defined fields that have a column to it; nil when the condition tests no
-// field, so most checks pay no extra query.
+// fieldColumns maps defined fields that have a column to them; nil when the condition tests
+// no field, so most checks pay no extra query.
 func fieldColumns(ctx context.Context, db DB, cond journey.Condition) (map[string]fieldColumn, error) {
 	if len(cond.FieldRefs("")) == 0 {
 		return nil, nil
 	}
-	rows, err := db.Query(ctx, `SELECT name, type, column_name FROM field_definitions WHERE column_name IS NOT NULL`)
+	rows, err := db.Query(ctx, `SELECT name, COALESCE(text_column, ''), COALESCE(number_column, '') FROM field_definitions
+		WHERE text_column IS NOT NULL OR number_column IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("read field columns: %w", err)
 	}
@@ -190,7 +212,7 @@ func fieldColumns(ctx context.Context, db DB, cond journey.Condition) (map[strin
 	for rows.Next() {
 		var name string
 		var fc fieldColumn
-		if err := rows.Scan(&name, &fc.typ, &fc.column); err != nil {
+		if err := rows.Scan(&name, &fc.text, &fc.number); err != nil {
 			return nil, err
 		}
 		out[name] = fc

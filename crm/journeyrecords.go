@@ -33,6 +33,12 @@ func RecordRunEnd(ctx context.Context, db DB, journeyID string, contactID int64,
 			return fmt.Errorf("end enrollment: %w", err)
 		}
 		return appendOwn(ctx, tx, contactID, "journey_"+status, map[string]any{"journey": journeyID},
-			fmt.Sprintf("end:%s:%d:%s", journeyID, contactID, runID), at)
+			runEndKey(journeyID, contactID, runID), at)
 	})
+}
+
+// runEndKey is the dedupe key of a run's end event: the dispatcher finds by it whether a run
+// it is enrolling has ended already.
+func runEndKey(journeyID string, contactID int64, runID string) string {
+	return fmt.Sprintf("end:%s:%d:%s", journeyID, contactID, runID)
 }

@@ -20,13 +20,15 @@ import (
 type model struct {
 	id        int64
 	tags      map[string]bool
+	lists     map[string]bool
 	traits    map[string]any
 	score     float64
 	events    []modelEvent
 	orders    []modelOrder
 	abandoned []time.Time
 	// country is the profile column as the documented rules give it: the country trait,
-	// else traits.address.country, else the last country the sender observed.
+	// else traits.address.country, else the last country the sender observed, except that
+	// a trait written blank clears what was observed before (with it) or since.
 	country string
 }
 
@@ -76,15 +78,16 @@ func counts(e *journey.EventTest, n int) bool {
 
 var numeric = regexp.MustCompile(`^\s*-?[0-9]+(\.[0-9]+)?\s*$`)
 
-// num reads a trait as a number the way Cairn promises: JSON numbers and numeric strings.
+// num reads a trait as a number the way Cairn promises: JSON numbers and numeric strings, at
+// most 100 characters as written.
 func num(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
-		return x, true
+		return x, len(strconv.FormatFloat(x, 'f', -1, 64)) <= 100
 	case int:
 		return float64(x), true
 	case string:
-		if numeric.MatchString(x) {
+		if numeric.MatchString(x) && len(x) <= 100 {
 			f, _ := strconv.ParseFloat(strings.TrimSpace(x), 64)
 			return f, true
 		}
@@ -92,7 +95,32 @@ func num(v any) (float64, bool) {
 	return 0, false
 }
 
-// eval is the reference semantics: every leaf is true or false, a missing field is false.
+// text reads a trait as text the way Cairn promises: a string, or a number as written,
+// without surrounding spaces; "" when it has none (blank, true, false, a list, an object).
+func text(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strings.Trim(x, " ")
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return ""
+}
+
+// set says whether a trait holds anything but blank text.
+func set(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return strings.Trim(x, " ") != ""
+	}
+	return true
+}
+
+// eval is the reference semantics: every leaf is true or false, and a test on a field the
+// contact does not have (or has no value of the test's kind in) is false, not_equals too.
+// Text tests ignore case, and equals the spaces around the value asked for.
 func eval(c journey.Condition, m model, now time.Time) bool {
 	switch c.Kind() {
 	case "all":
@@ -113,40 +141,54 @@ func eval(c journey.Condition, m model, now time.Time) bool {
 		return !eval(*c.Not, m, now)
 	case "tag":
 		return m.tags[c.Tag]
+	case "list":
+		return m.lists[c.List]
 	case "score":
 		s := c.Score
 		return (s.GTE == nil || m.score >= *s.GTE) && (s.GT == nil || m.score > *s.GT) &&
 			(s.LTE == nil || m.score <= *s.LTE) && (s.LT == nil || m.score < *s.LT)
 	case "field":
 		f := c.Field
-		if f.Name == "country" {
-			switch f.Op {
-			case journey.OpEquals:
-				return m.country != "" && strings.EqualFold(m.country, f.Value.(string))
-			case journey.OpNotEquals:
-				return !(m.country != "" && strings.EqualFold(m.country, f.Value.(string)))
-			case journey.OpIsSet:
-				return m.country != ""
-			case journey.OpIsBlank:
-				return m.country == ""
-			}
-		}
 		v, has := m.traits[f.Name]
+		if f.Name == "country" {
+			v, has = m.country, m.country != ""
+		}
+		txt := ""
+		if has {
+			txt = text(v)
+		}
+		lower := strings.ToLower
 		switch f.Op {
 		case journey.OpEquals, journey.OpNotEquals:
-			eq := false
-			if want, isNum := f.Value.(float64); isNum {
+			var eq bool
+			switch want := f.Value.(type) {
+			case string:
+				if txt == "" {
+					return false
+				}
+				eq = lower(txt) == lower(strings.Trim(want, " "))
+			case float64:
 				n, ok := num(v)
-				eq = has && ok && n == want
-			} else {
-				s, ok := v.(string)
-				eq = has && ok && s == f.Value
+				if !has || !ok {
+					return false
+				}
+				eq = n == want
+			case bool:
+				b, ok := v.(bool)
+				if !ok {
+					return false
+				}
+				eq = b == want
 			}
 			return eq == (f.Op == journey.OpEquals)
+		case journey.OpContains:
+			return txt != "" && strings.Contains(lower(txt), lower(f.Value.(string)))
+		case journey.OpStartsWith:
+			return txt != "" && strings.HasPrefix(lower(txt), lower(f.Value.(string)))
 		case journey.OpIsSet:
-			return has && fmt.Sprint(v) != ""
+			return has && set(v)
 		case journey.OpIsBlank:
-			return !has || fmt.Sprint(v) == ""
+			return !has || !set(v)
 		case journey.OpGT, journey.OpLT, journey.OpGTE, journey.OpLTE, journey.OpBetween:
 			n, ok := num(v)
 			if !has || !ok {
@@ -291,11 +333,30 @@ func randomCondition(r *rand.Rand, depth int, today time.Time) string {
 		if r.IntN(3) == 0 {
 			return fmt.Sprintf("{field: country, %s: true}", []string{"is_set", "is_blank"}[r.IntN(2)])
 		}
-		return fmt.Sprintf("{field: country, %s: %s}", []string{"equals", "not_equals"}[r.IntN(2)], []string{"PT", "pt", "ES", "Portugal"}[r.IntN(4)])
+		return fmt.Sprintf("{field: country, %s: %q}", []string{"equals", "not_equals", "starts_with"}[r.IntN(3)], []string{"PT", "pt", " pt ", "ES", "Portugal", "p"}[r.IntN(6)])
 	case 0:
+		switch r.IntN(3) {
+		case 0:
+			return fmt.Sprintf("{list: l%d}", r.IntN(3))
+		case 1:
+			// An any of tags and lists: they are compiled as one member test each.
+			parts := []string{fmt.Sprintf("{tag: t%d}", r.IntN(4)), fmt.Sprintf("{tag: t%d}", r.IntN(4)), fmt.Sprintf("{list: l%d}", r.IntN(3))}
+			if r.IntN(2) == 0 {
+				parts = append(parts, fmt.Sprintf("{list: l%d}", r.IntN(3)), fmt.Sprintf("{score: {gte: %d}}", r.IntN(100)))
+			}
+			return "{any: [" + strings.Join(parts, ", ") + "]}"
+		}
 		return fmt.Sprintf("{tag: t%d}", r.IntN(4))
 	case 1:
-		return fmt.Sprintf("{field: plan, %s: %s}", []string{"equals", "not_equals"}[r.IntN(2)], []string{"pro", "free", "team"}[r.IntN(3)])
+		switch r.IntN(4) {
+		case 0:
+			// Text tests ignore case: contains and starts_with as much as equality.
+			return fmt.Sprintf("{field: plan, %s: %q}", []string{"contains", "starts_with"}[r.IntN(2)], []string{"r", "PR", "Fr", "e", "7"}[r.IntN(5)])
+		case 1:
+			// A number compares numerically, with numbers and numeric strings alike.
+			return fmt.Sprintf("{field: plan, %s: 7}", []string{"equals", "not_equals"}[r.IntN(2)])
+		}
+		return fmt.Sprintf("{field: plan, %s: %q}", []string{"equals", "not_equals"}[r.IntN(2)], []string{"pro", "PRO", " Pro ", "free", "team", "7"}[r.IntN(6)])
 	case 2:
 		return fmt.Sprintf("{field: %s, %s: true}", []string{"plan", "age"}[r.IntN(2)], []string{"is_set", "is_blank"}[r.IntN(2)])
 	case 3:
@@ -339,10 +400,11 @@ func TestConditionsAgreeWithAnIndependentEvaluatorOnAGeneratedPopulation(t *test
 }
 
 // TestFieldColumnsGiveTheSameAnswersAsTraits runs the same check with plan and age defined,
-// so tests on them read the fields' generated columns (added once the contacts exist).
+// so tests on them read the fields' generated columns (added once the contacts exist); age
+// was a text field first, so it has both a text and a number column.
 func TestFieldColumnsGiveTheSameAnswersAsTraits(t *testing.T) {
 	t.Parallel()
-	agreeOnAPopulation(t, 8, []crm.FieldDefinition{{Name: "plan", Type: "text"}, {Name: "age", Type: "number"}})
+	agreeOnAPopulation(t, 8, []crm.FieldDefinition{{Name: "plan", Type: "text"}, {Name: "age", Type: "text"}, {Name: "age", Type: "number"}})
 }
 
 func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition) {
@@ -351,21 +413,24 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 	now := time.Now().UTC().Truncate(time.Second)
 	var people []model
 	for i := 0; i < 150; i++ {
-		m := model{tags: map[string]bool{}, traits: map[string]any{}}
+		m := model{tags: map[string]bool{}, lists: map[string]bool{}, traits: map[string]any{}}
 		if r.IntN(4) > 0 {
-			// Mostly strings; a number or a boolean where a text is expected now and then.
-			m.traits["plan"] = []any{"pro", "free", "team", "", "pro", "free", 7.0, true}[r.IntN(8)]
+			// Mostly strings, in any case and with spaces around; blank ones; a number, a
+			// numeric string or a boolean where a text is expected now and then.
+			m.traits["plan"] = []any{"pro", "Pro", " PRO ", "free", "Free", "team", "", "  ", 7.0, "7", " 7", true}[r.IntN(12)]
 		}
-		switch r.IntN(5) {
+		switch r.IntN(6) {
 		case 0, 1:
 			m.traits["age"] = float64(18 + r.IntN(50))
 		case 2:
 			m.traits["age"] = strconv.Itoa(18 + r.IntN(50)) // a numeric string
 		case 3:
+			m.traits["age"] = fmt.Sprintf(" %d.5 ", 18+r.IntN(50))
+		case 4:
 			m.traits["age"] = "unknown"
 		}
 		countries := []string{"PT", "pt", "ES", "Portugal", "", " "}
-		var observed crm.Observed
+		var observed crm.Observed // the first call's
 		switch r.IntN(5) {
 		case 0:
 			m.traits["country"] = countries[r.IntN(len(countries))]
@@ -392,10 +457,24 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 				require.NoError(t, err)
 			}
 		}
+		for k := 0; k < 3; k++ {
+			if r.IntN(3) == 0 {
+				list := fmt.Sprintf("l%d", k)
+				subscribed := r.IntN(4) > 0 // some unsubscribe again
+				m.lists[list] = subscribed
+				_, err := crm.SetSubscription(ctx, s, crm.Action{Key: fmt.Sprintf("s-%d-%d", i, k), ContactID: m.id, At: time.Now()}, list, true)
+				require.NoError(t, err)
+				if !subscribed {
+					_, err := crm.SetSubscription(ctx, s, crm.Action{Key: fmt.Sprintf("u-%d-%d", i, k), ContactID: m.id, At: time.Now()}, list, false)
+					require.NoError(t, err)
+				}
+			}
+		}
 		if r.IntN(3) > 0 {
 			m.score = float64(r.IntN(100))
 			require.NoError(t, crm.SetScore(ctx, s, m.id, "", m.score))
 		}
+		later := "" // the last country observed after the first call
 		for k := r.IntN(5); k > 0; k-- {
 			ev := modelEvent{name: []string{"Order Completed", "Page Viewed"}[r.IntN(2)], currency: []string{"EUR", "USD"}[r.IntN(2)]}
 			// Whole days back, some exactly on a window's edge.
@@ -403,8 +482,8 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 			var seen crm.Observed
 			if r.IntN(3) == 0 {
 				seen.Country = countries[r.IntN(len(countries))]
-				if strings.TrimSpace(seen.Country) != "" {
-					observed = seen
+				if c := strings.TrimSpace(seen.Country); c != "" {
+					later = c
 				}
 			}
 			props := map[string]any{"currency": ev.currency}
@@ -443,8 +522,18 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 			require.NoError(t, err)
 			m.abandoned = append(m.abandoned, at)
 		}
+		// Traits win; else the last observation after the first call; else the first call's,
+		// unless that call wrote a blank country trait (which clears it).
 		m.country = strings.TrimSpace(observed.Country)
 		addr, _ := m.traits["address"].(map[string]any)
+		for _, v := range []any{m.traits["country"], addr["country"]} {
+			if s, isString := v.(string); isString && strings.TrimSpace(s) == "" {
+				m.country = ""
+			}
+		}
+		if later != "" {
+			m.country = later
+		}
 		for _, v := range []any{m.traits["country"], addr["country"]} {
 			if s, _ := v.(string); strings.TrimSpace(s) != "" {
 				m.country = strings.TrimSpace(s)
@@ -456,7 +545,7 @@ func agreeOnAPopulation(t *testing.T, seed uint64, fields []crm.FieldDefinition)
 	for _, f := range fields {
 		require.NoError(t, crm.PutField(ctx, s, f))
 		var column *string
-		require.NoError(t, s.QueryRow(ctx, `SELECT column_name FROM field_definitions WHERE name = $1`, f.Name).Scan(&column))
+		require.NoError(t, s.QueryRow(ctx, `SELECT COALESCE(text_column, number_column) FROM field_definitions WHERE name = $1`, f.Name).Scan(&column))
 		require.NotNil(t, column, "field %s has a column", f.Name)
 	}
 	for i := 0; i < 400; i++ {

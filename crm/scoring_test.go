@@ -20,7 +20,7 @@ func TestScoringRulesAwardCappedPointsThatExpire(t *testing.T) {
 	require.NoError(t, err)
 	now := time.Now()
 	record := func(name string, props map[string]any, at time.Time) {
-		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "ada", Name: name, Properties: props, Source: "test", OccurredAt: at})
+		_, _, err := crm.RecordEvent(ctx, s, crm.EventInput{ExternalID: "ada", Name: name, Properties: props, Source: crm.SourceCairn, OccurredAt: at})
 		require.NoError(t, err)
 	}
 	record("page", map[string]any{"path": "/pricing"}, now)

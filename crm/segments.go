@@ -19,10 +19,14 @@ type Segment struct {
 	Condition journey.Condition `json:"condition"`
 }
 
-// PutSegment saves a segment after checking that its condition compiles; created says it is new.
+// PutSegment saves a segment after checking that its condition is within the document limits,
+// has nothing only a journey gives a meaning to (a *journey.ValidationError says where), and
+// compiles; created says it is new.
 func PutSegment(ctx context.Context, db DB, seg Segment) (bool, error) {
-	// Compiling checks the condition; the times only fill in window bounds.
-	if _, err := (&sqlBuilder{env: Env{Now: time.Unix(0, 0), EnteredAt: time.Unix(0, 0)}}).compile(seg.Condition); err != nil {
+	if probs := journey.CheckSegmentCondition(&seg.Condition, "condition"); len(probs) > 0 {
+		return false, &journey.ValidationError{Problems: probs}
+	}
+	if _, err := (&sqlBuilder{env: Env{Now: time.Unix(0, 0)}}).compile(seg.Condition); err != nil {
 		return false, err
 	}
 	var created bool
@@ -49,39 +53,49 @@ func SegmentByID(ctx context.Context, db DB, id string) (Segment, error) {
 	return seg, json.Unmarshal(raw, &seg.Condition)
 }
 
-// SegmentContacts lists matching contacts in id order after the given id (keyset pagination).
+// SegmentContacts lists matching contacts in id order after the given id (keyset pagination),
+// within env's time limit.
 func SegmentContacts(ctx context.Context, db DB, cond journey.Condition, env Env, after int64, limit int) ([]Contact, error) {
-	b, err := builder(ctx, db, cond, env, true)
-	if err != nil {
-		return nil, err
-	}
-	where, err := b.compile(cond)
-	if err != nil {
-		return nil, err
-	}
-	a, l := b.arg(after), b.arg(limit)
-	rows, err := db.Query(ctx, `SELECT c.id, c.external_id, COALESCE(c.email, ''), c.traits, c.created_at, c.updated_at
-		FROM contacts c WHERE c.id > `+a+` AND `+where+` ORDER BY c.id LIMIT `+l, b.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list segment: %w", err)
-	}
-	defer rows.Close()
 	var out []Contact
-	for rows.Next() {
-		var c Contact
-		if err := rows.Scan(&c.ID, &c.ExternalID, &c.Email, &c.Traits, &c.CreatedAt, &c.UpdatedAt); err != nil {
-			return nil, err
+	err := bounded(ctx, db, env.timeout(), func(tx pgx.Tx) error {
+		b, err := builder(ctx, tx, cond, env, true)
+		if err != nil {
+			return err
 		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		where, err := b.compile(cond)
+		if err != nil {
+			return err
+		}
+		a, l := b.arg(after), b.arg(limit)
+		rows, err := tx.Query(ctx, `SELECT c.id, c.external_id, COALESCE(c.email, ''), c.traits, c.created_at, c.updated_at
+			FROM contacts c WHERE c.id > `+a+` AND `+where+` ORDER BY c.id LIMIT `+l, b.args...)
+		if err != nil {
+			return fmt.Errorf("list segment: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c Contact
+			if err := rows.Scan(&c.ID, &c.ExternalID, &c.Email, &c.Traits, &c.CreatedAt, &c.UpdatedAt); err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list segment: %w", err)
+		}
+		return nil
+	})
+	return out, err
 }
 
-// ContactSegments lists the ids of the segments the contact is in now.
-func ContactSegments(ctx context.Context, db DB, contactID int64, now time.Time) ([]string, error) {
+// ContactSegments lists the ids of the segments the contact is in now, each checked within
+// DefaultQueryTimeout on its own: a segment whose check fails (too slow, or a condition stored
+// before it would be refused) is listed in failed with its error, and the others are still
+// answered.
+func ContactSegments(ctx context.Context, db DB, contactID int64, now time.Time) (in []string, failed map[string]string, err error) {
 	rows, err := db.Query(ctx, `SELECT id, condition FROM segments ORDER BY id`)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("read segments: %w", err)
 	}
 	var all []Segment
 	for rows.Next() {
@@ -89,26 +103,31 @@ func ContactSegments(ctx context.Context, db DB, contactID int64, now time.Time)
 		var raw []byte
 		if err := rows.Scan(&seg.ID, &raw); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		if err := json.Unmarshal(raw, &seg.Condition); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		all = append(all, seg)
 	}
 	rows.Close()
-	out := []string{}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	in, failed = []string{}, map[string]string{}
 	for _, seg := range all {
 		ok, err := Matches(ctx, db, contactID, seg.Condition, Env{Now: now})
-		if err != nil {
-			return nil, fmt.Errorf("segment %s: %w", seg.ID, err)
-		}
-		if ok {
-			out = append(out, seg.ID)
+		switch {
+		case ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case err != nil:
+			failed[seg.ID] = err.Error()
+		case ok:
+			in = append(in, seg.ID)
 		}
 	}
-	return out, nil
+	return in, failed, nil
 }
 
 // TrackedSegments are the segments some unpaused journey triggers on.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairnhq/cairn/journey"
 )
@@ -287,4 +289,30 @@ type Action struct {
 	Key       string
 	ContactID int64
 	At        time.Time
+}
+
+// PoolConfig is the pool configuration Cairn connects with: a context that ends (an HTTP
+// client gone, a time limit) cancels the statement on the server too, instead of only
+// dropping the connection while the backend goes on counting.
+func PoolConfig(url string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 5 * time.Second}
+	}
+	return cfg, nil
+}
+
+// Connect opens a pool with PoolConfig and at least minConns connections allowed.
+func Connect(ctx context.Context, url string, minConns int32) (*pgxpool.Pool, error) {
+	cfg, err := PoolConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxConns < minConns {
+		cfg.MaxConns = minConns
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
 }

@@ -42,7 +42,7 @@ func TestUpgradeFromTheSchemaBeforeOrdersKeepsEveryAnswer(t *testing.T) {
 	require.NoError(t, crm.Migrate(ctx, pool))
 	s := pool
 	var columns int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(column_name) FROM field_definitions`).Scan(&columns))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(text_column) FROM field_definitions`).Scan(&columns))
 	require.Equal(t, 1, columns, "the text field defined before field columns has one now; the date field needs none")
 
 	scores, err := crm.Scores(ctx, s, ann)

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev/embedded"
@@ -55,6 +56,9 @@ type Config struct {
 	// Ready, when set, receives what dev printed, once everything is up.
 	Ready chan<- Info
 }
+
+// CodecKeyFile is the codec's key ring in the state folder.
+const CodecKeyFile = "codec.keys"
 
 // Info is what a user needs to use a running dev.
 type Info struct {
@@ -115,6 +119,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		SearchAttributes: contract.SearchAttributes,
 		GRPCPort:         cfg.TemporalPort,
 		UIPort:           cfg.UIPort,
+		CodecEndpoint:    "http://" + cfg.HTTPAddr + "/codec",
 		LogFile:          filepath.Join(stateDir, "temporal.log"),
 	})
 	if err != nil {
@@ -126,6 +131,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
+	// The codec's key ring: made once, kept with the rest of the state (losing it loses every
+	// payload in Temporal's database).
+	keyFile := filepath.Join(stateDir, CodecKeyFile)
+	if err := codec.EnsureKeyFile(keyFile, "dev-1"); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	ring, err := codec.ReadKeyRing(keyFile)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	codecCfg := codec.Config{Ring: ring}
 	if err := applyExamples(ctx, dbURL, cfg.ExamplesDir); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -151,13 +167,16 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	starterReady := make(chan string, 1)
 	errs := make(chan error, 2)
 	go func() {
-		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: logger.With("component", "worker"), Ready: workerReady,
+		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: codecCfg, Logger: logger.With("component", "worker"), Ready: workerReady,
 			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: smtpPort, TLS: "none", From: "Cairn dev <dev@cairn.local>"},
 			PublicURL: "http://" + cfg.HTTPAddr, TrackingKey: keys.TrackingKey, TrackingExpiry: email.DefaultExpiry})
 	}()
 	go func() {
-		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr,
-			WriteKeys: []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle, TemporalUI: srv.UIURL(),
+		// Only this machine reaches dev's starter, so its codec server needs no token: the
+		// Web UI decodes with no extra step.
+		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr, Codec: codecCfg,
+			CodecServer: codec.ServerConfig{Open: true, Origins: []string{codec.Origin(srv.UIURL())}},
+			WriteKeys:   []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle, TemporalUI: srv.UIURL(),
 			Logger: logger.With("component", "starter"), Ready: starterReady})
 	}()
 
@@ -374,6 +393,7 @@ func printBanner(w io.Writer, in Info, took time.Duration) {
 	fmt.Fprintf(&b, "  Temporal gRPC   %s   (temporal workflow list --address %s --query \"CairnJourney='welcome'\")\n", in.TemporalGRPC, in.TemporalGRPC)
 	fmt.Fprintf(&b, "  Starter         %s\n", in.StarterURL)
 	fmt.Fprintf(&b, "  Metrics         %s   (Prometheus: the worker's and the starter's)\n", in.MetricsURL)
+	fmt.Fprintf(&b, "  Codec server    %s/codec   (the UI decodes payloads with it; temporal CLI: --codec-endpoint %s/codec)\n", in.StarterURL, in.StarterURL)
 	fmt.Fprintf(&b, "  Write key       %s   (HTTP Basic user name, for /v1/track, /v1/identify)\n", in.WriteKey)
 	fmt.Fprintf(&b, "  Admin key       %s   (Authorization: Bearer, for /v1/journeys, /v1/contacts)\n", in.AdminKey)
 	fmt.Fprintf(&b, "  PostgreSQL      %s\n", in.DatabaseURL)

@@ -14,9 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
 )
@@ -92,8 +91,9 @@ steps:
 	_ = resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
 
-	cl, err := client.Dial(client.Options{HostPort: first.info.TemporalGRPC, Logger: sdklog.NewStructuredLogger(quiet())})
-	require.NoError(t, err)
+	ring, err := codec.ReadKeyRing(filepath.Join(state, dev.CodecKeyFile))
+	require.NoError(t, err, "dev keeps its codec key ring in the state folder")
+	cl := dial(t, first.info.TemporalGRPC, first.info.DatabaseURL, codec.Config{Ring: ring})
 	wfID := contract.WorkflowID("drip", 1)
 	require.Eventually(t, func() bool {
 		v, err := cl.QueryWorkflow(context.Background(), wfID, "", contract.QueryState)
@@ -106,9 +106,7 @@ steps:
 	second := startDev(t, state, journeys)
 	defer second.stop(t)
 	require.Equal(t, first.info.WriteKey, second.info.WriteKey, "keys survive a restart")
-	cl, err = client.Dial(client.Options{HostPort: second.info.TemporalGRPC, Logger: sdklog.NewStructuredLogger(quiet())})
-	require.NoError(t, err)
-	defer cl.Close()
+	cl = dial(t, second.info.TemporalGRPC, second.info.DatabaseURL, codec.Config{Ring: ring})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var st contract.State

@@ -22,14 +22,15 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cairnhq/cairn/cli"
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/embedded"
@@ -41,6 +42,33 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(logScan{m}) }
+
+// testCodec is the codec of the tests' workers, starters and clients; codecToken opens the
+// starter's codec server.
+var testCodec = func() codec.Config {
+	ring, err := codec.ParseKeyRing(codec.NewKeyEntry("e2e-1"))
+	if err != nil {
+		panic(err)
+	}
+	return codec.Config{Ring: ring}
+}()
+
+const codecToken = "ct_e2e"
+
+// dial connects to Temporal as Cairn does, with the codec cfg over the CRM at dbURL: the
+// tests read and write Cairn's runs' payloads as the worker and starter do.
+func dial(t testing.TB, address, dbURL string, cfg codec.Config) client.Client {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	cd, err := cfg.Build(pool, quiet())
+	require.NoError(t, err)
+	cl, err := cluster.Dial(context.Background(), cluster.Config{Address: address, Namespace: "default", Codec: cd}, quiet())
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return cl
+}
 
 const (
 	writeKey = "wk_e2e"
@@ -55,6 +83,8 @@ type system struct {
 	mail     *mailcatcher.Catcher
 	// clock is the starter's: tests move it past re-entry windows instead of sleeping.
 	clock *clock.Offset
+	// grpc is Temporal's address, dbURL the CRM's.
+	grpc, dbURL string
 }
 
 const trackingKey = "tk_e2e"
@@ -71,8 +101,9 @@ func quiet() *slog.Logger {
 	return l
 }
 
-// setup starts Temporal (in memory), a worker and a starter on a fresh PostgreSQL schema.
-func setup(t *testing.T) *system {
+// setup starts Temporal (in memory), a worker and a starter on a fresh PostgreSQL schema;
+// opts change their configurations first.
+func setup(t *testing.T, opts ...func(*worker.Config, *starter.Config)) *system {
 	t.Helper()
 	dbURL := pgtest.URL(t)
 	srv, err := embedded.Start(embedded.Options{Namespace: "default", SearchAttributes: contract.SearchAttributes, UIPort: -1})
@@ -92,16 +123,18 @@ func setup(t *testing.T) *system {
 	done := make(chan error, 2)
 	workerReady := make(chan struct{})
 	starterReady := make(chan string, 1)
-	go func() {
-		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: quiet(), Ready: workerReady,
-			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: port, TLS: "none", From: "Cairn e2e <e2e@example.com>"},
-			PublicURL: "http://" + httpAddr, TrackingKey: trackingKey})
-	}()
-	go func() {
-		done <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr,
-			WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, CartIdle: 2 * time.Second,
-			Logger: quiet(), Ready: starterReady, Clock: clk, DispatchMaxAttempts: 3, TemporalUI: "http://temporal-ui.test"})
-	}()
+	wcfg := worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: testCodec, Logger: quiet(), Ready: workerReady,
+		SMTP:      &email.SMTPConfig{Host: smtpHost, Port: port, TLS: "none", From: "Cairn e2e <e2e@example.com>"},
+		PublicURL: "http://" + httpAddr, TrackingKey: trackingKey}
+	scfg := starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: httpAddr, Codec: testCodec,
+		CodecServer: codec.ServerConfig{Tokens: []string{codecToken}, Origins: []string{"http://temporal-ui.test"}},
+		WriteKeys:   []string{writeKey}, AdminKey: adminKey, TrackingKey: trackingKey, CartIdle: 2 * time.Second,
+		Logger: quiet(), Ready: starterReady, Clock: clk, DispatchMaxAttempts: 3, TemporalUI: "http://temporal-ui.test"}
+	for _, o := range opts {
+		o(&wcfg, &scfg)
+	}
+	go func() { done <- worker.Run(ctx, wcfg) }()
+	go func() { done <- starter.Run(ctx, scfg) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
@@ -119,13 +152,11 @@ func setup(t *testing.T) *system {
 			t.Fatal("worker and starter not ready after 30s")
 		}
 	}
-	cl, err := client.Dial(client.Options{HostPort: srv.GRPCAddress(), Logger: sdklog.NewStructuredLogger(quiet())})
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
+	cl := dial(t, srv.GRPCAddress(), dbURL, testCodec)
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	return &system{ctx: context.Background(), url: "http://" + addr, temporal: cl, db: pool, mail: catcher, clock: clk}
+	return &system{ctx: context.Background(), url: "http://" + addr, temporal: cl, db: pool, mail: catcher, clock: clk, grpc: srv.GRPCAddress(), dbURL: dbURL}
 }
 
 // template saves a simple email template whose HTML links to link.
@@ -234,14 +265,15 @@ steps:
 	require.Equal(t, contract.StatusCompleted, st.Status)
 	require.Len(t, st.Path, 4)
 	require.Len(t, st.Events, 1, "the duplicate delivery reached no run")
-	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s' AND ExecutionStatus='Completed'", wfID, contract.StepEnded))
+	// Over, the run keeps the step it was last at; its status says it completed.
+	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='4-send_email' AND ExecutionStatus='Completed'", wfID))
 
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE contact_id = $1 AND tag = 'new-user'`, contactID))
 	require.Equal(t, 2, s.count(t, `SELECT count(*) FROM email_messages WHERE contact_id = $1 AND to_address = 'ada@example.com' AND status = 'sent'`, contactID))
 	require.Len(t, s.mail.Messages(), 2, "two emails over SMTP, each once")
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'Signed Up'`))
 
-	recordHistory(t, s, wfID, "welcome")
+	recordHistory(t, s, wfID, "welcome-event-path")
 }
 
 func TestTagAddedByOneJourneyTriggersAnother(t *testing.T) {
@@ -288,6 +320,14 @@ func recordHistory(t *testing.T, s *system, wfID, name string) {
 		require.NoError(t, err)
 		hist.Events = append(hist.Events, ev)
 	}
+	// Recorded histories hold decoded payloads: the replay tests have no data keys, and
+	// replaying plain payloads through the codec is itself what they check.
+	cd, err := testCodec.Build(s.db, quiet())
+	require.NoError(t, err)
+	require.NoError(t, proxy.VisitPayloads(s.ctx, hist, proxy.VisitPayloadsOptions{SkipSearchAttributes: true,
+		Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return cd.Decode(ps)
+		}}))
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
 	path := filepath.Join("..", "workflows", "testdata", name+".json")
@@ -304,7 +344,7 @@ func TestWorkerRefusesANamespaceWithoutCairnsSearchAttributes(t *testing.T) {
 	defer cancel()
 	err = worker.Run(ctx, worker.Config{
 		Temporal:    cluster.Config{Address: srv.GRPCAddress(), Namespace: "default"},
-		DatabaseURL: pgtest.URL(t), Logger: quiet(),
+		DatabaseURL: pgtest.URL(t), Codec: testCodec, Logger: quiet(),
 	})
 	require.Error(t, err)
 	for _, name := range []string{"CairnJourney", "CairnContact", "CairnStep", "CairnJourneyVersion", "CairnContactIDs"} {
@@ -370,7 +410,7 @@ steps:
 
 	require.NoError(t, s.temporal.GetWorkflow(s.ctx, eve, "").Get(s.ctx, &st))
 	require.Equal(t, contract.StatusExited, st.Status)
-	s.find(t, fmt.Sprintf("WorkflowId='%s' AND CairnStep='%s'", eve, contract.StepExited))
+	s.find(t, fmt.Sprintf("WorkflowId='%s' AND ExecutionStatus='Completed'", eve))
 	require.Zero(t, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('stalled', 'activated') AND contact_id = (SELECT id FROM contacts WHERE external_id = 'eve')`))
 
 	// The finished run's enrollment is closed, and a later event for it dispatches cleanly.
@@ -426,7 +466,7 @@ steps:
 		return s.count(t, `SELECT count(*) FROM events WHERE name = 'journey_completed' AND properties->>'journey' = 'e2e-cart'`) == 1
 	}, 5*time.Second, 50*time.Millisecond)
 	require.Zero(t, s.count(t, `SELECT count(*) FROM enrollments WHERE journey_id = 'e2e-cart' AND ended_at IS NULL`))
-	recordHistory(t, s, wfID, "cart-goal-records")
+	recordHistory(t, s, wfID, "cart-goal-event-path")
 }
 
 func TestBranchAndSplitRunAgainstTheRealCRM(t *testing.T) {
@@ -458,7 +498,7 @@ steps:
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'no-open'`))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'nudge'`))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM contact_tags WHERE tag IN ('a', 'b')`))
-	recordHistory(t, s, wfID, "paths")
+	recordHistory(t, s, wfID, "paths-event-path")
 }
 
 func (s *system) runs(t *testing.T, journeyID string, contactID int64) int {

@@ -12,6 +12,7 @@ import (
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/starter"
 )
 
 // TestAFieldWaitHearsEveryKindOfChangeWithinASecond is the field-wait reproduction: a contact
@@ -55,6 +56,8 @@ steps: [{update_fields: {plan: pro}}]
 		took := time.Since(sent)
 		t.Logf("%s: then path taken %s after the change was accepted", who, took.Round(time.Millisecond))
 		require.Less(t, took, time.Second, who)
+		s.finished(t, wf)
+		recordHistory(t, s, wf, "field-wait-"+who)
 	}
 }
 
@@ -161,4 +164,37 @@ steps: [{id: linger, wait: 1h}]
 		require.Equal(t, "linger", r.CurrentStep)
 		require.True(t, strings.HasPrefix(r.TemporalUI, "http://temporal-ui.test/namespaces/default/workflows/journey:browse:"), "%q", r.TemporalUI)
 	}
+	recordHistory(t, s, contract.WorkflowID("browse", profile.Contact.ID), "alias-event-path")
+}
+
+// TestAnEndedRunClosesItsEnrollmentWhetherItFailedOrWasTerminated: a failed run records its
+// end itself; a terminated one (no code runs) is closed by the dispatcher's check of runs the
+// CRM still records as open. Either way {in_journey: J} stops holding.
+func TestAnEndedRunClosesItsEnrollmentWhetherItFailedOrWasTerminated(t *testing.T) {
+	s := setup(t)
+	s.apply(t, "fails", "id: fails\ntrigger: {event: Ping}\nsteps: [{send_sms: {text: Hello}}]")
+	s.apply(t, "parks", "id: parks\ntrigger: {event: Ping}\nsteps: [{wait: 1h}]")
+	s.track(t, `{"userId":"nia","event":"Ping"}`)
+	nia := s.contact(t, "nia")
+	open := func(journeyID string) int {
+		return s.count(t, `SELECT count(*) FROM enrollments WHERE journey_id = $1 AND contact_id = $2 AND ended_at IS NULL`, journeyID, nia)
+	}
+	inJourney := func(journeyID string) bool {
+		ok, err := crm.Matches(s.ctx, s.db, nia, journey.Condition{InJourney: journeyID}, crm.Env{Now: time.Now()})
+		require.NoError(t, err)
+		return ok
+	}
+	require.Eventually(t, func() bool { return s.count(t, `SELECT count(*) FROM enrollments WHERE contact_id = $1`, nia) == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return open("fails") == 0 }, 20*time.Second, 50*time.Millisecond, "the failed run closed its enrollment")
+	require.False(t, inJourney("fails"))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'journey_failed' AND contact_id = $1`, nia))
+
+	require.True(t, inJourney("parks"))
+	require.NoError(t, s.temporal.TerminateWorkflow(s.ctx, contract.WorkflowID("parks", nia), "", "by hand"))
+	d := &starter.Dispatcher{DB: s.db, Temporal: s.temporal, Logger: quiet()}
+	n, err := d.RepairEnrollments(s.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the one enrollment still open is checked")
+	require.Zero(t, open("parks"))
+	require.False(t, inJourney("parks"))
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/contract"
@@ -35,7 +33,7 @@ func TestEventsAcceptedWhileTemporalIsDownAreEachDispatchedOnceWhenItReturns(t *
 	starterDone := make(chan error, 1)
 	ready := make(chan string, 1)
 	go func() {
-		starterDone <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: "127.0.0.1:0",
+		starterDone <- starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: "127.0.0.1:0", Codec: testCodec,
 			WriteKeys: []string{writeKey}, AdminKey: adminKey, Logger: quiet(), Ready: ready})
 	}()
 	s := &system{ctx: context.Background(), url: "http://" + <-ready}
@@ -66,11 +64,9 @@ func TestEventsAcceptedWhileTemporalIsDownAreEachDispatchedOnceWhenItReturns(t *
 	defer srv.Stop()
 	workerDone := make(chan error, 1)
 	go func() {
-		workerDone <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Logger: quiet()})
+		workerDone <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: testCodec, Logger: quiet()})
 	}()
-	cl, err := client.Dial(client.Options{HostPort: tc.Address, Logger: sdklog.NewStructuredLogger(quiet())})
-	require.NoError(t, err)
-	defer cl.Close()
+	cl := dial(t, tc.Address, dbURL, testCodec)
 	s.temporal = cl
 
 	start := time.Now()

@@ -29,6 +29,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/mailcatcher"
 	"github.com/cairnhq/cairn/pglocal/pgtest"
@@ -65,7 +66,8 @@ func TestProductionShapedClusterRunsAJourneyObservably(t *testing.T) {
 	workerMetrics := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
 	starterMetrics := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
 	common := []string{"DATABASE_URL=" + dbURL, "TEMPORAL_ADDRESS=" + temporalAddr, "CAIRN_LOG_FORMAT=json", "CAIRN_LOG_LEVEL=info",
-		"CAIRN_TRACKING_KEY=" + trackingKey, "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.url, "OTEL_BSP_SCHEDULE_DELAY=100"}
+		"CAIRN_TRACKING_KEY=" + trackingKey, "CAIRN_CODEC_KEYS=" + codec.NewKeyEntry("prod-1"),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.url, "OTEL_BSP_SCHEDULE_DELAY=100"}
 
 	t.Run("a worker refuses a namespace without Cairn's search attributes, naming the commands", func(t *testing.T) {
 		p := startProc(t, dir, "worker-bare", bin, append(common, "TEMPORAL_NAMESPACE=bare"), "worker")

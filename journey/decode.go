@@ -1,7 +1,6 @@
 package journey
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 	"strconv"
@@ -14,18 +13,18 @@ import (
 // Decode reads a journey from YAML or JSON (JSON is read as YAML, so both give the same
 // paths in errors), assigns ids to steps that have none, and validates it. The error, when
 // not nil, is a *ValidationError listing every problem with its path and line.
+//
+// A document past one of the limits (MaxDocumentBytes, MaxConditionDepth, ...) is refused
+// with the path where it went past, before its remaining parts are read.
 func Decode(doc []byte) (*Journey, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, &ValidationError{Problems: []Problem{{Message: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
-	}
-	if len(root.Content) == 0 || len(bytes.TrimSpace(doc)) == 0 {
-		return nil, &ValidationError{Problems: []Problem{{Message: "the document is empty"}}}
+	n, err := parse(doc, "the document is empty")
+	if err != nil {
+		return nil, err
 	}
 	d := &decoder{}
-	j := d.journey(root.Content[0])
-	if len(d.probs) > 0 {
-		return nil, &ValidationError{Problems: d.probs}
+	j := d.journey(n)
+	if err := d.err(); err != nil {
+		return nil, err
 	}
 	j.assignIDs()
 	if err := j.Validate(); err != nil {
@@ -36,9 +35,20 @@ func Decode(doc []byte) (*Journey, error) {
 
 type decoder struct {
 	probs []Problem
+	// more counts the problems past MaxProblems.
+	more int
+	// depth and stepDepth are how deep the condition and the step being read are nested;
+	// nodes and stepCount count conditions and steps read so far.
+	depth, stepDepth, nodes, stepCount int
+	// segment is set when the condition read is a segment's: journey-only forms are refused.
+	segment bool
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	if len(d.probs) >= MaxProblems {
+		d.more++
+		return
+	}
 	p := Problem{Path: path, Message: fmt.Sprintf(format, args...)}
 	if n != nil {
 		p.Line = n.Line
@@ -95,7 +105,7 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 	case f["triggers"] != nil:
 		if v := f["triggers"]; v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
 			d.fail(v, "triggers", "must be a non-empty list of triggers")
-		} else {
+		} else if !d.tooMany(v, "triggers", "triggers") {
 			for i, t := range v.Content {
 				j.Triggers = append(j.Triggers, d.trigger(t, fmt.Sprintf("triggers[%d]", i)))
 			}
@@ -128,7 +138,7 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 	if v := f["goals"]; v != nil {
 		if v.Kind != yaml.SequenceNode {
 			d.fail(v, "goals", "must be a list of goals")
-		} else {
+		} else if !d.tooMany(v, "goals", "goals") {
 			for i, g := range v.Content {
 				j.Goals = append(j.Goals, d.goal(g, fmt.Sprintf("goals[%d]", i)))
 			}
@@ -300,7 +310,7 @@ func (d *decoder) window(n *yaml.Node, path string) *Window {
 	if v := f["days"]; v != nil {
 		if v.Kind != yaml.SequenceNode {
 			d.fail(v, path+".days", "must be a list such as [mon, tue, wed, thu, fri]")
-		} else {
+		} else if !d.tooMany(v, path+".days", "days") {
 			for i, day := range v.Content {
 				name := strings.ToLower(d.str(day, fmt.Sprintf("%s.days[%d]", path, i)))
 				if _, ok := weekdays[name]; !ok && name != "" {
@@ -348,6 +358,9 @@ func (d *decoder) duration(n *yaml.Node, path string) *Duration {
 func (d *decoder) paths(n *yaml.Node, path, kind string) []Path {
 	if n.Kind != yaml.SequenceNode || len(n.Content) < 2 {
 		d.fail(n, path, "must be a list of at least two paths")
+		return []Path{}
+	}
+	if d.tooMany(n, path, "paths") {
 		return []Path{}
 	}
 	out := make([]Path, 0, len(n.Content))
@@ -399,8 +412,17 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 		d.fail(n, path, "must be a list of steps, not %s", describe(n))
 		return nil
 	}
-	out := make([]Step, 0, len(n.Content))
+	d.stepDepth++
+	defer func() { d.stepDepth-- }()
+	if d.stepDepth > MaxStepDepth && len(n.Content) > 0 {
+		d.fail(n, path, "steps nest deeper than %d levels here", MaxStepDepth)
+		return nil
+	}
+	out := make([]Step, 0, min(len(n.Content), MaxSteps))
 	for i, s := range n.Content {
+		if !d.enterStep(s, fmt.Sprintf("%s[%d]", path, i)) {
+			break
+		}
 		out = append(out, d.step(s, fmt.Sprintf("%s[%d]", path, i)))
 	}
 	return out
@@ -544,7 +566,16 @@ func describe(n *yaml.Node) string {
 	if n.Tag == "!!null" {
 		return "null"
 	}
-	return fmt.Sprintf("%q", n.Value)
+	return quote(n.Value)
+}
+
+// quote quotes a value for a message, shortened when long: a problem names it, it need not
+// repeat a whole document.
+func quote(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		return fmt.Sprintf("%q…", string(r[:60]))
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 func join(path, key string) string {
@@ -571,6 +602,9 @@ func (d *decoder) where(n *yaml.Node, path string, into map[string]any) map[stri
 	}
 	if into == nil {
 		into = map[string]any{}
+	}
+	if d.tooMany(n, join(path, "where"), "properties") {
+		return into
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		into[n.Content[i].Value] = d.scalar(n.Content[i+1], join(path, "where."+n.Content[i].Value))

@@ -27,7 +27,7 @@ func (d *decoder) actions(f map[string]*yaml.Node, s *Step, path string) {
 		p := path + "." + KindUpdateFields
 		if v.Kind != yaml.MappingNode || len(v.Content) == 0 {
 			d.fail(v, p, "must be a mapping of field: value")
-		} else {
+		} else if !d.tooMany(v, p, "fields") {
 			s.UpdateFields = map[string]any{}
 			for i := 0; i+1 < len(v.Content); i += 2 {
 				k := v.Content[i].Value

@@ -25,35 +25,44 @@ var eventShortcuts = map[string]struct{ event, prop string }{
 	"abandoned_cart": {"cart_abandoned", ""},
 }
 
-// DecodeCondition reads a standalone condition (a segment's, say) from YAML or JSON.
+// DecodeCondition reads a standalone condition from YAML or JSON, as a journey's conditions
+// are read (since_entry is allowed; DecodeSegmentCondition is for segments).
 func DecodeCondition(doc []byte) (*Condition, error) {
-	return decodeConditionAt(doc, "")
+	n, err := parse(doc, "the condition is empty")
+	if err != nil {
+		return nil, err
+	}
+	return DecodeConditionNode(n, "")
 }
 
 // DecodeConditionNode reads a condition from an already parsed document node, reporting
 // problems under path (e.g. "condition").
 func DecodeConditionNode(n *yaml.Node, path string) (*Condition, error) {
-	d := &decoder{}
+	return decodeConditionNode(&decoder{}, n, path)
+}
+
+// DecodeSegmentCondition reads a segment's condition from an already parsed node (see Parse):
+// as DecodeConditionNode, and refusing what only has a meaning inside a journey (since_entry:
+// a segment has no entry).
+func DecodeSegmentCondition(n *yaml.Node, path string) (*Condition, error) {
+	return decodeConditionNode(&decoder{segment: true}, n, path)
+}
+
+func decodeConditionNode(d *decoder, n *yaml.Node, path string) (*Condition, error) {
 	c := d.condition(n, path)
-	if len(d.probs) > 0 {
-		return nil, &ValidationError{Problems: d.probs}
+	if err := d.err(); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
 
-func decodeConditionAt(doc []byte, path string) (*Condition, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, &ValidationError{Problems: []Problem{{Message: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
-	}
-	if len(root.Content) == 0 {
-		return nil, &ValidationError{Problems: []Problem{{Message: "the condition is empty"}}}
-	}
-	return DecodeConditionNode(root.Content[0], path)
-}
-
 func (d *decoder) condition(n *yaml.Node, path string) Condition {
 	var c Condition
+	d.depth++
+	defer func() { d.depth-- }()
+	if !d.enterCondition(n, path) {
+		return c
+	}
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, path, "a condition must be a mapping such as {tag: vip}, not %s", describe(n))
 		return c
@@ -177,6 +186,9 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 func (d *decoder) conditions(n *yaml.Node, path string) []Condition {
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
 		d.fail(n, path, "must be a non-empty list of conditions")
+		return []Condition{}
+	}
+	if d.tooMany(n, path, "conditions") {
 		return []Condition{}
 	}
 	out := make([]Condition, len(n.Content))
@@ -312,6 +324,9 @@ func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 		e.SinceEntry = v.Kind == yaml.ScalarNode && v.Value == "true"
 		if !e.SinceEntry && v.Value != "false" {
 			d.fail(v, join(path, "since_entry"), "must be true or false")
+		}
+		if e.SinceEntry && d.segment {
+			d.fail(v, join(path, "since_entry"), sinceEntryInSegment)
 		}
 	}
 	if v := f["where"]; v != nil {

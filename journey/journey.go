@@ -383,7 +383,13 @@ func (e *ValidationError) Error() string {
 }
 
 // Validate checks a decoded journey's meaning (the decoder has already checked its shape).
+// A journey built in code past the document limits gets those problems alone.
 func (j *Journey) Validate() error {
+	l := &limiter{}
+	l.journey(j)
+	if len(l.probs) > 0 {
+		return &ValidationError{Problems: l.probs}
+	}
 	v := &validator{seen: map[string]string{}, journeyID: j.ID}
 	if j.ID == "" {
 		v.add("id", "is required")
@@ -549,6 +555,15 @@ func (v *validator) jumps(j *Journey) {
 			v.add(path+".on_reach", "%q is not one of continue, wait, end", g.OnReach)
 		}
 	}
+	// waits[i] counts the top-level steps before i that wait (theirs or nested), so whether a
+	// loop back waits is one subtraction, however many gotos there are.
+	waits := make([]int, len(j.Steps)+1)
+	for i := range j.Steps {
+		waits[i+1] = waits[i]
+		if hasWait(j.Steps[i : i+1]) {
+			waits[i+1]++
+		}
+	}
 	for top := range j.Steps {
 		walk(j.Steps[top:top+1], func(s *Step) {
 			if s.Goto == nil {
@@ -560,7 +575,7 @@ func (v *validator) jumps(j *Journey) {
 				v.add(path+".goto.step", "%q is not a top-level step of this journey%s", s.Goto.Step, v.nestedHint(s.Goto.Step))
 				return
 			}
-			if target <= top && !hasWait(j.Steps[target:top+1]) {
+			if target <= top && waits[top+1] == waits[target] {
 				v.add(path+".goto", "loops back to %q without a wait or wait_until in between", s.Goto.Step)
 			}
 		})

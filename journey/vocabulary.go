@@ -29,6 +29,9 @@ const (
 	EventStartRequested   = "journey_start_requested"
 	EventJourneyCompleted = "journey_completed"
 	EventJourneyExited    = "journey_exited"
+	// EventJourneyFailed and EventJourneyCancelled end runs that did not finish their steps.
+	EventJourneyFailed    = "journey_failed"
+	EventJourneyCancelled = "journey_cancelled"
 	EventGoalMet          = "goal_met"
 
 	// Time and segments.
@@ -41,10 +44,39 @@ const (
 	EventOrderCompleted = "Order Completed"
 	EventProductViewed  = "Product Viewed"
 
+	// EventUnsubscribed is a recipient's unsubscribe through a signed link.
+	EventUnsubscribed = "unsubscribed"
+
 	// Segment calls that are not track: their type is the event's name.
 	EventIdentify = "identify"
 	EventAlias    = "alias"
 )
+
+// reserved are the names of facts only Cairn establishes: a tag it added, an email it saw
+// opened through a signed link, a journey it started. Ingestion refuses them (a write key
+// must not be able to fake a tag, an open or a journey start), and the CRM records them only
+// from Cairn's own writers.
+var reserved = map[string]bool{
+	EventTagAdded: true, EventTagRemoved: true, EventFieldChanged: true, EventScoreChanged: true,
+	EventListSubscribed: true, EventListUnsubscribed: true, EventDealCreated: true, EventDealStageChanged: true,
+	EventTaskCreated: true, EventNoteAdded: true, EventFormSubmitted: true,
+	EventEmailSent: true, EventEmailOpened: true, EventEmailClicked: true, EventSMSSent: true,
+	EventAudienceAdded: true, EventAudienceRemoved: true, EventUnsubscribed: true,
+	EventStartRequested: true, EventJourneyCompleted: true, EventJourneyExited: true, EventGoalMet: true,
+	EventJourneyFailed: true, EventJourneyCancelled: true,
+	EventDateReached: true, EventSegmentEntered: true, EventSegmentExited: true,
+}
+
+// segmentCalls are the names Segment calls other than track are recorded under: a track
+// may not take them either, or it would pass for that call.
+var segmentCalls = map[string]bool{EventIdentify: true, EventAlias: true, "page": true, "screen": true, "group": true}
+
+// Reserved says whether an event name belongs to Cairn's own vocabulary.
+func Reserved(name string) bool { return reserved[name] }
+
+// ReservedForTrack says whether a track call may not use the name: Cairn's own facts and the
+// other Segment calls' names.
+func ReservedForTrack(name string) bool { return reserved[name] || segmentCalls[name] }
 
 // CartEvents open or refresh a contact's cart (and restart its cart watch).
 var CartEvents = []string{"Product Added", "Product Removed", "Cart Viewed", "Cart Updated", "Checkout Started", "cart_updated"}

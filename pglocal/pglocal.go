@@ -151,17 +151,6 @@ func StartTemp(ctx context.Context, settings map[string]string) (*Cluster, error
 
 // port reuses the port of the cluster's last start when it is free, so the URL dev prints
 // stays the same from one start to the next.
-// PID is the cluster's postmaster process id (0 when unknown): benchmarks count the CPU of
-// its processes and no other cluster's.
-func (c *Cluster) PID() int {
-	b, err := os.ReadFile(filepath.Join(c.dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	return pid
-}
-
 func (c *Cluster) port() (int, error) {
 	file := filepath.Join(c.dataDir, "cairn.port")
 	if b, err := os.ReadFile(file); err == nil {
@@ -300,4 +289,19 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// PID is the cluster's postmaster process id, whose children are its backends (benchmarks
+// count their CPU time).
+func (c *Cluster) PID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("postgres pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0, fmt.Errorf("postgres pid: %q: %w", first, err)
+	}
+	return pid, nil
 }

@@ -54,7 +54,8 @@ type Dispatcher struct {
 	Batch      int
 	PerContact int
 	PollEvery  time.Duration
-	// Concurrency bounds how many contacts' events are dispatched at once (default 8).
+	// Concurrency bounds how many contacts' events are dispatched at once (default 32): calls
+	// to Temporal take a while under load, and this many are in flight.
 	Concurrency int
 	// Lease is how long a claimed contact is held without renewal (default 30s): a starter
 	// that dies holding contacts delays them this long at most.
@@ -67,8 +68,13 @@ type Dispatcher struct {
 	CartIdle time.Duration
 	// Owner names this dispatcher in leases (default host-pid-random).
 	Owner string
-	// TemporalUI, when set, is the base of the Temporal UI links in logs.
-	TemporalUI string
+	// down is told when a contact failed because Temporal did not answer.
+	down chan struct{}
+	// RepairEvery is how often the dispatcher asks Temporal about runs the CRM still records
+	// as open (default 5m): a run terminated by hand, or one that failed before recording its
+	// end, has its enrollment closed by this check. Each open run is asked about at most once
+	// an hour.
+	RepairEvery time.Duration
 }
 
 func (d *Dispatcher) defaults() {
@@ -82,13 +88,19 @@ func (d *Dispatcher) defaults() {
 		d.PollEvery = time.Second
 	}
 	if d.Concurrency <= 0 {
-		d.Concurrency = 8
+		d.Concurrency = 32
+	}
+	if d.down == nil {
+		d.down = make(chan struct{}, 1)
 	}
 	if d.Lease == 0 {
 		d.Lease = 30 * time.Second
 	}
 	if d.MaxAttempts == 0 {
 		d.MaxAttempts = 5
+	}
+	if d.RepairEvery == 0 {
+		d.RepairEvery = 5 * time.Minute
 	}
 	if d.Owner == "" {
 		host, _ := os.Hostname()
@@ -102,60 +114,102 @@ func (d *Dispatcher) defaults() {
 	}
 }
 
-// Run dispatches until ctx is cancelled. It wakes on LISTEN/NOTIFY and polls as a fallback
-// (which is also when backed-off contacts come due); while Temporal is unreachable it backs
-// off as a whole and leaves events queued, so nothing accepted is lost.
+// Run dispatches until ctx is cancelled. It keeps up to Concurrency contacts in flight,
+// claiming more as soon as any finishes; it wakes on LISTEN/NOTIFY and polls as a fallback
+// (which is also when backed-off contacts come due). While Temporal is unreachable it stops
+// claiming for a while and leaves events queued, so nothing accepted is lost.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.defaults()
 	wake := make(chan struct{}, 1)
 	go d.listen(ctx, wake)
+	go d.repairLoop(ctx)
+	held := newHolding()
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	renewed := make(chan struct{})
+	go func() { defer close(renewed); d.renew(renewCtx, held) }()
+	var inflight sync.WaitGroup
 	defer func() {
+		inflight.Wait()
+		stopRenew()
+		<-renewed
 		// Hand this dispatcher's contacts to the others at once rather than at lease expiry.
 		if err := crm.ReleaseLeases(context.WithoutCancel(ctx), d.DB, d.Owner); err != nil {
 			d.Logger.Warn("release dispatch leases", "error", err)
 		}
 	}()
-	backoff := time.Duration(0)
+	cache := newBatchCache(d.DB)
+	freed := make(chan struct{}, 1)
+	var running atomic.Int64
+	backoff, pausedUntil := time.Duration(0), time.Time{}
 	for {
-		n, err := d.DispatchOnce(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
-			d.Logger.Warn("dispatch paused; events stay queued", "error", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
-				return nil
+		free := int64(d.Concurrency) - running.Load()
+		claimed := 0
+		if free > 0 && time.Now().After(pausedUntil) && ctx.Err() == nil {
+			if cache.age() > time.Second {
+				cache = newBatchCache(d.DB) // journeys and segments applied since are seen within a second
 			}
-			continue
+			groups, err := d.claim(ctx, int(min(free, int64(d.Batch))))
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case err != nil:
+				backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+				d.Logger.Warn("dispatch paused: cannot claim events; they stay queued", "error", err, "retry_in", backoff)
+				pausedUntil = time.Now().Add(backoff)
+			}
+			for _, evs := range groups {
+				held.add(evs[0].ContactID)
+				running.Add(1)
+				inflight.Add(1)
+				go func() {
+					defer inflight.Done()
+					out, down := d.dispatchContact(ctx, cache, held, evs)
+					down = d.finish(ctx, held, out, down)
+					running.Add(-1)
+					if down {
+						select {
+						case d.down <- struct{}{}:
+						default:
+						}
+					}
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
+			claimed = len(groups)
 		}
-		backoff = 0
-		if n > 0 {
-			continue // more may be waiting, or have come due while this batch ran
+		if claimed > 0 && claimed == int(min(free, int64(d.Batch))) {
+			continue // there may be more waiting
+		}
+		wait := d.PollEvery
+		if until := time.Until(pausedUntil); until > 0 {
+			wait = until
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-d.down:
+			// Temporal did not answer: stop claiming for a while, longer each time in a row.
+			backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+			pausedUntil = time.Now().Add(backoff)
+			d.Logger.Warn("dispatch paused: Temporal is unreachable; events stay queued", "retry_in", backoff)
+		case <-freed:
+			if time.Now().After(pausedUntil) {
+				backoff = 0
+			}
 		case <-wake:
-		case <-time.After(d.PollEvery):
+		case <-time.After(wait):
 		}
 	}
 }
 
-// errTemporalDown pauses the whole loop: every contact of the batch failed to reach Temporal.
-var errTemporalDown = errors.New("Temporal is unreachable")
-
-// DispatchOnce claims a batch of contacts and dispatches their events, and reports how many
-// events it finished (dispatched or dead-lettered). Contacts are dispatched in parallel (up
-// to Concurrency), each one's events in order.
-func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
-	d.defaults()
-	claimed, err := crm.ClaimContacts(ctx, d.DB, d.Owner, d.Batch, d.PerContact, d.Lease)
+// claim leases up to n contacts and returns their pending events, grouped by contact.
+func (d *Dispatcher) claim(ctx context.Context, n int) ([][]crm.PendingEvent, error) {
+	claimed, err := crm.ClaimContacts(ctx, d.DB, d.Owner, n, d.PerContact, d.Lease)
 	if err != nil {
-		return 0, err
-	}
-	if len(claimed) == 0 {
-		return 0, nil
+		return nil, err
 	}
 	var groups [][]crm.PendingEvent
 	for i, ev := range claimed {
@@ -164,12 +218,41 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 		}
 		groups[len(groups)-1] = append(groups[len(groups)-1], ev)
 	}
-	held := newHolding(groups)
+	return groups, nil
+}
+
+// finish records a contact's outcome and lets its lease go; it reports whether the failure,
+// if any, was Temporal being unreachable.
+func (d *Dispatcher) finish(ctx context.Context, held *holding, out crm.DispatchOutcome, down bool) bool {
+	defer held.release(out.ContactID)
+	if err := crm.FinishDispatch(context.WithoutCancel(ctx), d.DB, d.Owner, out); err != nil {
+		d.Logger.Warn("record dispatch outcome; the contact is dispatched again when its lease expires",
+			"contact", out.ContactID, "error", err)
+	}
+	return down
+}
+
+// errTemporalDown says every contact of a batch failed to reach Temporal.
+var errTemporalDown = errors.New("Temporal is unreachable")
+
+// DispatchOnce claims one batch of contacts, dispatches their events and waits for them, and
+// reports how many events it finished (dispatched or dead-lettered). Contacts are dispatched
+// in parallel (up to Concurrency), each one's events in order. Run does the same continuously;
+// this is for tests and tools.
+func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
+	d.defaults()
+	groups, err := d.claim(ctx, d.Batch)
+	if err != nil || len(groups) == 0 {
+		return 0, err
+	}
+	held := newHolding()
+	for _, g := range groups {
+		held.add(g[0].ContactID)
+	}
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	renewed := make(chan struct{})
 	go func() { defer close(renewed); d.renew(renewCtx, held) }()
-
-	cache := &batchCache{db: d.DB, triggered: map[string][]crm.JourneyVersion{}}
+	cache := newBatchCache(d.DB)
 	var finished, unreachable atomic.Int64
 	sem := make(chan struct{}, d.Concurrency)
 	var wg sync.WaitGroup
@@ -180,15 +263,9 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			out, down := d.dispatchContact(ctx, cache, held, evs)
-			if down {
+			if d.finish(ctx, held, out, down) {
 				unreachable.Add(1)
 			}
-			if err := crm.FinishDispatch(context.WithoutCancel(ctx), d.DB, d.Owner, out); err != nil {
-				d.Logger.Warn("record dispatch outcome; the contact is dispatched again when its lease expires",
-					"contact", out.ContactID, "error", err)
-				return
-			}
-			held.release(out.ContactID)
 			finished.Add(int64(len(out.Done)))
 			if out.Dead {
 				finished.Add(1)
@@ -205,18 +282,18 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 	return int(finished.Load()), nil
 }
 
-// holding is the set of contacts this dispatcher holds leases on during a batch.
+// holding is the set of contacts this dispatcher holds leases on, each with whether it was lost.
 type holding struct {
 	mu   sync.Mutex
-	held map[int64]*atomic.Bool // contact → lost
+	held map[int64]*atomic.Bool
 }
 
-func newHolding(groups [][]crm.PendingEvent) *holding {
-	h := &holding{held: map[int64]*atomic.Bool{}}
-	for _, g := range groups {
-		h.held[g[0].ContactID] = &atomic.Bool{}
-	}
-	return h
+func newHolding() *holding { return &holding{held: map[int64]*atomic.Bool{}} }
+
+func (h *holding) add(id int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held[id] = &atomic.Bool{}
 }
 
 func (h *holding) ids() []int64 {
@@ -294,6 +371,9 @@ func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, hel
 			telemetry.EventsDispatched.Inc()
 			telemetry.Since(telemetry.DispatchLag, ev.ReceivedAt)
 			continue
+		}
+		if ctx.Err() != nil {
+			return out, false // stopping: the event is not at fault, and stays queued
 		}
 		transient := isTransient(err)
 		switch {
@@ -383,14 +463,22 @@ func isUnreachable(err error) bool {
 		errors.As(err, &netErr)
 }
 
-// batchCache remembers, for one batch, which journeys listen for an event name.
+// batchCache remembers, for a second at most, which journeys listen for an event name and
+// which segments journeys trigger on.
 type batchCache struct {
 	db        *pgxpool.Pool
+	born      time.Time
 	mu        sync.Mutex
 	triggered map[string][]crm.JourneyVersion
 	segments  []crm.Segment
 	segLoaded bool
 }
+
+func newBatchCache(db *pgxpool.Pool) *batchCache {
+	return &batchCache{db: db, born: time.Now(), triggered: map[string][]crm.JourneyVersion{}}
+}
+
+func (c *batchCache) age() time.Duration { return time.Since(c.born) }
 
 func (c *batchCache) trackedSegments(ctx context.Context) ([]crm.Segment, error) {
 	c.mu.Lock()
@@ -426,6 +514,11 @@ const callTimeout = 10 * time.Second
 // id, and a run ignores an event it has heard, so dispatching an event again after a partial
 // failure repeats nothing; a start already made for this event is known from its enrollment.
 func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Event, retried bool) error {
+	if !crm.Trusted(ev.Name, ev.Source) {
+		// A row from before ingestion refused Cairn's own names: it starts and wakes nothing.
+		d.Logger.Warn("ignored an event with a reserved name from an outside source", "event", ev.ID, "event_name", ev.Name, "source", ev.Source)
+		return nil
+	}
 	cached, err := cache.triggeredBy(ctx, ev.Name)
 	if err != nil {
 		return err
@@ -544,6 +637,7 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	if len(j.Definition.Steps) > 0 {
 		first = j.Definition.Steps[0].ID
 	}
+	var err error
 	reuse := enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	if j.Definition.Reentry.Mode == journey.ReentryOnce {
 		// Once means once: Temporal itself refuses a second run, whatever the enrollment row says.
@@ -563,6 +657,9 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 		StaticSummary: fmt.Sprintf("%s v%d for contact %d, triggered by %s", j.JourneyID, j.Version, ev.ContactID, trig),
 	}
 	in := contract.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
+	if in.Checked, err = d.entryChecks(ctx, j, ev.ContactID); err != nil {
+		return err
+	}
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	run, err := d.Temporal.SignalWithStartWorkflow(callCtx, id, contract.SignalEvent, signal, opts, contract.WorkflowType, in)
 	cancel()
@@ -578,6 +675,37 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	}
 	d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
 	return nil
+}
+
+// entryChecks evaluates the journey's exit and goal conditions for a run about to start, so
+// the run need not ask the CRM again before its first step (nil when it has neither).
+func (d *Dispatcher) entryChecks(ctx context.Context, j crm.JourneyVersion, contactID int64) (*contract.EntryChecks, error) {
+	def := &j.Definition
+	if def.Exit == nil && len(def.Goals) == 0 {
+		return nil, nil
+	}
+	now := d.Clock.Now()
+	env := crm.Env{Now: now, EnteredAt: now}
+	out := &contract.EntryChecks{}
+	if def.Exit != nil {
+		met, err := crm.Matches(ctx, d.DB, contactID, *def.Exit, env)
+		if err != nil {
+			return nil, fmt.Errorf("exit condition of %s: %w", j.JourneyID, err)
+		}
+		if out.Exited = met; met {
+			return out, nil
+		}
+	}
+	for _, g := range def.Goals {
+		met, err := crm.Matches(ctx, d.DB, contactID, g.When, env)
+		if err != nil {
+			return nil, fmt.Errorf("goal %s of %s: %w", g.ID, j.JourneyID, err)
+		}
+		if met {
+			out.GoalsMet = append(out.GoalsMet, g.ID)
+		}
+	}
+	return out, nil
 }
 
 // watchCart feeds the contact's cart watch: cart events start or restart it, an order ends it.
@@ -720,4 +848,57 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// repairLoop closes the enrollments of runs that ended without telling the CRM, every
+// RepairEvery, a batch at a time.
+func (d *Dispatcher) repairLoop(ctx context.Context) {
+	for sleep(ctx, d.RepairEvery) {
+		for {
+			n, err := d.RepairEnrollments(ctx)
+			if err != nil {
+				d.Logger.Warn("check open runs", "error", err)
+			}
+			if err != nil || n < repairBatch {
+				break
+			}
+		}
+	}
+}
+
+const repairBatch = 200
+
+// RepairEnrollments asks Temporal about up to 200 runs the CRM records as open and not
+// checked within the hour, and closes the enrollments of those that are over (terminated,
+// timed out, failed, or gone). It reports how many it checked.
+func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
+	d.defaults()
+	rows, err := crm.ClaimOpenEnrollments(ctx, d.DB, time.Hour, repairBatch)
+	if err != nil {
+		return 0, err
+	}
+	for _, en := range rows {
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, en.WorkflowID, en.RunID)
+		cancel()
+		var notFound *serviceerror.NotFound
+		ended := time.Time{}
+		switch {
+		case errors.As(err, &notFound):
+			ended = d.Clock.Now()
+		case err != nil:
+			return len(rows), fmt.Errorf("describe %s: %w", en.WorkflowID, err)
+		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
+			ended = desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		}
+		if ended.IsZero() {
+			continue
+		}
+		if err := crm.EndEnrollment(ctx, d.DB, en.JourneyID, en.ContactID, en.RunID, ended); err != nil {
+			return len(rows), err
+		}
+		d.Logger.Info("closed the enrollment of a run that ended without recording it", "workflow_id", en.WorkflowID,
+			"status", desc.GetWorkflowExecutionInfo().GetStatus().String())
+	}
+	return len(rows), nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/clock"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/telemetry"
@@ -67,6 +68,10 @@ type API struct {
 	NoMetrics bool
 	// sources maps each ingestion route pattern to its source label.
 	sources map[string]string
+	// Codec is the payload codec of Temporal's payloads; erasure destroys contacts' data keys
+	// with it. CodecServer, when set, serves Temporal's remote codec protocol under /codec/.
+	Codec       *codec.Codec
+	CodecServer http.Handler
 }
 
 // Now is the API's clock reading.
@@ -126,6 +131,11 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/journeys/{id}/resume", a.admin(a.pauseJourney(false), jsonBody))
 	mux.Handle("POST /v1/journeys/{id}/start", a.admin(a.startJourney, jsonBody, lim("userId", maxID), lim("messageId", maxMessageID)))
 	mux.Handle("GET /v1/contacts/{id}", a.admin(a.getContact, jsonBody))
+	mux.Handle("DELETE /v1/contacts/{id}", a.admin(a.eraseContact, jsonBody, lim("requestedBy", maxID), lim("reason", maxFieldValue)))
+	mux.Handle("GET /v1/contacts/{id}/export", a.admin(a.exportContact, jsonBody))
+	if a.CodecServer != nil {
+		mux.Handle("/codec/", a.codecGuard(a.CodecServer))
+	}
 	mux.Handle("GET /v1/events", a.admin(a.listEvents, jsonBody))
 	mux.Handle("POST /v1/events/{id}/retry", a.admin(a.retryEvent, jsonBody))
 	mux.Handle("PUT /v1/scoring-rules/{id}", a.admin(a.putScoringRule, jsonBody, lim("event", maxID), lim("score", maxID)))
@@ -179,8 +189,15 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "the request body did not arrive within the server's read timeout"}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "the request body ended before its Content-Length"}
+	case errors.Is(err, crm.ErrReservedEvent):
+		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_event", Message: err.Error()}
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, crm.ErrQueryTimeout):
+		ae = &apiError{Status: http.StatusServiceUnavailable, Code: "query_timeout",
+			Message: "the segment is too expensive to answer in time (" + err.Error() + ", CAIRN_QUERY_TIMEOUT): narrow its condition, or raise the limit"}
+	case errors.Is(err, crm.ErrCondition):
+		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_condition", Message: err.Error()}
 	default:
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the starter's log"}
 	}
@@ -327,6 +344,38 @@ func (a *API) admin(h handlerFunc, format bodyFormat, limits ...limit) http.Hand
 	})
 }
 
+// codecGuard puts the codec server behind the failed-authentication limit: an address
+// refused too often is turned away before its token is looked at.
+func (a *API) codecGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := a.clientAddr(r)
+		if r.Method != http.MethodOptions {
+			if wait, blocked := a.authFailures.blocked(addr); blocked {
+				tooManyFailures(w, wait)
+				return
+			}
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == http.StatusUnauthorized {
+			a.authFailures.failed(addr)
+		}
+	})
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
 // public serves an endpoint that recipients' mail clients reach: no key, a signed token.
 func (a *API) public(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -404,7 +453,7 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	segs, err := crm.ContactSegments(r.Context(), a.DB, c.ID, a.Now())
+	segs, unanswered, err := crm.ContactSegments(r.Context(), a.DB, c.ID, a.Now())
 	if err != nil {
 		return err
 	}
@@ -417,6 +466,11 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	body := map[string]any{"contact": c, "segments": segs, "scores": scores, "runs": runs}
+	if len(unanswered) > 0 {
+		// A segment that cannot be answered (too slow, or stored before it would be refused)
+		// does not break the profile: it is named here instead.
+		body["segments_unanswered"] = unanswered
+	}
 	if note != "" {
 		body["runs_note"] = note
 	}

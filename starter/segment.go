@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/journey"
 )
 
 // message is the part of a Segment HTTP Tracking API call that Cairn reads; other fields
@@ -230,6 +231,10 @@ func (m *message) event(received time.Time, batchSentAt string) (crm.EventInput,
 			return in, badRequest("event", "event is required on a track call")
 		}
 		in.Name = strings.TrimSpace(*m.Event)
+		if journey.ReservedForTrack(in.Name) {
+			return in, &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_event", Path: "event",
+				Message: fmt.Sprintf("%q is a name Cairn records itself (a tag, an open, a journey start…) or another Segment call's; a track may not use it: send your own event name (docs/events.md lists the reserved ones)", in.Name)}
+		}
 	case "identify":
 		if m.Traits != nil {
 			traits = m.Traits

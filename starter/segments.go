@@ -1,6 +1,7 @@
 package starter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,22 @@ import (
 	"github.com/cairnhq/cairn/telemetry"
 )
 
+type queryTimeoutKey struct{}
+
+// WithQueryTimeout bounds each statement of the segment counts and member pages h answers by
+// d (crm.DefaultQueryTimeout when zero); past it the reply is 503 query_timeout. Run wraps
+// the API's handler with CAIRN_QUERY_TIMEOUT.
+func WithQueryTimeout(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), queryTimeoutKey{}, d)))
+	})
+}
+
+func queryTimeout(ctx context.Context) time.Duration {
+	d, _ := ctx.Value(queryTimeoutKey{}).(time.Duration)
+	return d
+}
+
 // putSegment saves {id?, name, condition} (YAML or JSON); the condition is checked with
 // paths, and compiled, before anything is stored.
 func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
@@ -22,13 +39,16 @@ func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+	m, err := journey.Parse(doc)
+	var ve *journey.ValidationError
+	if errors.As(err, &ve) && len(doc) > journey.MaxDocumentBytes {
+		return err
+	}
+	if err != nil || m.Kind != yaml.MappingNode {
 		return badRequest("", "a segment is a mapping with name and condition")
 	}
 	seg := crm.Segment{ID: r.PathValue("id")}
 	var cond *yaml.Node
-	m := root.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		switch k, v := m.Content[i].Value, m.Content[i+1]; k {
 		case "id":
@@ -46,7 +66,7 @@ func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
 	if cond == nil {
 		return badRequest("condition", "condition is required")
 	}
-	c, err := journey.DecodeConditionNode(cond, "condition")
+	c, err := journey.DecodeSegmentCondition(cond, "condition")
 	if err != nil {
 		return err
 	}
@@ -79,7 +99,7 @@ func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	start := time.Now()
-	n, err := crm.CountMatching(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now()})
+	n, err := crm.CountMatching(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now(), Timeout: queryTimeout(r.Context())})
 	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("count"), start)
 	if err != nil {
 		return err
@@ -107,7 +127,7 @@ func (a *API) segmentContacts(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	start := time.Now()
-	contacts, err := crm.SegmentContacts(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now()}, after, limit)
+	contacts, err := crm.SegmentContacts(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now(), Timeout: queryTimeout(r.Context())}, after, limit)
 	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("members"), start)
 	if err != nil {
 		return err

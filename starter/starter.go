@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/telemetry"
@@ -28,6 +29,10 @@ import (
 type Config struct {
 	Temporal    cluster.Config
 	DatabaseURL string
+	// Codec encrypts the payloads the starter writes and serves /codec (CAIRN_CODEC_*).
+	Codec codec.Config
+	// CodecServer configures the codec server's authentication and CORS.
+	CodecServer codec.ServerConfig
 	HTTPAddr    string   // CAIRN_HTTP_ADDR, default 127.0.0.1:8080
 	WriteKeys   []string // CAIRN_WRITE_KEYS, comma-separated
 	AdminKey    string   // CAIRN_ADMIN_KEY
@@ -58,7 +63,7 @@ type Config struct {
 	// TemporalUI (CAIRN_TEMPORAL_UI_URL) is the Web UI's base URL, for links to runs.
 	TemporalUI string
 	// Dispatch tunes the dispatcher: CAIRN_DISPATCH_CONCURRENCY (contacts dispatched at once,
-	// default 8), CAIRN_DISPATCH_BATCH (contacts per claim, default 64), CAIRN_DISPATCH_MAX_ATTEMPTS
+	// default 32), CAIRN_DISPATCH_BATCH (contacts per claim, default 64), CAIRN_DISPATCH_MAX_ATTEMPTS
 	// (failures before an event is dead-lettered, default 5).
 	DispatchConcurrency int
 	DispatchBatch       int
@@ -70,6 +75,9 @@ type Config struct {
 	DBMaxConns int
 	// Clock is the starter's clock (nil: the system's); tests move it.
 	Clock clock.Clock
+	// QueryTimeout (CAIRN_QUERY_TIMEOUT, default 5s) bounds each statement of a segment's
+	// count or page of members; past it the API answers 503 query_timeout.
+	QueryTimeout time.Duration
 	// Ready, when set, receives the listening address once the HTTP server accepts requests.
 	Ready chan<- string
 }
@@ -123,6 +131,21 @@ func ConfigFromEnv() (Config, error) {
 
 		AuthFailuresPerMinute: 10,
 		AuthFailureBurst:      10,
+		QueryTimeout:          crm.DefaultQueryTimeout,
+	}
+	if v := os.Getenv("CAIRN_QUERY_TIMEOUT"); v != "" {
+		d, err := journey.ParseDuration(v)
+		if err != nil || d.D <= 0 {
+			return c, fmt.Errorf("CAIRN_QUERY_TIMEOUT %q is not a duration such as 5s or 1m", v)
+		}
+		c.QueryTimeout = d.D
+	}
+	var err error
+	if c.Codec, err = codec.ConfigFromEnv(); err != nil {
+		return c, err
+	}
+	if c.CodecServer, err = codec.ServerConfigFromEnv(); err != nil {
+		return c, err
 	}
 	if v := os.Getenv("CAIRN_SOURCE_SECRETS"); v != "" {
 		c.SourceSecrets = map[string]string{}
@@ -250,7 +273,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:8080"
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	pcfg, err := crm.PoolConfig(cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("starter: DATABASE_URL: %w", err)
 	}
@@ -268,6 +291,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer pool.Close()
 	if err := crm.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("starter: %w", err)
+	}
+	if cfg.Temporal.Codec, err = cfg.Codec.Build(pool, logger); err != nil {
 		return fmt.Errorf("starter: %w", err)
 	}
 	tc, err := cluster.Lazy(cfg.Temporal, logger.With("component", "temporal-sdk"))
@@ -289,10 +315,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	api := &API{DB: pool, WriteKeys: cfg.WriteKeys, AdminKey: cfg.AdminKey, TrackingKey: []byte(cfg.TrackingKey),
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
-		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI,
+		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI, Codec: cfg.Temporal.Codec,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
 		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, NoMetrics: cfg.MetricsAddr != ""}
-	srv := NewHTTPServer(api.Handler(), cfg.HTTP)
+	if cfg.Temporal.Codec != nil {
+		api.CodecServer = codec.NewServer(cfg.Temporal.Codec, api.Namespace, cfg.CodecServer, logger)
+		if !cfg.CodecServer.On() {
+			logger.Warn("the codec server is off (set CAIRN_CODEC_TOKENS or CAIRN_CODEC_JWKS_URL): Temporal UI and the temporal CLI will show payloads encrypted")
+		}
+	}
+	srv := NewHTTPServer(WithQueryTimeout(api.Handler(), cfg.QueryTimeout), cfg.HTTP)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	telemetry.WatchQueue(func(ctx context.Context) (int64, int64, error) { return crm.QueueDepth(ctx, pool) })

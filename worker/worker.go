@@ -23,6 +23,7 @@ import (
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
@@ -35,6 +36,8 @@ import (
 type Config struct {
 	Temporal    cluster.Config
 	DatabaseURL string
+	// Codec encrypts the payloads the worker writes (CAIRN_CODEC_*).
+	Codec codec.Config
 	// SMTP, when set, sends email (CAIRN_SMTP_*); PublicURL (CAIRN_PUBLIC_URL) is the
 	// starter's address as recipients reach it, for tracking links signed with TrackingKey
 	// (CAIRN_TRACKING_KEY).
@@ -135,6 +138,9 @@ func ConfigFromEnv() (Config, error) {
 	if c.Tuning, err = TuningFromEnv(); err != nil {
 		return c, err
 	}
+	if c.Codec, err = codec.ConfigFromEnv(); err != nil {
+		return c, err
+	}
 	if c.TrackingExpiry, err = email.ExpiryFromEnv(); err != nil {
 		return c, err
 	}
@@ -190,7 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if mail == nil {
 		logger.Warn("no SMTP server configured (CAIRN_SMTP_HOST): send_email steps will fail until one is")
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	pcfg, err := crm.PoolConfig(cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("worker: DATABASE_URL: %w", err)
 	}
@@ -202,10 +208,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return fmt.Errorf("worker: database: %w", err)
+		return fmt.Errorf("worker: DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
 	if err := crm.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if cfg.Temporal.Codec, err = cfg.Codec.Build(pool, logger); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	cl, err := cluster.Dial(ctx, cfg.Temporal, logger.With("component", "temporal-sdk"))
@@ -255,7 +264,9 @@ func readyChecks(pool *pgxpool.Pool, cl client.Client, polling *atomic.Bool) []t
 }
 
 func serve(ctx context.Context, cl client.Client, acts *activities.Activities, cfg Config, polling *atomic.Bool, logger *slog.Logger) error {
-	w := sdkworker.New(cl, contract.TaskQueue, cfg.Tuning.options())
+	opts := cfg.Tuning.options()
+	opts.Interceptors = append([]interceptor.WorkerInterceptor{&redactor{}}, opts.Interceptors...)
+	w := sdkworker.New(cl, contract.TaskQueue, opts)
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)

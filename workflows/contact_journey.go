@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -25,6 +26,16 @@ func ContactJourney(ctx workflow.Context, in contract.Input) (contract.State, er
 		return it.state, err
 	}
 	err := it.run(ctx)
+	if err != nil && it.v >= 1 && !workflow.IsContinueAsNewError(err) {
+		// A failed (or cancelled) run tells the CRM it is over too, so its enrollment closes
+		// and {in_journey: ...} stops listing the contact; a cancelled context still records.
+		status := contract.StatusFailed
+		if temporal.IsCanceledError(err) {
+			status = "cancelled"
+		}
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		it.recordRun(dctx, "run end", a.RecordRunEnd, activities.RunRecord{Status: status})
+	}
 	return it.state, err
 }
 
@@ -48,7 +59,10 @@ type interpreter struct {
 	// v is the run's eventPathVersion. From 1 on, heard holds the ids of the latest events
 	// heard (in heardOrder) so a repeated delivery is ignored, and log the latest events
 	// with their seq, to answer conditions from the events themselves.
-	v          workflow.Version
+	v workflow.Version
+	// step is the CairnStep value the run's search attributes hold, so the same value is not
+	// upserted twice (the starter sets the first step's at start).
+	step       string
 	heard      map[int64]bool
 	heardOrder []int64
 	log        []heardEvent
@@ -114,7 +128,11 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 		}
 	})
 	if it.v >= 1 {
-		return nil // the starter set the search attributes at start
+		// The starter set the search attributes at start, CairnStep to the first step.
+		if r := it.in.Resume; r == nil && len(it.in.Journey.Steps) > 0 {
+			it.step = it.in.Journey.Steps[0].ID
+		}
+		return nil
 	}
 	// Runs from before the event path upserted these again in their first task.
 	return workflow.UpsertTypedSearchAttributes(ctx,
@@ -188,10 +206,18 @@ func (it *interpreter) run(ctx workflow.Context) error {
 	if r := it.in.Resume; r != nil {
 		pc = r.Next
 	}
+	// The starter checked exit and goals as it started the run: no need to ask again.
+	pre := it.in.Checked
+	if it.v < 1 || it.in.Resume != nil {
+		pre = nil
+	}
 	if j.Exit != nil {
-		met, err := it.check(ctx, "exit", *j.Exit, it.seq)
-		if err != nil {
-			return it.fail("exit", err)
+		met := pre != nil && pre.Exited
+		if pre == nil {
+			var err error
+			if met, err = it.check(ctx, "exit", *j.Exit, it.seq); err != nil {
+				return it.fail("exit", err)
+			}
 		}
 		if met {
 			return it.finish(ctx, contract.StatusExited)
@@ -202,9 +228,12 @@ func (it *interpreter) run(ctx workflow.Context) error {
 		if it.goalMet(g.ID) {
 			continue
 		}
-		met, err := it.check(ctx, "goal "+g.ID, g.When, it.seq)
-		if err != nil {
-			return it.fail("goal "+g.ID, err)
+		met := pre != nil && slices.Contains(pre.GoalsMet, g.ID)
+		if pre == nil {
+			var err error
+			if met, err = it.check(ctx, "goal "+g.ID, g.When, it.seq); err != nil {
+				return it.fail("goal "+g.ID, err)
+			}
 		}
 		if met {
 			it.meetGoal(ctx, g)
@@ -353,7 +382,7 @@ func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done boo
 		return true, it.finish(ctx, contract.StatusCompleted)
 	case journey.OnReachWait:
 		it.state.CurrentStep = g.Then
-		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(g.Then)); err != nil {
+		if err := it.setStep(ctx, g.Then); err != nil {
 			return true, err
 		}
 		met := func() bool { return it.goalMet(g.ID) || it.exited }
@@ -444,7 +473,12 @@ func (it *interpreter) finish(ctx workflow.Context, status string) error {
 		it.state.CurrentStep = contract.StepExited
 	}
 	it.state.WaitingFor, it.state.WaitUntil = "", nil
-	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(it.state.CurrentStep))
+	if it.v >= 1 {
+		// The run's status says it is over and its result says how: writing CairnStep once
+		// more would cost every run one more history event and visibility write at its end.
+		return nil
+	}
+	return it.setStep(ctx, it.state.CurrentStep)
 }
 
 func (it *interpreter) fail(step string, err error) error {
@@ -492,7 +526,18 @@ func (it *interpreter) enter(ctx workflow.Context, step journey.Step) error {
 		Step: step.ID, Kind: step.Kind(), Summary: step.Summary(), EnteredAt: workflow.Now(ctx),
 	})
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("at step **%s**: %s", step.ID, step.Summary()))
-	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(step.ID))
+	return it.setStep(ctx, step.ID)
+}
+
+// setStep keeps CairnStep on the step the contact is at. From the event path's version on, a
+// value the search attribute already holds is not written again (one history event and one
+// visibility update fewer per run: the starter sets the first step at start).
+func (it *interpreter) setStep(ctx workflow.Context, id string) error {
+	if it.v >= 1 && id == it.step {
+		return nil
+	}
+	it.step = id
+	return workflow.UpsertTypedSearchAttributes(ctx, contract.AttrStep.ValueSet(id))
 }
 
 func (it *interpreter) leave(ctx workflow.Context, outcome string, err error) {
@@ -682,8 +727,9 @@ func (it *interpreter) calendarWait(ctx workflow.Context, step journey.Step) (st
 		return "no wait: " + out.Note, nil, nil
 	}
 	it.waiting(ctx, step.Summary()+" in "+out.Zone, left)
+	// The summary says when in UTC: the contact's zone and local time are the contact's data.
 	err = workflow.NewTimerWithOptions(ctx, left, workflow.TimerOptions{
-		Summary: fmt.Sprintf("%s: %s (%s)", step.ID, out.Note, out.Zone),
+		Summary: fmt.Sprintf("%s: wait until %s", step.ID, out.At.UTC().Format("Mon 2006-01-02 15:04 UTC")),
 	}).Get(ctx, nil)
 	return "waited " + out.Note + " " + out.Zone, nil, err
 }

@@ -130,3 +130,31 @@ steps: [{wait: 30d}, {add_tag: too-late}]
 	require.Equal(t, contract.StatusExited, st.Status)
 	require.Equal(t, 1, f.checks, "tag_added of another tag settles {tag: customer} as still false")
 }
+
+func TestARunStartedWithItsEntryChecksAsksTheCRMNothingBeforeItsFirstStep(t *testing.T) {
+	t.Parallel()
+	env, in := setup(t, `
+id: trial
+trigger: {event: e}
+exit: {tag: unsubscribed}
+goals: [{id: bought, when: {event: Order Completed}, then: thanks}]
+steps: [{add_tag: welcome}, {wait: 30d}, {id: thanks, add_tag: thanks}]
+`)
+	f := wireFake(env)
+	in.Checked = &contract.EntryChecks{GoalsMet: []string{"bought"}}
+	env.ExecuteWorkflow(workflows.ContactJourney, in)
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"thanks"}, f.tags, "the goal met on entry jumps straight to its step")
+	require.Zero(t, f.checks, "no check before the first step")
+
+	env, in = setup(t, "id: trial\ntrigger: {event: e}\nexit: {tag: unsubscribed}\nsteps: [{add_tag: welcome}]")
+	f = wireFake(env)
+	in.Checked = &contract.EntryChecks{Exited: true}
+	env.ExecuteWorkflow(workflows.ContactJourney, in)
+	require.NoError(t, env.GetWorkflowError())
+	var st contract.State
+	require.NoError(t, env.GetWorkflowResult(&st))
+	require.Equal(t, contract.StatusExited, st.Status)
+	require.Empty(t, f.tags)
+	require.Zero(t, f.checks)
+}

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,7 +10,11 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/pglocal/pgtest"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -22,7 +27,11 @@ func TestRecordedHistoriesStillReplay(t *testing.T) {
 	require.NotEmpty(t, files, "no recorded histories")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
+			// Through Cairn's data converter, as a worker replays.
+			cd := replayCodec(t)
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				DataConverter: cluster.DataConverter(cd), FailureConverter: cluster.FailureConverter(cd)})
+			require.NoError(t, err)
 			r.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: contract.WorkflowType})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
@@ -44,4 +53,19 @@ func TestReplayCatchesANonDeterministicChange(t *testing.T) {
 	err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/welcome.json")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "TMPRL1100", "the SDK's non-determinism error")
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// replayCodec is Cairn's codec over a fresh CRM: replay decodes the recorded payloads (plain:
+// these histories predate the codec) and encodes the commands it makes again, as a worker does.
+func replayCodec(t *testing.T) *codec.Codec {
+	t.Helper()
+	pool := pgtest.Pool(t)
+	require.NoError(t, crm.Migrate(context.Background(), pool))
+	ring, err := codec.ParseKeyRing(codec.NewKeyEntry("replay"))
+	require.NoError(t, err)
+	cd, err := codec.New(codec.Options{Ring: ring, DB: pool})
+	require.NoError(t, err)
+	return cd
 }

@@ -30,9 +30,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev"
@@ -153,7 +153,8 @@ func run(o options) error {
 	if _, _, err := crm.ApplyJourney(ctx, pool, j, drillJourney(o.events)); err != nil {
 		return err
 	}
-	common := []string{"DATABASE_URL=" + pg.URL, "TEMPORAL_ADDRESS=" + srv.GRPCAddress(), "CAIRN_LOG_LEVEL=warn"}
+	keys := codec.NewKeyEntry("drill")
+	common := []string{"DATABASE_URL=" + pg.URL, "TEMPORAL_ADDRESS=" + srv.GRPCAddress(), "CAIRN_LOG_LEVEL=warn", "CAIRN_CODEC_KEYS=" + keys}
 	var starters, workers []*proc
 	var urls []string
 	for i := range o.starters {
@@ -289,7 +290,7 @@ func run(o options) error {
 		time.Sleep(500 * time.Millisecond)
 	}
 	allDone := time.Since(began)
-	problems, err := verify(ctx, pool, srv.GRPCAddress(), o)
+	problems, err := verify(ctx, pool, srv.GRPCAddress(), keys, o)
 	if err != nil {
 		return err
 	}
@@ -375,8 +376,17 @@ func send(hc *http.Client, urls []string, pick int, body string, retried *atomic
 }
 
 // verify checks each contact's run against the events PostgreSQL accepted for it.
-func verify(ctx context.Context, pool *pgxpool.Pool, temporalAddr string, o options) ([]string, error) {
-	tc, err := client.Dial(client.Options{HostPort: temporalAddr, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+func verify(ctx context.Context, pool *pgxpool.Pool, temporalAddr, keys string, o options) ([]string, error) {
+	// The runs' payloads are read as the processes wrote them: through the codec.
+	ring, err := codec.ParseKeyRing(keys)
+	if err != nil {
+		return nil, err
+	}
+	cd, err := codec.Config{Ring: ring}.Build(pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	tc, err := cluster.Dial(ctx, cluster.Config{Address: temporalAddr, Namespace: "default", Codec: cd}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

@@ -1,42 +1,41 @@
 // Command load measures the starter: it posts Segment track events at a fixed rate and, in
 // the same run, makes the same number of raw SignalWithStart calls at the same rate as a
-// baseline, against one embedded Temporal server, a local PostgreSQL and a worker.
+// baseline, against one embedded Temporal server, a local PostgreSQL and a worker. With
+// -codec both, the starter's phase runs twice, with the payload codec off and then on (a
+// fresh worker and starter each time), to show what encryption costs. -starters 1,3 runs a
+// phase with one starter and one with three sharing the events (posts go round-robin);
+// -poison adds, for each, a phase where a journey whose entry condition cannot be evaluated
+// is triggered by one event in twenty, to show that it does not slow the others.
 //
 //	go run ./bench/load -rate 200 -for 20s
-//	go run ./bench/load -rate 200 -for 20s -metrics -tracing   # as production runs observed
-//
-// -metrics turns on the Temporal SDK's metrics and scrapes /metrics every second (Cairn's own
-// counters are always kept); -tracing exports every span over OTLP/HTTP to a receiver in
-// this process that decodes and drops them. Compare the CPU lines of a run with both and one
-// without. It also prints sizing figures: the starter's own CPU per event, PostgreSQL's
-// growth per contact, and the process's heap per parked run.
+//	go run ./bench/load -rate 200 -for 20s -codec both
+//	go run ./bench/load -rate 200 -for 20s -starters 1,3 -poison
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
+	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/cairnhq/cairn/bench/cpu"
 	"github.com/cairnhq/cairn/cluster"
+	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/dev"
@@ -44,29 +43,52 @@ import (
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/pglocal"
 	"github.com/cairnhq/cairn/starter"
-	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/worker"
 )
 
 func main() {
 	rate := flag.Int("rate", 200, "events per second")
 	dur := flag.Duration("for", 20*time.Second, "how long each phase sends")
-	withMetrics := flag.Bool("metrics", false, "record the Temporal SDK's metrics and scrape /metrics every second")
-	withTracing := flag.Bool("tracing", false, "export every span over OTLP/HTTP (to a receiver in this process)")
+	mode := flag.String("codec", "on", "the payload codec of the worker and starter: on, off, or both (one phase each)")
+	startersFlag := flag.String("starters", "1", "starters per phase, comma-separated (a phase each): 1,3")
+	poison := flag.Bool("poison", false, "also run each phase with a poisoned journey triggered by one event in twenty")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if !*withMetrics {
-		telemetry.DisableSDKMetrics()
-	}
-	if *withTracing {
-		stop, err := startTracing()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "load:", err)
-			os.Exit(1)
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
 		}
-		defer stop()
 	}
-	if err := run(*rate, *dur, *withMetrics, *withTracing); err != nil {
+	var codecs []bool
+	switch *mode {
+	case "on":
+		codecs = []bool{true}
+	case "off":
+		codecs = []bool{false}
+	case "both":
+		codecs = []bool{false, true}
+	default:
+		fmt.Fprintln(os.Stderr, "load: -codec is on, off or both")
+		os.Exit(2)
+	}
+	var phases []phaseSetup
+	for _, c := range codecs {
+		for _, f := range strings.Split(*startersFlag, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				fmt.Fprintln(os.Stderr, "load: -starters is a list of counts such as 1,3")
+				os.Exit(2)
+			}
+			phases = append(phases, phaseSetup{codecOn: c, starters: n})
+			if *poison {
+				phases = append(phases, phaseSetup{codecOn: c, starters: n, poison: true})
+			}
+		}
+	}
+	if err := run(*rate, *dur, phases); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -76,7 +98,7 @@ const writeKey = "wk_load"
 // The journey starts and then waits a day: what is measured is getting contacts in.
 const doc = "id: load\ntrigger: {event: Signed Up}\nsteps: [{wait: 1d}, {add_tag: done}]"
 
-func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
+func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
@@ -90,6 +112,11 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 		return err
 	}
 	defer pg.Stop()
+	pgPID, err := pg.PID()
+	if err != nil {
+		return err
+	}
+	postgresCPU := func() time.Duration { return cpu.Tree(pgPID) }
 	srv, err := embedded.Start(embedded.Options{DatabaseFile: filepath.Join(dir, "temporal.db"), Namespace: "default",
 		SearchAttributes: contract.SearchAttributes, UIPort: -1})
 	if err != nil {
@@ -97,9 +124,10 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 	}
 	defer srv.Stop()
 	tc := cluster.Config{Address: srv.GRPCAddress(), Namespace: "default"}
-	addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
-	go worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: pg.URL, Logger: quiet})
-	go starter.Run(ctx, starter.Config{Temporal: tc, DatabaseURL: pg.URL, HTTPAddr: addr, WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet})
+	ring, err := codec.ParseKeyRing(codec.NewKeyEntry("load"))
+	if err != nil {
+		return err
+	}
 	pool, err := pgxpool.New(ctx, pg.URL)
 	if err != nil {
 		return err
@@ -121,16 +149,11 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 		return err
 	}
 	defer cl.Close()
-	waitHTTP("http://" + addr + "/healthz")
 	n := int(float64(rate) * dur.Seconds())
-	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, one starter, one process; metrics %s, tracing %s\n\n",
-		n, rate, onOff(withMetrics), onOff(withTracing))
-	if withMetrics {
-		go scrape(ctx, "http://"+addr+"/metrics")
-	}
+	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, starters as the phase says, one process\n\n", n, rate)
 
 	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow, same rate.
-	cpu0, pg0 := cpuTime(), postgresCPU(pg.PID())
+	cpu0, pg0 := cpuTime(), postgresCPU()
 	base := pace(rate, n, func(i int) error {
 		id := fmt.Sprintf("journey:raw:%d", i)
 		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"},
@@ -138,20 +161,127 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
 		return err
 	})
-	baseCPU, basePG := cpuTime()-cpu0, postgresCPU(pg.PID())-pg0
+	baseCPU, basePG := cpuTime()-cpu0, postgresCPU()-pg0
 
-	// Cairn: the same events through the starter's HTTP API and dispatcher.
+	// Cairn: the same events through the starter's HTTP API and dispatcher, once per codec
+	// setting, each with a worker and a starter of its own.
+	var cols []column
+	for p, ps := range phases {
+		ps.tc, ps.dbURL, ps.ring, ps.users, ps.postgresCPU = tc, pg.URL, ring, fmt.Sprintf("p%d-u", p), postgresCPU
+		if ps.poison {
+			// Stored directly, as a version accepted before documents were checked as they are
+			// now: its entry condition cannot be evaluated, so each of its triggers fails.
+			ps.poisonEvent = fmt.Sprintf("Poison %d", p)
+			bad := journey.Condition{Field: &journey.FieldTest{Name: "plan", Op: "resembles", Value: "pro"}}
+			pj := &journey.Journey{ID: fmt.Sprintf("poison-%d", p), Triggers: []journey.Trigger{{Kind: "event", Event: ps.poisonEvent}},
+				Entry: &bad, Reentry: journey.Reentry{Mode: journey.ReentryAlways}, Steps: []journey.Step{{ID: "never", AddTag: "never"}}}
+			if _, _, err := crm.ApplyJourney(ctx, pool, pj, pj.ID); err != nil {
+				return err
+			}
+		}
+		c, err := cairnPhase(ctx, ps, rate, n, pool, cl)
+		if err != nil {
+			return err
+		}
+		cols = append(cols, c)
+	}
+	head := fmt.Sprintf("%-34s %12s", "", "raw SWS")
+	for _, c := range cols {
+		head += fmt.Sprintf(" %12s", c.name)
+	}
+	fmt.Println(head)
+	row := func(label, base string, f func(c column) string) {
+		line := fmt.Sprintf("%-34s %12s", label, base)
+		for _, c := range cols {
+			line += fmt.Sprintf(" %12s", f(c))
+		}
+		fmt.Println(line)
+	}
+	row("accepted per second", fmt.Sprintf("%.1f", base.rate), func(c column) string { return fmt.Sprintf("%.1f", c.res.rate) })
+	row("call p50 (SWS / HTTP accept)", ms(base.p(50)), func(c column) string { return ms(c.res.p(50)) })
+	row("call p99 (SWS / HTTP accept)", ms(base.p(99)), func(c column) string { return ms(c.res.p(99)) })
+	row("event → workflow started p50", ms(base.p(50)), func(c column) string { return ms(pct(c.e2s, 50)) })
+	row("event → workflow started p99", ms(base.p(99)), func(c column) string { return ms(pct(c.e2s, 99)) })
+	row("CPU per 1,000 events (this process)", ms(baseCPU*1000/time.Duration(n)), func(c column) string { return ms(c.cpu * 1000 / time.Duration(n)) })
+	row("  + PostgreSQL CPU per 1,000", ms(basePG*1000/time.Duration(n)), func(c column) string { return ms(c.pg * 1000 / time.Duration(n)) })
+	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG)) })
+	if len(cols) == 2 && phases[0].codecOn != phases[1].codecOn {
+		fmt.Printf("%-34s %12s %12s %11.2f×\n", "CPU ratio codec on / off (all)", "", "", float64(cols[1].cpu+cols[1].pg)/float64(cols[0].cpu+cols[0].pg))
+	}
+	row("errors", fmt.Sprint(base.errors), func(c column) string { return fmt.Sprint(c.res.errors) })
+	row("runs started", "", func(c column) string { return fmt.Sprint(len(c.e2s)) })
+	row("poison events dead-lettered", "", func(c column) string {
+		if c.poisoned == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d/%d", c.dead, c.poisoned)
+	})
+	return nil
+}
+
+// phaseSetup is one Cairn phase: its worker's and starters' codec, how many starters, whether
+// a poisoned journey is triggered, and its users' prefix.
+type phaseSetup struct {
+	tc          cluster.Config
+	dbURL       string
+	ring        *codec.KeyRing
+	codecOn     bool
+	starters    int
+	poison      bool
+	poisonEvent string
+	users       string
+	postgresCPU func() time.Duration
+}
+
+// column is one Cairn phase's figures.
+type column struct {
+	name    string
+	res     result
+	e2s     []time.Duration
+	cpu, pg time.Duration
+	// poisoned events sent, and how many of them were dead-lettered by the end of the phase.
+	poisoned, dead int
+}
+
+// cairnPhase posts n events at rate through a fresh worker and starter, and waits until every
+// one has started its run.
+func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpool.Pool, cl client.Client) (column, error) {
+	ctx, cancel := context.WithCancel(parent)
+	quiet := slog.New(slog.DiscardHandler)
+	cc := codec.Config{Ring: ps.ring, Off: !ps.codecOn}
+	done := make(chan error, 1+ps.starters)
+	go func() {
+		done <- worker.Run(ctx, worker.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, Codec: cc, Logger: quiet})
+	}()
+	var addrs []string
+	for range ps.starters {
+		addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
+		addrs = append(addrs, addr)
+		go func() {
+			done <- starter.Run(ctx, starter.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, HTTPAddr: addr, Codec: cc,
+				WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet, RatePerKey: 0})
+		}()
+	}
+	defer func() {
+		cancel()
+		for range 1 + ps.starters {
+			<-done
+		}
+	}()
+	for _, addr := range addrs {
+		waitHTTP("http://" + addr + "/healthz")
+	}
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	posted := make([]time.Time, n)
-	var dbBefore int64
-	if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbBefore); err != nil {
-		return err
-	}
-	heapBefore := heapInUse()
-	cpu0, pg0 = cpuTime(), postgresCPU(pg.PID())
+	cpu0, pg0 := cpuTime(), ps.postgresCPU()
 	res := pace(rate, n, func(i int) error {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/track",
-			strings.NewReader(fmt.Sprintf(`{"userId":"u%d","event":"Signed Up","messageId":"m%d"}`, i, i)))
+		addr := addrs[i%len(addrs)]
+		body := fmt.Sprintf(`{"userId":"%s%d","event":"Signed Up","messageId":"%s%d"}`, ps.users, i, ps.users, i)
+		if ps.poison && i%20 == 19 {
+			// One event in twenty triggers the poisoned journey instead (its own contact).
+			body = fmt.Sprintf(`{"userId":"%spoison-%d","event":%q,"messageId":"%spoison-%d"}`, ps.users, i, ps.poisonEvent, ps.users, i)
+		}
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/track", strings.NewReader(body))
 		req.SetBasicAuth(writeKey, "")
 		req.Header.Set("Content-Type", "application/json")
 		posted[i] = time.Now()
@@ -169,108 +299,39 @@ func run(rate int, dur time.Duration, withMetrics, withTracing bool) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		var left int
-		_ = pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL`).Scan(&left)
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE dispatched_at IS NULL AND failed_at IS NULL AND name = 'Signed Up'`).Scan(&left)
 		if left == 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cairnCPU, cairnPG := cpuTime()-cpu0, postgresCPU(pg.PID())-pg0
-	heapAfter := heapInUse()
-	var dbAfter int64
-	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
-		return err
+	c := column{name: "codec on", res: res, cpu: cpuTime() - cpu0, pg: ps.postgresCPU() - pg0}
+	if !ps.codecOn {
+		c.name = "codec off"
 	}
-	if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbAfter); err != nil {
-		return err
+	if ps.starters > 1 || ps.poison {
+		c.name = fmt.Sprintf("%d starter", ps.starters)
+		if ps.starters > 1 {
+			c.name += "s"
+		}
+		if ps.poison {
+			c.name += "+poison"
+		}
+	}
+	if ps.poison {
+		c.poisoned = n / 20
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE name = $1 AND failed_at IS NOT NULL`, ps.poisonEvent).Scan(&c.dead)
 	}
 	started, err := startTimes(ctx, cl, pool)
 	if err != nil {
-		return err
+		return c, err
 	}
-	var e2s []time.Duration
 	for i, at := range posted {
-		if s, ok := started[fmt.Sprintf("u%d", i)]; ok {
-			e2s = append(e2s, s.Sub(at))
+		if s, ok := started[fmt.Sprintf("%s%d", ps.users, i)]; ok {
+			c.e2s = append(c.e2s, s.Sub(at))
 		}
 	}
-	fmt.Printf("%-34s %12s %12s\n", "", "raw SWS", "Cairn")
-	fmt.Printf("%-34s %12.1f %12.1f\n", "accepted per second", base.rate, res.rate)
-	fmt.Printf("%-34s %12s %12s\n", "call p50 (SWS / HTTP accept)", ms(base.p(50)), ms(res.p(50)))
-	fmt.Printf("%-34s %12s %12s\n", "call p99 (SWS / HTTP accept)", ms(base.p(99)), ms(res.p(99)))
-	fmt.Printf("%-34s %12s %12s\n", "event → workflow started p50", ms(base.p(50)), ms(pct(e2s, 50)))
-	fmt.Printf("%-34s %12s %12s\n", "event → workflow started p99", ms(base.p(99)), ms(pct(e2s, 99)))
-	fmt.Printf("%-34s %12s %12s\n", "CPU per 1,000 events (this process)", ms(baseCPU*1000/time.Duration(n)), ms(cairnCPU*1000/time.Duration(n)))
-	fmt.Printf("%-34s %12s %12s\n", "  + PostgreSQL CPU per 1,000", ms(basePG*1000/time.Duration(n)), ms(cairnPG*1000/time.Duration(n)))
-	fmt.Printf("%-34s %12s %12.2f×\n", "CPU ratio Cairn / raw (all)", "", float64(cairnCPU+cairnPG)/float64(baseCPU+basePG))
-	fmt.Printf("%-34s %12d %12d\n", "errors", base.errors, res.errors)
-	fmt.Printf("%-34s %12s %12d\n", "runs started", "", len(e2s))
-	own := cairnCPU - baseCPU + cairnPG
-	fmt.Printf("\nsizing (from this run)\n")
-	fmt.Printf("%-34s %12s\n", "starter CPU per 1,000 events", ms(own*1000/time.Duration(n)))
-	if own > 0 {
-		fmt.Printf("%-34s %12.0f\n", "  → events/s per starter core", float64(n)/own.Seconds())
-	}
-	fmt.Printf("%-34s %10.0f B\n", "PostgreSQL growth per contact", float64(dbAfter-dbBefore)/float64(n))
-	fmt.Printf("%-34s %10.0f B\n", "heap per parked run (all caches)", float64(heapAfter-heapBefore)/float64(max(1, len(e2s))))
-	return nil
-}
-
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
-}
-
-// heapInUse is the process's live heap after a collection.
-func heapInUse() int64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapInuse)
-}
-
-// scrape reads /metrics every second, as a Prometheus server would.
-func scrape(ctx context.Context, url string) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if resp, err := http.Get(url); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}
-}
-
-// startTracing points the OTLP exporter at a receiver in this process that reads and decodes
-// every export, as a collector would, and drops it.
-func startTracing() (func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var req coltracepb.ExportTraceServiceRequest
-		_ = proto.Unmarshal(b, &req)
-		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(out)
-	})}
-	go srv.Serve(ln)
-	os.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
-	shutdown, err := telemetry.Setup(context.Background(), "cairn-load")
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	return func() { _ = shutdown(context.Background()); srv.Close() }, nil
+	return c, nil
 }
 
 type result struct {
@@ -370,37 +431,4 @@ func waitHTTP(url string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// postgresCPU sums the CPU time of the local cluster this program started: its postmaster
-// and the backends it forked (other clusters on the machine are not counted).
-func postgresCPU(postmaster int) time.Duration {
-	var total time.Duration
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, f := range dirs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != "postgres" {
-			continue
-		}
-		fields := strings.Fields(s[end+2:])
-		if len(fields) < 13 {
-			continue
-		}
-		var pid, ppid int
-		fmt.Sscan(s[:open-1], &pid)
-		fmt.Sscan(fields[1], &ppid)
-		if pid != postmaster && ppid != postmaster {
-			continue
-		}
-		var ut, st int64
-		fmt.Sscan(fields[11], &ut)
-		fmt.Sscan(fields[12], &st)
-		total += time.Duration(ut+st) * time.Second / 100 // clock ticks (USER_HZ = 100 on Linux)
-	}
-	return total
 }

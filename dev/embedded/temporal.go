@@ -44,6 +44,9 @@ type Options struct {
 	GRPCPort int
 	// UIPort 0 picks a free port; a negative UIPort runs no Web UI.
 	UIPort int
+	// CodecEndpoint is the remote codec server the Web UI decodes payloads with (the part
+	// before /decode), empty for none.
+	CodecEndpoint string
 	// LogFile receives the server's own logs (warnings and above); empty discards them.
 	LogFile string
 	// Dynamic holds dynamic-config overrides on top of Cairn's defaults (see DefaultDynamicConfig).
@@ -168,6 +171,7 @@ func Start(opts Options) (*Server, error) {
 			CORS:                uiconfig.CORS{CookieInsecure: true},
 			HideLogs:            true,
 			DisableNewsFetch:    true,
+			Codec:               uiconfig.Codec{Endpoint: opts.CodecEndpoint},
 		}))
 		uiErr := make(chan error, 1)
 		go func() { uiErr <- s.ui.Start() }()

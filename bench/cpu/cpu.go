@@ -1,0 +1,70 @@
+// Package cpu reads CPU time for the benchmark programs: this process's, and a process tree's
+// (a Temporal server, a PostgreSQL cluster) from /proc, so each side of a comparison is
+// charged only for its own processes on a machine where other things run.
+package cpu
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Self is this process's user and system CPU time.
+func Self() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Tree is the CPU time of the process and all its live descendants (a PostgreSQL cluster's
+// backends are the postmaster's children). Time of descendants that already exited is
+// counted through the parent's cutime/cstime.
+func Tree(pid int) time.Duration {
+	type proc struct {
+		ppid int
+		cpu  time.Duration
+	}
+	procs := map[int]proc{}
+	files, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		end := strings.LastIndexByte(s, ')')
+		if end < 0 {
+			continue
+		}
+		fields := strings.Fields(s[end+2:])
+		if len(fields) < 15 {
+			continue
+		}
+		id, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		ppid, _ := strconv.Atoi(fields[1])
+		var ticks int64
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			n, _ := strconv.ParseInt(fields[i], 10, 64)
+			ticks += n
+		}
+		procs[id] = proc{ppid: ppid, cpu: time.Duration(ticks) * time.Second / 100} // USER_HZ = 100
+	}
+	var total time.Duration
+	for id, p := range procs {
+		for cur := id; cur != 0; {
+			if cur == pid {
+				total += p.cpu
+				break
+			}
+			parent, ok := procs[cur]
+			if !ok {
+				break
+			}
+			cur = parent.ppid
+		}
+	}
+	return total
+}
