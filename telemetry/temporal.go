@@ -49,7 +49,7 @@ func sdkView(i sdkmetric.Instrument) (sdkmetric.Stream, bool) {
 // TemporalMetrics is the metrics handler for Temporal clients and workers: the SDK's own
 // metrics (temporal_request_total, temporal_workflow_task_schedule_to_start_latency_seconds,
 // temporal_sticky_cache_size, temporal_num_pollers, …) under their SDK names, in Registry.
-// It is nil (the SDK records nothing) after DisableSDKMetrics.
+// It is nil (the SDK records nothing) while SetSDKMetrics(false) holds.
 func TemporalMetrics() client.MetricsHandler {
 	if sdkMetricsOff.Load() {
 		return nil
@@ -59,9 +59,9 @@ func TemporalMetrics() client.MetricsHandler {
 
 var sdkMetricsOff atomic.Bool
 
-// DisableSDKMetrics stops clients made from now on from recording the SDK's metrics: for
-// benchmarks that measure what they cost.
-func DisableSDKMetrics() { sdkMetricsOff.Store(true) }
+// SetSDKMetrics turns the SDK's metrics off (or back on) for clients made from now on:
+// benchmarks measure what they cost.
+func SetSDKMetrics(on bool) { sdkMetricsOff.Store(!on) }
 
 // TemporalTracing is the Temporal SDK's OpenTelemetry interceptor when tracing is on (nil
 // otherwise): client calls (SignalWithStart, signals) start spans and carry their context to

@@ -107,6 +107,15 @@ func install(tp *sdktrace.TracerProvider) func(context.Context) error {
 	return tp.Shutdown
 }
 
+// SetTracing turns span creation off (or back on, once Setup or UseExporter installed a
+// provider) for the HTTP handlers, Temporal clients and dispatchers made from now on, and for
+// every dispatch and provider call: benchmarks compare the two in one process.
+func SetTracing(on bool) {
+	setupMu.Lock()
+	defer setupMu.Unlock()
+	tracing.Store(on && installed)
+}
+
 // Tracer is the tracer of Cairn's own spans (HTTP requests, dispatch, SMTP).
 func Tracer() trace.Tracer { return otel.Tracer(InstrumentationName) }
 
