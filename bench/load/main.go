@@ -30,11 +30,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,7 +43,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairnhq/cairn/bench/cpu"
+	"github.com/cairnhq/cairn/bench/measure"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
@@ -152,7 +150,7 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	if err != nil {
 		return err
 	}
-	postgresCPU := func() time.Duration { return cpu.Tree(pgPID) }
+	postgresCPU := func() time.Duration { return measure.TreeCPU(pgPID) }
 	srv, err := embedded.Start(embedded.Options{DatabaseFile: filepath.Join(dir, "temporal.db"), Namespace: "default",
 		SearchAttributes: contract.SearchAttributes, UIPort: -1})
 	if err != nil {
@@ -189,7 +187,7 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, starters as the phase says, one process\n\n", n, rate)
 
 	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow, same rate.
-	cpu0, pg0 := cpuTime(), postgresCPU()
+	cpu0, pg0 := measure.SelfCPU(), postgresCPU()
 	base := pace(rate, n, func(i int) error {
 		id := fmt.Sprintf("journey:raw:%d", i)
 		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"},
@@ -197,7 +195,7 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
 		return err
 	})
-	baseCPU, basePG := cpuTime()-cpu0, postgresCPU()-pg0
+	baseCPU, basePG := measure.SelfCPU()-cpu0, postgresCPU()-pg0
 	// A worker takes the baseline's runs' first tasks now, so that no phase pays for them.
 	if err := drain(ctx, tc, pg.URL, ring, cl); err != nil {
 		return err
@@ -238,15 +236,15 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 		fmt.Println(line)
 	}
 	row("accepted per second", fmt.Sprintf("%.1f", base.rate), func(c column) string { return fmt.Sprintf("%.1f", c.res.rate) })
-	row("call p50 (SWS / HTTP accept)", ms(base.p(50)), func(c column) string { return ms(c.res.p(50)) })
-	row("call p99 (SWS / HTTP accept)", ms(base.p(99)), func(c column) string { return ms(c.res.p(99)) })
-	row("event → workflow started p50", ms(base.p(50)), func(c column) string { return ms(pct(c.e2s, 50)) })
-	row("event → workflow started p99", ms(base.p(99)), func(c column) string { return ms(pct(c.e2s, 99)) })
-	row("CPU per 1,000 events (this process)", ms(baseCPU*1000/time.Duration(n)), func(c column) string { return ms(c.cpu * 1000 / time.Duration(n)) })
-	row("  + PostgreSQL CPU per 1,000", ms(basePG*1000/time.Duration(n)), func(c column) string { return ms(c.pg * 1000 / time.Duration(n)) })
+	row("call p50 (SWS / HTTP accept)", measure.MS(base.p(50)), func(c column) string { return measure.MS(c.res.p(50)) })
+	row("call p99 (SWS / HTTP accept)", measure.MS(base.p(99)), func(c column) string { return measure.MS(c.res.p(99)) })
+	row("event → workflow started p50", measure.MS(base.p(50)), func(c column) string { return measure.MS(measure.Percentile(c.e2s, 50)) })
+	row("event → workflow started p99", measure.MS(base.p(99)), func(c column) string { return measure.MS(measure.Percentile(c.e2s, 99)) })
+	row("CPU per 1,000 events (this process)", measure.MS(baseCPU*1000/time.Duration(n)), func(c column) string { return measure.MS(c.cpu * 1000 / time.Duration(n)) })
+	row("  + PostgreSQL CPU per 1,000", measure.MS(basePG*1000/time.Duration(n)), func(c column) string { return measure.MS(c.pg * 1000 / time.Duration(n)) })
 	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG)) })
 	row("starter CPU per 1,000 (derived)", "", func(c column) string {
-		return ms((c.cpu + c.pg - baseCPU - basePG) * 1000 / time.Duration(n))
+		return measure.MS((c.cpu + c.pg - baseCPU - basePG) * 1000 / time.Duration(n))
 	})
 	row("PostgreSQL growth per contact", "", func(c column) string { return fmt.Sprintf("%d B", c.dbGrowth/int64(n)) })
 	var on, off []float64
@@ -331,7 +329,7 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 		}
 	}()
 	for _, addr := range addrs {
-		waitHTTP("http://" + addr + "/healthz")
+		measure.WaitHTTP("http://" + addr + "/healthz")
 	}
 	if ps.telemetry {
 		go scrape(ctx, "http://"+addrs[0]+"/metrics")
@@ -342,7 +340,7 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 	}
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	posted := make([]time.Time, n)
-	cpu0, pg0 := cpuTime(), ps.postgresCPU()
+	cpu0, pg0 := measure.SelfCPU(), ps.postgresCPU()
 	res := pace(rate, n, func(i int) error {
 		addr := addrs[i%len(addrs)]
 		body := fmt.Sprintf(`{"userId":"%s%d","event":"Signed Up","messageId":"%s%d"}`, ps.users, i, ps.users, i)
@@ -374,7 +372,7 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c := column{name: "codec on", res: res, cpu: cpuTime() - cpu0, pg: ps.postgresCPU() - pg0}
+	c := column{name: "codec on", res: res, cpu: measure.SelfCPU() - cpu0, pg: ps.postgresCPU() - pg0}
 	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
 		return c, err
 	}
@@ -420,7 +418,7 @@ type result struct {
 	errors int
 }
 
-func (r result) p(q int) time.Duration { return pct(r.lat, q) }
+func (r result) p(q int) time.Duration { return measure.Percentile(r.lat, q) }
 
 // pace calls fn n times at rate per second, each in its own goroutine (open loop: a slow
 // call does not slow the sender), and returns the achieved rate and latencies.
@@ -483,33 +481,6 @@ func startTimes(ctx context.Context, cl client.Client, pool *pgxpool.Pool) (map[
 		if token = resp.NextPageToken; len(token) == 0 {
 			return out, nil
 		}
-	}
-}
-
-func pct(d []time.Duration, q int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[min(len(s)-1, len(s)*q/100)]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func waitHTTP(url string) {
-	for i := 0; i < 200; i++ {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
