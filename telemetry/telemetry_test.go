@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnhq/cairn/telemetry"
 )
@@ -70,9 +71,12 @@ func TestReadyzNamesTheFailingCheckAndExcludeLeavesItOut(t *testing.T) {
 	require.True(t, strings.Contains(rec.Body.String(), `"database":"ok"`))
 }
 
-func TestTraceParentRoundTripsAndIsEmptyWithoutASpan(t *testing.T) {
-	require.Empty(t, telemetry.TraceParent(context.Background()))
+func TestAStoredTraceParentBecomesTheParentOfTheNextSpan(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	require.Equal(t, tp, telemetry.TraceParent(telemetry.WithTraceParent(context.Background(), tp)))
-	require.Empty(t, telemetry.TraceParent(telemetry.WithTraceParent(context.Background(), "garbage")))
+	sc := trace.SpanContextFromContext(telemetry.WithTraceParent(context.Background(), tp))
+	require.True(t, sc.IsRemote() && sc.IsSampled())
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", sc.TraceID().String())
+	require.Equal(t, "00f067aa0ba902b7", sc.SpanID().String())
+	require.False(t, trace.SpanContextFromContext(telemetry.WithTraceParent(context.Background(), "garbage")).IsValid())
+	require.False(t, trace.SpanContextFromContext(telemetry.WithTraceParent(context.Background(), "")).IsValid())
 }

@@ -87,12 +87,6 @@ func Setup(ctx context.Context, service string) (shutdown func(context.Context) 
 	return install(sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))), nil
 }
 
-// UseExporter turns tracing on with spans handed to exp as each ends (tests use an in-memory
-// exporter). Like Setup, it acts once per process.
-func UseExporter(exp sdktrace.SpanExporter) (shutdown func(context.Context) error) {
-	return install(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)))
-}
-
 func install(tp *sdktrace.TracerProvider) func(context.Context) error {
 	setupMu.Lock()
 	defer setupMu.Unlock()
@@ -107,8 +101,7 @@ func install(tp *sdktrace.TracerProvider) func(context.Context) error {
 	return tp.Shutdown
 }
 
-// SetTracing turns span creation off (or back on, once Setup or UseExporter installed a
-// provider) for the HTTP handlers, Temporal clients and dispatchers made from now on, and for
+// SetTracing turns span creation off (or back on, once Setup installed a provider) for the HTTP handlers, Temporal clients and dispatchers made from now on, and for
 // every dispatch and provider call: benchmarks compare the two in one process.
 func SetTracing(on bool) {
 	setupMu.Lock()
@@ -119,20 +112,9 @@ func SetTracing(on bool) {
 // Tracer is the tracer of Cairn's own spans (HTTP requests, dispatch, SMTP).
 func Tracer() trace.Tracer { return otel.Tracer(InstrumentationName) }
 
-// TraceParent is the W3C traceparent of the span in ctx, or "" when there is none: what an
-// event stores so that its dispatch, later and elsewhere, continues the trace.
-func TraceParent(ctx context.Context) string {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		return ""
-	}
-	carrier := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, carrier)
-	return carrier["traceparent"]
-}
-
-// WithTraceParent returns ctx carrying the remote span context of a stored traceparent, so a
-// span started from it is that span's child; a malformed or empty value leaves ctx as it is.
+// WithTraceParent returns ctx carrying the remote span context of a traceparent an event
+// stored (crm keeps the recording span's), so a span started from it is that span's child; a
+// malformed or empty value leaves ctx as it is.
 func WithTraceParent(ctx context.Context, traceparent string) context.Context {
 	if traceparent == "" {
 		return ctx
