@@ -41,7 +41,7 @@ func Scratch(ctx context.Context, tx pgx.Tx) error {
 		// Definitions without their columns: the scratch contacts table has none, and a field's
 		// tests read traits then, with the same answers.
 		`INSERT INTO field_definitions (name, type, label, created_at) SELECT name, type, label, created_at FROM %s.field_definitions`,
-		`INSERT INTO journeys (id, paused, archived_at) SELECT id, paused, archived_at FROM %s.journeys`,
+		`INSERT INTO journeys (id) SELECT id FROM %s.journeys`,
 	} {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(copy, src)); err != nil {
 			return fmt.Errorf("scratch: copy definitions: %w", err)

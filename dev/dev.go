@@ -4,7 +4,6 @@
 package dev
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,8 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -359,25 +356,11 @@ func applyExamples(ctx context.Context, dbURL, dir string) error {
 
 // applyTemplates saves every email template in dir (<id>.yaml with subject, html, text).
 func applyTemplates(ctx context.Context, db crm.DB, dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	templates, err := email.ReadTemplateDir(dir)
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var t email.Template
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&t); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		t.ID = strings.TrimSuffix(filepath.Base(f), ".yaml")
-		if err := t.Check(); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
+	for _, t := range templates {
 		if _, err := crm.PutTemplate(ctx, db, t); err != nil {
 			return err
 		}
