@@ -344,6 +344,8 @@ func (s *sim) fail(err error) {
 }
 
 // envClock is the activities' clock: the test environment's virtual time.
-type envClock struct{ env *testsuite.TestWorkflowEnvironment }
+type envClock struct {
+	env *testsuite.TestWorkflowEnvironment
+}
 
 func (c envClock) Now() time.Time { return c.env.Now() }

@@ -76,7 +76,7 @@ func TestEveryExampleJourneySimulatesInVirtualTime(t *testing.T) {
 	}{
 		{journey: "welcome", status: "completed", atLeast: 2 * time.Minute},
 		{journey: "cart-recovery", status: "completed", goals: []string{"purchased"},
-			events: []simulation.Event{{At: journey.Duration{D: 12 * time.Hour}, Name: "Order Completed", Properties: map[string]any{"order_id": "o-1", "total": 40}}},
+			events:   []simulation.Event{{At: journey.Duration{D: 12 * time.Hour}, Name: "Order Completed", Properties: map[string]any{"order_id": "o-1", "total": 40}}},
 			lastStep: "thank-you"},
 		{journey: "cart-recovery", status: "completed", atLeast: 6 * 24 * time.Hour},
 		{journey: "browse-abandonment", status: "completed", atLeast: 2 * time.Hour},
