@@ -96,6 +96,16 @@ type Result struct {
 // StatusStopped is a run still waiting when the simulation reached its horizon.
 const StatusStopped = "stopped"
 
+// InputError is a simulation refused for what it was given: a contact or an event the CRM
+// does not take. Path says which (contact, events[2]).
+type InputError struct {
+	Path string
+	Err  error
+}
+
+func (e *InputError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // Run simulates in.Journey for in.Contact inside a transaction on db, which it rolls back:
 // the CRM db points at is read (templates, pipelines, scoring rules, field definitions) and
 // never written.
@@ -131,7 +141,7 @@ func Run(ctx context.Context, db crm.DB, in Input) (*Result, error) {
 	s := &sim{in: in, db: &serialDB{tx: tx}, res: &Result{Journey: in.Journey.ID, Version: in.Version, Contact: in.Contact.ID,
 		Start: in.Start, Path: []contract.Visit{}, GoalsMet: []string{}, Messages: []Message{}, Heard: []contract.Event{}}}
 	if err := s.seed(ctx); err != nil {
-		return nil, fmt.Errorf("simulation: seed the contact: %w", err)
+		return nil, &InputError{Path: "contact", Err: err}
 	}
 	if j := in.Journey; j.Entry != nil {
 		ok, err := crm.Matches(ctx, s.db, s.contactID, *j.Entry, crm.Env{Now: in.Start, EnteredAt: in.Start})
@@ -250,10 +260,13 @@ func (s *sim) run(ctx context.Context) error {
 		for k, v := range t[0].Where {
 			props[k] = v
 		}
-		env.RegisterDelayedCallback(func() { s.happen(ctx, Event{Name: t[0].Event, Properties: props}) }, 0)
+		env.RegisterDelayedCallback(func() { s.happen(ctx, -1, Event{Name: t[0].Event, Properties: props}) }, 0)
 	}
-	for _, ev := range s.in.Events {
-		env.RegisterDelayedCallback(func() { s.happen(ctx, ev) }, ev.At.D)
+	for i, ev := range s.in.Events {
+		if ev.Name == journey.EventAlias {
+			return &InputError{Path: fmt.Sprintf("events[%d].event", i), Err: errors.New("an alias changes who the contact is: a simulation has one contact")}
+		}
+		env.RegisterDelayedCallback(func() { s.happen(ctx, i, ev) }, ev.At.D)
 	}
 	stopped := false
 	env.RegisterDelayedCallback(func() {
@@ -296,13 +309,17 @@ func (s *sim) run(ctx context.Context) error {
 	return nil
 }
 
-// happen records one of the contact's events in the scratch CRM, then hands the run what it
-// listens for.
-func (s *sim) happen(ctx context.Context, ev Event) {
+// happen records one of the contact's events (i in Input.Events; -1 for the trigger) in the
+// scratch CRM, then hands the run what it listens for.
+func (s *sim) happen(ctx context.Context, i int, ev Event) {
 	in := crm.EventInput{ExternalID: s.in.Contact.ID, Name: ev.Name, Properties: ev.Properties, Traits: ev.Traits,
 		Source: crm.SourceAPI, OccurredAt: s.env.Now()}
 	if _, _, err := crm.RecordEvent(ctx, s.db, in); err != nil {
-		s.fail(fmt.Errorf("event %s at %s: %w", ev.Name, ev.At, err))
+		path := "trigger"
+		if i >= 0 {
+			path = fmt.Sprintf("events[%d]", i)
+		}
+		s.fail(&InputError{Path: path, Err: err})
 		return
 	}
 	s.pump(ctx)

@@ -558,7 +558,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 			continue
 		}
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		err := d.Temporal.SignalWorkflow(callCtx, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
+		err := signalChain(callCtx, d.Temporal, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -723,7 +723,7 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	if open && def.Reentry.Mode != journey.ReentryAlways {
 		// The row says open; ask Temporal whether that run has finished since.
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
+		info, err := describeChain(callCtx, d.Temporal, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -731,8 +731,8 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 			open, last.EndedAt = false, &last.EnteredAt
 		case err != nil:
 			return refused, fmt.Errorf("describe run of %s: %w", j.JourneyID, err)
-		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
-			closed := desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		case info.GetCloseTime() != nil:
+			closed := info.GetCloseTime().AsTime()
 			open, last.EndedAt = false, &closed
 		}
 		if !open {
@@ -837,7 +837,7 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 	}
 	for _, en := range rows {
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, en.WorkflowID, en.RunID)
+		info, err := describeChain(callCtx, d.Temporal, en.WorkflowID, en.RunID)
 		cancel()
 		var notFound *serviceerror.NotFound
 		ended := time.Time{}
@@ -846,8 +846,8 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 			ended = d.Clock.Now()
 		case err != nil:
 			return len(rows), fmt.Errorf("describe %s: %w", en.WorkflowID, err)
-		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
-			ended = desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		case info.GetCloseTime() != nil:
+			ended = info.GetCloseTime().AsTime()
 		}
 		if ended.IsZero() {
 			continue
@@ -856,7 +856,7 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 			return len(rows), err
 		}
 		d.Logger.Info("closed the enrollment of a run that ended without recording it", "workflow_id", en.WorkflowID,
-			"status", desc.GetWorkflowExecutionInfo().GetStatus().String())
+			"status", info.GetStatus().String())
 	}
 	return len(rows), nil
 }
