@@ -11,7 +11,8 @@ import (
 
 // Scratch turns tx into a throwaway CRM: a schema of its own, migrated, holding a copy of the
 // definitions of the CRM tx was opened on (email templates, pipelines and their stages,
-// scoring rules, field definitions, the journeys' ids), and no contact. Every statement on tx
+// scoring rules, field definitions, the journeys' ids; none when it holds no CRM), and no
+// contact. Every statement on tx
 // afterwards reads and writes that schema alone; rolling tx back leaves nothing behind, in
 // either. A simulation runs journeys against it.
 func Scratch(ctx context.Context, tx pgx.Tx) error {
@@ -33,6 +34,13 @@ func Scratch(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("scratch: %w", err)
 	}
 	src := pgx.Identifier{from}.Sanitize()
+	var cairn bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, src+".schema_migrations").Scan(&cairn); err != nil {
+		return fmt.Errorf("scratch: %w", err)
+	}
+	if !cairn {
+		return nil // a database without Cairn's CRM: nothing to copy
+	}
 	for _, copy := range []string{
 		`INSERT INTO email_templates (id, subject, html, text, updated_at) SELECT id, subject, html, text, updated_at FROM %s.email_templates`,
 		`INSERT INTO pipelines (id, name, updated_at) SELECT id, name, updated_at FROM %s.pipelines`,

@@ -18,6 +18,18 @@ import (
 // A document past one of the limits (MaxDocumentBytes, MaxConditionDepth, ...) is refused
 // with the path where it went past, before its remaining parts are read.
 func Decode(doc []byte) (*Journey, error) {
+	j, err := Read(doc)
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Read is Decode for tools that check more than the language does (that the templates a
+// journey sends exist): it returns the journey as far as it read, beside the problems, so
+// their problems come in the same pass. The journey is nil only when the document does not
+// parse, or is past a limit.
+func Read(doc []byte) (*Journey, error) {
 	n, err := parse(doc, "the document is empty")
 	if err != nil {
 		return nil, err
@@ -39,7 +51,7 @@ func Decode(doc []byte) (*Journey, error) {
 		probs = append(probs[:MaxProblems:MaxProblems], Problem{Message: fmt.Sprintf("and %d more problems", len(probs)-MaxProblems)})
 	}
 	if len(probs) > 0 {
-		return nil, &ValidationError{Problems: withLines(lineIndex(n), probs)}
+		return j, &ValidationError{Problems: withLines(lineIndex(n), probs)}
 	}
 	return j, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/workflows"
 )
@@ -65,6 +66,9 @@ type Input struct {
 	// Horizon is the virtual time after which a run still waiting is stopped (DefaultHorizon
 	// when zero): a wait without a timeout would otherwise never end.
 	Horizon time.Duration
+	// Templates are put in the scratch CRM beside (or instead of) the CRM's own: a journey
+	// file's templates, simulated before they are applied.
+	Templates []email.Template
 }
 
 // DefaultHorizon stops a simulated run still waiting two years after it entered.
@@ -131,6 +135,11 @@ func Run(ctx context.Context, db crm.DB, in Input) (*Result, error) {
 	if err := crm.Scratch(ctx, tx); err != nil {
 		return nil, fmt.Errorf("simulation: %w", err)
 	}
+	for _, t := range in.Templates {
+		if _, err := crm.PutTemplate(ctx, tx, t); err != nil {
+			return nil, fmt.Errorf("simulation: %w", err)
+		}
+	}
 	if _, err := crm.JourneyByID(ctx, tx, in.Journey.ID, 0); errors.Is(err, crm.ErrNotFound) {
 		if _, _, err := crm.ApplyJourney(ctx, tx, &in.Journey, ""); err != nil {
 			return nil, fmt.Errorf("simulation: %w", err)
@@ -160,6 +169,17 @@ func Run(ctx context.Context, db crm.DB, in Input) (*Result, error) {
 	}
 	s.res.Took = time.Since(began)
 	return s.res, nil
+}
+
+// RunOn is Run on the PostgreSQL at url, which it only reads (a database without Cairn's CRM
+// will do: the scratch CRM then starts empty).
+func RunOn(ctx context.Context, url string, in Input) (*Result, error) {
+	pool, err := crm.Connect(ctx, url, 2)
+	if err != nil {
+		return nil, fmt.Errorf("simulation: %w", err)
+	}
+	defer pool.Close()
+	return Run(ctx, pool, in)
 }
 
 // sim is one simulation under way.
