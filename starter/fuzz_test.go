@@ -361,7 +361,9 @@ func (noRuns) TerminateWorkflow(context.Context, string, string, string, ...any)
 	return serviceerror.NewNotFound("no such run")
 }
 
-func (noRuns) CancelWorkflow(context.Context, string, string) error { return serviceerror.NewNotFound("no such run") }
+func (noRuns) CancelWorkflow(context.Context, string, string) error {
+	return serviceerror.NewNotFound("no such run")
+}
 
 func (noRuns) SignalWorkflow(context.Context, string, string, string, any) error {
 	return serviceerror.NewNotFound("no such run")

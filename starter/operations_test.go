@@ -386,4 +386,3 @@ func TestPagesTakeTheAdminKeyAsBasicPasswordAndDrawTheJourney(t *testing.T) {
 	status, _, _ = get("/ui/contacts/nobody", admin)
 	require.Equal(t, 404, status)
 }
-

@@ -19,7 +19,7 @@ import (
 var pageFiles embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"add": func(a, b float64) float64 { return a + b },
+	"add":   func(a, b float64) float64 { return a + b },
 	"short": shorten,
 	"lines": func(s string, n int) []string {
 		// a summary wrapped on two lines of at most n characters
