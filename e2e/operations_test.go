@@ -61,10 +61,10 @@ steps:
   - {id: hello, send_email: {template: mig-hello}}
   - branch:
       - when: {field: group, equals: a}
-        steps: [{id: wait-a, wait: 30s}]
+        steps: [{id: wait-a, wait: 45s}]
       - when: {field: group, equals: b}
-        steps: [{id: wait-b, wait_until: {condition: {event: Clicked}, timeout: 30s}}]
-      - else: [{id: wait-c, wait: 30s}]
+        steps: [{id: wait-b, wait_until: {condition: {event: Clicked}, timeout: 45s}}]
+      - else: [{id: wait-c, wait: 45s}]
   - {id: old-email, send_email: {template: mig-old}}
   - {id: bye, send_email: {template: mig-bye}}
 `
@@ -76,7 +76,7 @@ id: e2e-mig
 trigger: {event: Joined}
 steps:
   - {id: hello, send_email: {template: mig-hello}}
-  - {id: pause-a, wait: 30s}
+  - {id: pause-a, wait: 45s}
   - {id: inserted, add_tag: migrated}
   - {id: pause-b, wait_until: {condition: {event: Clicked}, timeout: 1s}}
   - {id: pause-c, wait: 1s}
