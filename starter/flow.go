@@ -22,7 +22,7 @@ const (
 	emptyH    = 22.0 // an empty path
 	margin    = 24.0
 	sideLane  = 70.0 // left of the steps: goto arcs
-	goalLaneW = 240.0
+	goalLaneW = 280.0
 )
 
 // flowBox is a drawn step.
