@@ -101,7 +101,7 @@ steps:
 	p.open(t, s.url+"/ui/journeys/e2e-page")
 	type box struct {
 		ID, Kind, Count, Href string
-		W, H              float64
+		W, H                  float64
 	}
 	var boxes []box
 	p.eval(t, `[...document.querySelectorAll('svg.flow g.step')].map(g => ({ID: g.dataset.step, Kind: g.dataset.kind, Count: g.dataset.count,
