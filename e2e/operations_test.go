@@ -171,6 +171,18 @@ func TestMigratingRunsInFlight(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return s.count(t, `SELECT count(*) FROM enrollments WHERE journey_id = 'e2e-mig' AND version = 2`) == n
 	}, 10*time.Second, 100*time.Millisecond, "the CRM routes by version 2 now")
+	// An event reaches a moved run: the dispatcher follows the chain from the run the CRM
+	// knows (now closed) to the one open.
+	var clicker string
+	for wfID, before := range sample {
+		if before.group == "b" {
+			clicker = wfID
+		}
+	}
+	s.track(t, fmt.Sprintf(`{"userId":"m-%03d","event":"Clicked"}`, sampleIndex(clicker, s, t)))
+	require.Eventually(t, func() bool { return s.state(t, clicker).CurrentStep != "pause-b" }, 10*time.Second, 100*time.Millisecond,
+		"the click ends the moved run's wait_until")
+	delete(sample, clicker)
 
 	// The runs complete on version 2's path, each email sent once.
 	s.eventuallyCount(t, "CairnJourney = 'e2e-mig' AND ExecutionStatus = 'Running'", 0, 90*time.Second)
@@ -362,4 +374,17 @@ func TestDeliveryNotReadyWaitsAndGoesOnOnceConfigured(t *testing.T) {
 	require.GreaterOrEqual(t, calls.Load(), int64(1))
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM events WHERE name = 'sms_sent'`))
 	recordHistory(t, s, wfID, "delivery-not-ready")
+}
+
+// sampleIndex is the number in the user id of the contact a run belongs to.
+func sampleIndex(wfID string, s *system, t *testing.T) int {
+	t.Helper()
+	id, ok := contract.ContactOfWorkflowID(wfID)
+	require.True(t, ok)
+	var ext string
+	require.NoError(t, s.db.QueryRow(s.ctx, `SELECT external_id FROM contacts WHERE id = $1`, id).Scan(&ext))
+	var n int
+	_, err := fmt.Sscanf(ext, "m-%d", &n)
+	require.NoError(t, err)
+	return n
 }
