@@ -364,12 +364,17 @@ func TestPagesTakeTheAdminKeyAsBasicPasswordAndDrawTheJourney(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), resp.Header
 	}
-	status, _, h := get("/ui/journeys/pg", nil)
+	status, body, h := get("/ui/journeys/pg", nil)
 	require.Equal(t, 401, status)
 	require.Contains(t, h.Get("WWW-Authenticate"), "Basic")
+	require.Contains(t, body, `"code":"unauthorized"`, "a JSON error, unless a browser asks for HTML")
+	status, body, h = get("/ui/journeys/pg", func(r *http.Request) { r.Header.Set("Accept", "text/html,application/xhtml+xml") })
+	require.Equal(t, 401, status)
+	require.Equal(t, "text/html; charset=utf-8", h.Get("Content-Type"))
+	require.Contains(t, body, "the admin key is needed")
 	status, _, _ = get("/ui/journeys/pg", func(r *http.Request) { r.SetBasicAuth("me", "wrong") })
 	require.Equal(t, 401, status)
-	status, body, h := get("/ui/journeys/pg", func(r *http.Request) { r.SetBasicAuth("me", adminKey) })
+	status, body, h = get("/ui/journeys/pg", func(r *http.Request) { r.SetBasicAuth("me", adminKey) })
 	require.Equal(t, 200, status)
 	require.Equal(t, "text/html; charset=utf-8", h.Get("Content-Type"))
 	for _, want := range []string{`data-step="w"`, `data-step="2-branch"`, `data-step="2-branch.1.1-add_tag"`, `data-step="last"`, `data-goal="won"`,

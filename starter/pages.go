@@ -52,13 +52,14 @@ func (a *API) page(h handlerFunc) http.Handler {
 		}
 		if token == "" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="cairn admin", charset="UTF-8"`)
-			a.pageError(w, http.StatusUnauthorized, "The admin key is needed: give it as the password (any user name).")
+			a.pageError(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
+				Message: "the admin key is needed: give it as the password (any user name), or as a bearer token"})
 			return
 		}
 		if a.AdminKey == "" || !anyKey([]string{a.AdminKey}, token) {
 			a.authFailures.failed(addr)
 			w.Header().Set("WWW-Authenticate", `Basic realm="cairn admin", charset="UTF-8"`)
-			a.pageError(w, http.StatusUnauthorized, "That is not the admin key.")
+			a.pageError(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "that is not the admin key"})
 			return
 		}
 		if err := checkURL(r); err != nil {
@@ -69,19 +70,25 @@ func (a *API) page(h handlerFunc) http.Handler {
 			var ae *apiError
 			switch {
 			case errors.Is(err, crm.ErrNotFound):
-				a.pageError(w, http.StatusNotFound, err.Error())
+				ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 			case errors.As(err, &ae):
-				a.pageError(w, ae.Status, ae.Message)
 			default:
 				a.Logger.Error("page failed", "path", r.URL.Path, "error", err)
-				a.pageError(w, http.StatusInternalServerError, "internal error; see the starter's log")
+				ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the starter's log"}
 			}
+			a.pageError(w, r, ae)
 		}
 	})
 }
 
-func (a *API) pageError(w http.ResponseWriter, status int, message string) {
-	a.render(w, status, "error", map[string]any{"Title": http.StatusText(status), "Message": message})
+// pageError answers a browser (Accept: text/html) with a small page, anything else with the
+// API's JSON error.
+func (a *API) pageError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		writeError(w, e)
+		return
+	}
+	a.render(w, e.Status, "error", map[string]any{"Title": http.StatusText(e.Status), "Message": e.Message})
 }
 
 // render executes a page into a buffer first, so a failure never sends half a page.
