@@ -54,6 +54,8 @@ func (s *system) callJSON(t *testing.T, method, path, body string, want int) map
 	return out
 }
 
+// migrationV1's waits last %[1]ds: long enough for 500 contacts to reach them and be
+// migrated before they end, on a busy machine too (the test measures it first).
 const migrationV1 = `
 id: e2e-mig
 trigger: {event: Joined}
@@ -61,10 +63,10 @@ steps:
   - {id: hello, send_email: {template: mig-hello}}
   - branch:
       - when: {field: group, equals: a}
-        steps: [{id: wait-a, wait: 45s}]
+        steps: [{id: wait-a, wait: %[1]ds}]
       - when: {field: group, equals: b}
-        steps: [{id: wait-b, wait_until: {condition: {event: Clicked}, timeout: 45s}}]
-      - else: [{id: wait-c, wait: 45s}]
+        steps: [{id: wait-b, wait_until: {condition: {event: Clicked}, timeout: %[1]ds}}]
+      - else: [{id: wait-c, wait: %[1]ds}]
   - {id: old-email, send_email: {template: mig-old}}
   - {id: bye, send_email: {template: mig-bye}}
 `
@@ -76,7 +78,7 @@ id: e2e-mig
 trigger: {event: Joined}
 steps:
   - {id: hello, send_email: {template: mig-hello}}
-  - {id: pause-a, wait: 45s}
+  - {id: pause-a, wait: 30s}
   - {id: inserted, add_tag: migrated}
   - {id: pause-b, wait_until: {condition: {event: Clicked}, timeout: 1s}}
   - {id: pause-c, wait: 1s}
@@ -92,7 +94,19 @@ func TestMigratingRunsInFlight(t *testing.T) {
 	for _, tpl := range []string{"mig-hello", "mig-old", "mig-bye"} {
 		s.template(t, tpl, "https://example.com/"+tpl)
 	}
-	s.apply(t, "e2e-mig", migrationV1)
+	// How long 100 contacts take to reach a wait on this machine now, to size the waits.
+	s.apply(t, "e2e-warm", "id: e2e-warm\ntrigger: {event: Warm}\nsteps: [{send_email: {template: mig-hello}}, {id: w, wait: 1h}]")
+	var warm []string
+	for i := range 100 {
+		warm = append(warm, fmt.Sprintf(`{"type":"track","userId":"w-%d","event":"Warm","context":{"traits":{"email":"w-%d@example.com"}}}`, i, i))
+	}
+	probe := time.Now()
+	s.batch(t, warm)
+	s.eventuallyCount(t, "CairnJourney = 'e2e-warm' AND ExecutionStatus = 'Running' AND CairnStep = 'w'", 100, 60*time.Second)
+	perHundred := time.Since(probe)
+	wait := 25*time.Second + 20*perHundred
+	t.Logf("100 contacts reach a wait in %s: version 1's waits last %s", perHundred.Round(time.Millisecond), wait.Round(time.Second))
+	s.apply(t, "e2e-mig", fmt.Sprintf(migrationV1, int(wait.Seconds())))
 	const n = 500
 	groups := map[string]int64{}
 	msgs := make([]string, n)
@@ -104,7 +118,7 @@ func TestMigratingRunsInFlight(t *testing.T) {
 	began := time.Now()
 	s.batch(t, msgs)
 	for g, want := range groups {
-		s.eventuallyCount(t, fmt.Sprintf("CairnJourney = 'e2e-mig' AND CairnJourneyVersion = 1 AND ExecutionStatus = 'Running' AND CairnStep = 'wait-%s'", g), want, 40*time.Second)
+		s.eventuallyCount(t, fmt.Sprintf("CairnJourney = 'e2e-mig' AND CairnJourneyVersion = 1 AND ExecutionStatus = 'Running' AND CairnStep = 'wait-%s'", g), want, wait)
 	}
 	t.Logf("%d contacts waiting at version 1's waits after %s", n, time.Since(began).Round(time.Millisecond))
 
@@ -149,7 +163,7 @@ func TestMigratingRunsInFlight(t *testing.T) {
 	require.Eventually(t, func() bool {
 		m = s.callJSON(t, "GET", progress, "", 200)
 		return m["migration"].(map[string]any)["status"] == "done" && m["remaining"] == float64(0)
-	}, 60*time.Second, 200*time.Millisecond, "migration progress: %v", m)
+	}, wait, 200*time.Millisecond, "migration progress: %v", m)
 	require.Equal(t, float64(n), m["migration"].(map[string]any)["signalled"])
 	t.Logf("migrated %d runs, %s after they entered", n, time.Since(began).Round(time.Millisecond))
 	for g, want := range groups {
@@ -183,11 +197,18 @@ func TestMigratingRunsInFlight(t *testing.T) {
 	require.Eventually(t, func() bool { return s.state(t, clicker).CurrentStep != "pause-b" }, 10*time.Second, 100*time.Millisecond,
 		"the click ends the moved run's wait_until")
 	delete(sample, clicker)
+	// The trigger again reaches a moved run (SignalWithStart answers with its open execution):
+	// it is the same run to the CRM, no new entry.
+	s.track(t, fmt.Sprintf(`{"userId":"m-%03d","event":"Joined","messageId":"again"}`, sampleIndex(clicker, s, t)))
+	require.Eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM events WHERE dispatched_at IS NULL AND failed_at IS NULL`) == 0
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, n, s.count(t, `SELECT count(*) FROM journey_entries WHERE journey_id = 'e2e-mig'`))
 
 	// The runs complete on version 2's path, each email sent once.
-	s.eventuallyCount(t, "CairnJourney = 'e2e-mig' AND ExecutionStatus = 'Running'", 0, 90*time.Second)
+	s.eventuallyCount(t, "CairnJourney = 'e2e-mig' AND ExecutionStatus = 'Running'", 0, wait+time.Minute)
 	require.Zero(t, s.count(t, `SELECT count(*) FROM (SELECT 1 FROM email_messages GROUP BY contact_id, template HAVING count(*) > 1) twice`), "nothing sent twice")
-	require.Equal(t, n, s.count(t, `SELECT count(*) FROM email_messages WHERE template = 'mig-hello' AND status = 'sent'`))
+	require.Equal(t, n, s.count(t, `SELECT count(*) FROM email_messages WHERE journey_id = 'e2e-mig' AND template = 'mig-hello' AND status = 'sent'`))
 	require.Equal(t, n, s.count(t, `SELECT count(*) FROM email_messages WHERE template = 'mig-bye' AND status = 'sent'`))
 	require.Zero(t, s.count(t, `SELECT count(*) FROM email_messages WHERE template = 'mig-old'`), "version 1's removed step never ran")
 	require.Equal(t, int(groups["a"]), s.count(t, `SELECT count(*) FROM contact_tags WHERE tag = 'migrated'`), "the inserted step, after pause-a")

@@ -3,11 +3,14 @@ package starter
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
+
+	"github.com/cairnhq/cairn/crm"
 )
 
 // A run that continues as new (a long run, a migration) is a chain of executions: the CRM
@@ -48,4 +51,25 @@ func signalChain(ctx context.Context, tc client.Client, workflowID, firstRunID, 
 		return err
 	}
 	return tc.SignalWorkflow(ctx, workflowID, info.GetExecution().GetRunId(), name, arg)
+}
+
+// firstRunOf is the id the CRM knows a run reached by SignalWithStart by: the first run of
+// its chain. SignalWithStart answers with the execution open now, which is a later one when
+// the run has continued as new (a long run, a migrated one); the CRM's open enrollment then
+// names the chain's first run.
+func (d *Dispatcher) firstRunOf(ctx context.Context, journeyID string, contactID int64, workflowID, runID string) (string, error) {
+	last, err := crm.EnrollmentOf(ctx, d.DB, journeyID, contactID)
+	if err != nil || last == nil || last.EndedAt != nil || last.RunID == runID {
+		return runID, err
+	}
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, workflowID, runID)
+	if err != nil {
+		return runID, fmt.Errorf("describe %s: %w", workflowID, err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetFirstRunId() == last.RunID {
+		return last.RunID, nil
+	}
+	return runID, nil
 }

@@ -628,7 +628,11 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	case err != nil:
 		return fmt.Errorf("signal-with-start %s: %w", id, err)
 	}
-	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, j.Version, id, run.GetRunID(), ev.ID, d.Clock.Now()); err != nil {
+	runID, err := d.firstRunOf(ctx, j.JourneyID, ev.ContactID, id, run.GetRunID())
+	if err != nil {
+		return err
+	}
+	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, j.Version, id, runID, ev.ID, d.Clock.Now()); err != nil {
 		return err
 	}
 	d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
