@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -64,7 +65,11 @@ func (it *interpreter) offerMigration(ctx workflow.Context, m contract.Migration
 		log.Info("migration leaves this step out: the run stays", "migration", m.ID, "step", it.state.CurrentStep)
 		return
 	}
-	it.moving = &migration{m: m, from: it.state.CurrentStep, target: target, deadline: it.state.WaitUntil}
+	deadline := it.state.WaitUntil
+	if strings.HasPrefix(it.state.WaitingFor, "goal ") {
+		deadline = nil // a goal's wait, before its step: the step's own wait has not begun
+	}
+	it.moving = &migration{m: m, from: it.state.CurrentStep, target: target, deadline: deadline}
 	it.cancelStep()
 }
 
