@@ -352,6 +352,18 @@ steps:
 		c := c.(map[string]any)
 		require.Contains(t, c["temporal_ui"], "http://temporal-ui.test/namespaces/default/workflows?query=")
 	}
+
+	// Archived with its runs cancelled: each records its end as cancelled, and the trigger
+	// starts no new run.
+	archived := s.callJSON(t, "POST", "/v1/journeys/e2e-stats/archive", `{"cancel_runs": true}`, 200)
+	require.Equal(t, want["running"], archived["cancelled"])
+	s.track(t, `{"userId":"s-new","event":"Joined","context":{"traits":{"email":"s-new@example.com"}}}`)
+	require.Eventually(t, func() bool {
+		stats = s.callJSON(t, "GET", "/v1/journeys/e2e-stats/stats", "", 200)
+		return stats["cancelled"] == want["running"] && stats["running"] == float64(0)
+	}, 30*time.Second, 250*time.Millisecond, "stats after archiving: %v", stats)
+	require.Equal(t, float64(n), stats["entered"], "the archived journey took no one in")
+	s.eventuallyCount(t, "CairnJourney = 'e2e-stats' AND ExecutionStatus = 'Running'", 0, 10*time.Second)
 }
 
 // A delivery whose provider is missing is not a failed run: the step waits, retried with
