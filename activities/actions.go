@@ -81,8 +81,11 @@ func (a *Activities) StartJourney(ctx context.Context, in ActionInput) (ActionOu
 	return output(crm.RequestJourney(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.StartJourney))
 }
 
-// ErrTypeNotConfigured marks a delivery whose provider has no configuration.
-const ErrTypeNotConfigured = "ProviderNotConfigured"
+// ErrTypeNotReady marks a delivery that cannot happen yet: its provider has no configuration,
+// or its template does not exist. The error is retryable: the step waits, retried with
+// backoff (Temporal UI shows the reason as the pending activity's last failure), and goes on
+// once the setting or the template is there.
+const ErrTypeNotReady = "DeliveryNotReady"
 
 // SendSMS sends a text message to the contact's phone field through the SMS provider.
 func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (out ActionOutput, err error) {
@@ -210,6 +213,9 @@ func (e *permanentError) Unwrap() error { return e.error }
 func permanent(err error) error { return &permanentError{err} }
 
 func notConfigured(what, env string) error {
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("no %s provider is configured (set %s); the step cannot run", what, env), ErrTypeNotConfigured, nil)
+	return notReady(fmt.Sprintf("no %s provider is configured (set %s on the worker); the step waits until one is", what, env))
+}
+
+func notReady(reason string) error {
+	return temporal.NewApplicationError(reason, ErrTypeNotReady)
 }

@@ -22,13 +22,12 @@ import (
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
 	"github.com/cairnhq/cairn/telemetry"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Activities holds the dependencies of every activity.
 type Activities struct {
-	// DB is the CRM's PostgreSQL.
-	DB *pgxpool.Pool
+	// DB is the CRM's PostgreSQL (a pool; a simulation's scratch CRM in a transaction).
+	DB crm.DB
 	// Clock tells the time CRM writes and condition checks use (nil: the system clock).
 	Clock clock.Clock
 	// Mail sends email; nil means no SMTP server is configured, and send_email steps fail
@@ -159,8 +158,8 @@ func countSend(channel string, out ActionOutput, err error) {
 	outcome := "sent"
 	var appErr *temporal.ApplicationError
 	switch {
-	case err != nil && errors.As(err, &appErr) && appErr.NonRetryable() && appErr.Type() == ErrTypeNotConfigured:
-		outcome = "not_configured"
+	case err != nil && errors.As(err, &appErr) && appErr.Type() == ErrTypeNotReady:
+		outcome = "not_ready"
 	case err != nil && errors.As(err, &appErr) && appErr.NonRetryable():
 		outcome = "rejected"
 	case err != nil:
@@ -191,7 +190,10 @@ func output(res crm.ActionResult, err error) (ActionOutput, error) {
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
 	case errors.Is(err, crm.ErrNoEmail):
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoEmail, err)
-	case errors.Is(err, crm.ErrUnsubscribed), errors.Is(err, crm.ErrNoTemplate), errors.Is(err, email.ErrTemplate):
+	case errors.Is(err, crm.ErrNoTemplate):
+		// Delivery is not ready: the step waits, retried with backoff, until the template is put.
+		return ActionOutput{}, notReady(err.Error() + " (PUT /v1/templates/{id} to add it)")
+	case errors.Is(err, crm.ErrUnsubscribed), errors.Is(err, email.ErrTemplate):
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
 	case err != nil:
 		return ActionOutput{}, fmt.Errorf("activity: %w", err)
@@ -394,4 +396,19 @@ func (a *Activities) now() time.Time { return clock.OrSystem(a.Clock).Now() }
 // action identifies a ledgered effect for the CRM, timed by the activities' clock.
 func (a *Activities) action(key string, contactID int64) crm.Action {
 	return crm.Action{Key: key, ContactID: contactID, At: a.now()}
+}
+
+// MigrationRecord tells the CRM a run (by the first run id of its chain) continues on another
+// version of its journey.
+type MigrationRecord struct {
+	Journey   string `json:"journey"`
+	ContactID int64  `json:"contact_id"`
+	RunID     string `json:"run_id"`
+	Version   int    `json:"version"`
+}
+
+// RecordMigration moves the run's enrollment to the new version, so the events its new
+// version listens for reach it; idempotent.
+func (a *Activities) RecordMigration(ctx context.Context, in MigrationRecord) error {
+	return crm.MoveEnrollment(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Version)
 }

@@ -27,8 +27,8 @@ func TestDeliveriesWithoutAProviderAreCountedAsNotConfigured(t *testing.T) {
 			return err
 		}},
 	} {
-		before := testutil.ToFloat64(telemetry.Sends.WithLabelValues(c.channel, "not_configured"))
+		before := testutil.ToFloat64(telemetry.Sends.WithLabelValues(c.channel, "not_ready"))
 		require.Error(t, c.call())
-		require.Equal(t, before+1, testutil.ToFloat64(telemetry.Sends.WithLabelValues(c.channel, "not_configured")), c.channel)
+		require.Equal(t, before+1, testutil.ToFloat64(telemetry.Sends.WithLabelValues(c.channel, "not_ready")), c.channel)
 	}
 }

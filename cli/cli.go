@@ -14,7 +14,6 @@ import (
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
 	"github.com/cairnhq/cairn/dev/embedded"
-	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/starter"
 	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/worker"
@@ -36,9 +35,19 @@ func devCmd() *cobra.Command {
 	var cfg dev.Config
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run everything in one process: Temporal + UI, PostgreSQL, worker, starter, example journeys",
+		Short: "Run everything in one process: Temporal + UI, PostgreSQL, worker, starter, example journeys (reads DATABASE_URL, CAIRN_HTTP_ADDR, CAIRN_CART_IDLE, CAIRN_LOG_LEVEL)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.DatabaseURL = os.Getenv("DATABASE_URL")
+			idle, set, err := starter.CartIdleFromEnv()
+			if err != nil {
+				return err
+			}
+			if set {
+				cfg.CartIdle = idle
+				if idle == 0 {
+					cfg.CartIdle = -1 // off
+				}
+			}
 			if v := os.Getenv("CAIRN_HTTP_ADDR"); v != "" && !cmd.Flags().Changed("http") {
 				cfg.HTTPAddr = v
 			}
@@ -147,51 +156,4 @@ func traced(cmd *cobra.Command, service string, run func() error) error {
 		_ = shutdown(ctx)
 	}()
 	return run()
-}
-
-func journeysCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "journeys", Short: "Work with journey documents"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "schema",
-		Short: "Print the JSON Schema of journey documents (for editor completion)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := cmd.OutOrStdout().Write(journey.Schema)
-			return err
-		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "validate FILE...",
-		Short: "Check journey documents and list every problem with its path",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, files []string) error {
-			bad := 0
-			for _, f := range files {
-				doc, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				j, err := journey.Decode(doc)
-				if ve, ok := err.(*journey.ValidationError); ok {
-					bad++
-					for _, p := range ve.Problems {
-						loc := f
-						if p.Line > 0 {
-							loc = fmt.Sprintf("%s:%d", f, p.Line)
-						}
-						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", loc, p)
-					}
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (journey %s, %d steps)\n", f, j.ID, len(j.Steps))
-			}
-			if bad > 0 {
-				return fmt.Errorf("%d of %d journeys are invalid", bad, len(files))
-			}
-			return nil
-		},
-	})
-	return cmd
 }

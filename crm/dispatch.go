@@ -244,7 +244,10 @@ func QueueDepth(ctx context.Context, db DB) (pending, failed int64, err error) {
 // A short run may end, and record its end, before the dispatcher gets here: its end event
 // (journey_completed, …, keyed by the run) then closes the row at once.
 func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, version int, workflowID, runID string, eventID int64, at time.Time) error {
-	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8)
+	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8),
+		entry AS (INSERT INTO journey_entries (journey_id, run_id, contact_id, version, entered_at) VALUES ($1, $5, $2, $3, $7)
+			ON CONFLICT (journey_id, run_id) DO UPDATE SET version = COALESCE(journey_entries.version, EXCLUDED.version),
+			entered_at = LEAST(journey_entries.entered_at, EXCLUDED.entered_at))
 		INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended))
 		ON CONFLICT (journey_id, contact_id) DO UPDATE
@@ -309,7 +312,9 @@ func collectEnrollments(rows pgx.Rows) ([]Enrollment, error) {
 
 // EndEnrollment closes the row of a run that turned out to be finished at the given time.
 func EndEnrollment(ctx context.Context, db DB, journeyID string, contactID int64, runID string, at time.Time) error {
-	_, err := db.Exec(ctx, `UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3 AND ended_at IS NULL`,
+	_, err := db.Exec(ctx, `WITH entry AS (UPDATE journey_entries SET status = 'ended', ended_at = $4
+			WHERE journey_id = $1 AND run_id = $3 AND ended_at IS NULL)
+		UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3 AND ended_at IS NULL`,
 		journeyID, contactID, runID, at)
 	if err != nil {
 		return fmt.Errorf("end enrollment: %w", err)

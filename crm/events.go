@@ -386,3 +386,23 @@ func ensureContact(ctx context.Context, db DB, externalID string) (int64, error)
 	}
 	return id, nil
 }
+
+// ContactEventsAfter lists the contact's events after the event id given, in order (a
+// simulation hands them to its run as the dispatcher would).
+func ContactEventsAfter(ctx context.Context, db DB, contactID, after int64) ([]Event, error) {
+	rows, err := db.Query(ctx, `SELECT id, contact_id, name, properties, source, occurred_at, changed
+		FROM events WHERE contact_id = $1 AND id > $2 ORDER BY id`, contactID, after)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.ContactID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt, &e.Changed); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

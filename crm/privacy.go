@@ -30,6 +30,7 @@ var contactRows = []struct{ table, where, export string }{
 	{"segment_members", "contact_id = $1", "segments"},
 	{"goal_completions", "contact_id = $1", "goals"},
 	{"enrollments", "contact_id = $1", "enrollments"},
+	{"journey_entries", "contact_id = $1", "journey_entries"},
 	{"carts", "contact_id = $1", "carts"},
 	{"dispatch_leases", "contact_id = $1", ""},
 	{"contact_aliases", "contact_id = $1", "aliases"},

@@ -600,7 +600,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 			continue
 		}
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		err := d.Temporal.SignalWorkflow(callCtx, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
+		err := signalChain(callCtx, d.Temporal, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -670,7 +670,11 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	case err != nil:
 		return fmt.Errorf("signal-with-start %s: %w", id, err)
 	}
-	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, j.Version, id, run.GetRunID(), ev.ID, d.Clock.Now()); err != nil {
+	runID, err := d.firstRunOf(ctx, j.JourneyID, ev.ContactID, id, run.GetRunID())
+	if err != nil {
+		return err
+	}
+	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, j.Version, id, runID, ev.ID, d.Clock.Now()); err != nil {
 		return err
 	}
 	d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
@@ -765,7 +769,7 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	if open && def.Reentry.Mode != journey.ReentryAlways {
 		// The row says open; ask Temporal whether that run has finished since.
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
+		info, err := describeChain(callCtx, d.Temporal, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -773,8 +777,8 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 			open, last.EndedAt = false, &last.EnteredAt
 		case err != nil:
 			return refused, fmt.Errorf("describe run of %s: %w", j.JourneyID, err)
-		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
-			closed := desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		case info.GetCloseTime() != nil:
+			closed := info.GetCloseTime().AsTime()
 			open, last.EndedAt = false, &closed
 		}
 		if !open {
@@ -879,7 +883,7 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 	}
 	for _, en := range rows {
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, en.WorkflowID, en.RunID)
+		info, err := describeChain(callCtx, d.Temporal, en.WorkflowID, en.RunID)
 		cancel()
 		var notFound *serviceerror.NotFound
 		ended := time.Time{}
@@ -888,8 +892,8 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 			ended = d.Clock.Now()
 		case err != nil:
 			return len(rows), fmt.Errorf("describe %s: %w", en.WorkflowID, err)
-		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
-			ended = desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		case info.GetCloseTime() != nil:
+			ended = info.GetCloseTime().AsTime()
 		}
 		if ended.IsZero() {
 			continue
@@ -898,7 +902,7 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 			return len(rows), err
 		}
 		d.Logger.Info("closed the enrollment of a run that ended without recording it", "workflow_id", en.WorkflowID,
-			"status", desc.GetWorkflowExecutionInfo().GetStatus().String())
+			"status", info.GetStatus().String())
 	}
 	return len(rows), nil
 }

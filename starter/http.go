@@ -2,6 +2,7 @@ package starter
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/clock"
@@ -72,6 +74,11 @@ type API struct {
 	// with it. CodecServer, when set, serves Temporal's remote codec protocol under /codec/.
 	Codec       *codec.Codec
 	CodecServer http.Handler
+	// Background is the context work outliving a request (a migration being applied) runs
+	// under (nil: context.Background()); Run sets it to the starter's.
+	Background context.Context
+	routes     []string
+	migrating  sync.Map // migration id → a pass applying it in this process
 }
 
 // Now is the API's clock reading.
@@ -84,7 +91,7 @@ const DefaultEngagementWindow = time.Minute
 func (a *API) Handler() http.Handler {
 	a.limits = newLimiter(a.RatePerKey, a.RateBurst)
 	a.authFailures = newFailures(a.AuthFailuresPerMinute, a.AuthFailureBurst)
-	mux := http.NewServeMux()
+	mux := newRouter()
 	a.sources = map[string]string{
 		"POST /v1/forms/{id}": sourceForm, "PUT /v1/deals/{id}": sourceCRM, "POST /v1/sources/{source}/events": sourceSigned,
 		"GET /v1/t/o/{token}": sourceTracking, "GET /v1/t/c/{token}": sourceTracking, "POST /v1/t/u/{token}": sourceTracking,
@@ -152,10 +159,12 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /v1/t/c/{token}", a.public(a.trackClick))
 	mux.Handle("GET /v1/t/u/{token}", a.public(a.unsubscribe))
 	mux.Handle("POST /v1/t/u/{token}", a.public(a.unsubscribe))
+	a.operations(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return a.observe(mux)
+	a.routes = mux.patterns
+	return a.observe(mux.ServeMux)
 }
 
 // apiError is every error the API returns, as {"error": {...}}.
@@ -193,6 +202,8 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_event", Message: err.Error()}
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, crm.ErrArchived):
+		ae = &apiError{Status: http.StatusConflict, Code: "archived", Message: err.Error()}
 	case errors.Is(err, crm.ErrQueryTimeout):
 		ae = &apiError{Status: http.StatusServiceUnavailable, Code: "query_timeout",
 			Message: "the segment is too expensive to answer in time (" + err.Error() + ", CAIRN_QUERY_TIMEOUT): narrow its condition, or raise the limit"}
@@ -225,7 +236,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var mbe *http.MaxBytesError
 	writeError(w, err)
-	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.As(err, &mbe) &&
+	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.Is(err, crm.ErrArchived) && !errors.As(err, &mbe) &&
 		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		if rec, ok := w.(*recorder); ok {
 			rec.err = err
@@ -424,8 +435,12 @@ func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(probs) > 0 {
-		return &journey.ValidationError{Problems: probs}
+	missing, err := missingTemplates(r.Context(), a.DB, j)
+	if err != nil {
+		return err
+	}
+	if probs = append(probs, missing...); len(probs) > 0 {
+		return &journey.ValidationError{Problems: journey.WithLines(doc, probs)}
 	}
 	v, created, err := crm.ApplyJourney(r.Context(), a.DB, j, string(doc))
 	if err != nil {
@@ -501,8 +516,10 @@ func (a *API) startJourney(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("userId", "userId is required")
 	}
 	id := r.PathValue("id")
-	if _, err := crm.JourneyByID(r.Context(), a.DB, id, 0); err != nil {
+	if v, err := crm.JourneyByID(r.Context(), a.DB, id, 0); err != nil {
 		return err
+	} else if v.ArchivedAt != nil {
+		return fmt.Errorf("journey %q: %w: it starts no runs", id, crm.ErrArchived)
 	}
 	key := ""
 	if body.MessageID != "" {
@@ -538,12 +555,17 @@ func (a *API) putField(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// getFields serves GET /v1/fields: the defined fields by name.
 func (a *API) getFields(w http.ResponseWriter, r *http.Request) error {
-	defs, err := crm.Fields(r.Context(), a.DB)
+	limit, after, err := pageOf(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, defs)
+	defs, err := crm.ListFields(r.Context(), a.DB, after, limit)
+	if err != nil {
+		return err
+	}
+	writePage(w, "fields", defs, limit, func(f crm.FieldDefinition) string { return f.Name })
 	return nil
 }
 

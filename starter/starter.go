@@ -224,14 +224,10 @@ func ConfigFromEnv() (Config, error) {
 			*t.to = d.D
 		}
 	}
-	if v := os.Getenv("CAIRN_CART_IDLE"); v == "0" {
-		c.CartIdle = 0
-	} else if v != "" {
-		d, err := journey.ParseDuration(v)
-		if err != nil {
-			return c, fmt.Errorf("CAIRN_CART_IDLE: %w", err)
-		}
-		c.CartIdle = d.D
+	if d, set, err := CartIdleFromEnv(); err != nil {
+		return c, err
+	} else if set {
+		c.CartIdle = d
 	}
 	for _, v := range []struct {
 		name string
@@ -317,7 +313,7 @@ func Run(ctx context.Context, cfg Config) error {
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
 		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI, Codec: cfg.Temporal.Codec,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
-		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, NoMetrics: cfg.MetricsAddr != ""}
+		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, NoMetrics: cfg.MetricsAddr != "", Background: ctx}
 	if cfg.Temporal.Codec != nil {
 		api.CodecServer = codec.NewServer(cfg.Temporal.Codec, api.Namespace, cfg.CodecServer, logger)
 		if !cfg.CodecServer.On() {
@@ -361,4 +357,21 @@ func Run(ctx context.Context, cfg Config) error {
 	stopDispatch()
 	<-dispatched
 	return err
+}
+
+// CartIdleFromEnv reads CAIRN_CART_IDLE (a duration; "0" turns cart abandonment off, as 0);
+// set says whether it is set at all. The starter and dev read it.
+func CartIdleFromEnv() (d time.Duration, set bool, err error) {
+	v := os.Getenv("CAIRN_CART_IDLE")
+	switch v {
+	case "":
+		return 0, false, nil
+	case "0":
+		return 0, true, nil
+	}
+	dur, err := journey.ParseDuration(v)
+	if err != nil {
+		return 0, true, fmt.Errorf("CAIRN_CART_IDLE: %w", err)
+	}
+	return dur.D, true, nil
 }

@@ -111,9 +111,9 @@ var (
 		Help: "Journey steps left, by step kind and outcome (done, failed, exited, goal)."}, []string{"kind", "outcome"})
 	// Sends counts deliveries by channel (email, sms, notify, audience) and outcome: sent,
 	// replayed (an earlier attempt had sent it), rejected (refused for good), failed (to be
-	// retried) or not_configured.
+	// retried) or not_ready (no provider or no template yet: retried until there is).
 	Sends = factory.counter(prometheus.CounterOpts{Name: "cairn_sends_total",
-		Help: "Deliveries by channel (email, sms, notify, audience) and outcome (sent, replayed, rejected, failed, not_configured)."}, []string{"channel", "outcome"})
+		Help: "Deliveries by channel (email, sms, notify, audience) and outcome (sent, replayed, rejected, failed, not_ready)."}, []string{"channel", "outcome"})
 	// ProviderCallDuration times each call to a delivery provider (smtp, sms, notify,
 	// audience), by outcome (ok, rejected, error).
 	ProviderCallDuration = factory.histogram(prometheus.HistogramOpts{Name: "cairn_provider_call_duration_seconds",
@@ -132,7 +132,7 @@ func init() {
 		DispatchFailures.WithLabelValues(kind)
 	}
 	for _, channel := range []string{"email", "sms", "notify", "audience"} {
-		for _, outcome := range []string{"sent", "replayed", "rejected", "failed", "not_configured"} {
+		for _, outcome := range []string{"sent", "replayed", "rejected", "failed", "not_ready"} {
 			Sends.WithLabelValues(channel, outcome)
 		}
 	}
