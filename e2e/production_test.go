@@ -91,8 +91,8 @@ func TestProductionShapedClusterRunsAJourneyObservably(t *testing.T) {
 	prom := startPrometheus(t, dir, prometheusBin, workerMetrics, starterMetrics)
 
 	s := &system{ctx: context.Background(), url: "http://" + httpAddr}
-	s.apply(t, "prod-welcome", "id: prod-welcome\ntrigger: {event: Signed Up}\nsteps:\n  - {add_tag: welcomed}\n  - {id: hello, send_email: {template: prod-hello}}\n")
 	s.template(t, "prod-hello", "https://example.com/start")
+	s.apply(t, "prod-welcome", "id: prod-welcome\ntrigger: {event: Signed Up}\nsteps:\n  - {add_tag: welcomed}\n  - {id: hello, send_email: {template: prod-hello}}\n")
 	req, _ := http.NewRequest("POST", s.url+"/v1/track", strings.NewReader(
 		`{"userId":"grace","event":"Signed Up","context":{"traits":{"email":"grace@example.com"}}}`))
 	req.SetBasicAuth(writeKey, "")
