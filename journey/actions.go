@@ -63,6 +63,7 @@ type Task struct {
 type Message struct {
 	Text    string `json:"text"`
 	Channel string `json:"channel,omitempty"`
+	SendRules
 }
 
 // actionKind names the action step kinds added in this file, or "".

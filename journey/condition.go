@@ -438,6 +438,11 @@ func (j *Journey) FieldRefs() []FieldRef {
 			for k := range s.Split {
 				steps(s.Split[k].Steps, fmt.Sprintf("%s.split[%d].steps", p, k))
 			}
+			if t := s.SplitTest; t != nil {
+				for k := range t.Variants {
+					steps(t.Variants[k].Steps, fmt.Sprintf("%s.split_test.variants[%d].steps", p, k))
+				}
+			}
 			steps(s.Then, p+".then")
 			steps(s.Else, p+".else")
 		}

@@ -112,7 +112,7 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 
 func (d *decoder) journey(n *yaml.Node) *Journey {
 	j := &Journey{}
-	f := d.fields(n, "", "id", "name", "trigger", "triggers", "entry", "reentry", "timezone", "exit", "goals", "steps")
+	f := d.fields(n, "", "id", "name", "trigger", "triggers", "entry", "reentry", "timezone", "exit", "goals", "policy", "steps")
 	if f == nil {
 		return j
 	}
@@ -168,6 +168,9 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 				j.Goals = append(j.Goals, d.goal(g, fmt.Sprintf("goals[%d]", i)))
 			}
 		}
+	}
+	if v := f["policy"]; v != nil {
+		j.Policy = d.policy(v, "policy")
 	}
 	if v := f["steps"]; v != nil {
 		j.Steps = d.steps(v, "steps")
@@ -506,8 +509,14 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 	}
 	if v := f[KindSendEmail]; v != nil {
 		s.SendEmail = &SendEmail{}
-		if e := d.fields(v, path+".send_email", "template"); e != nil && e["template"] != nil {
-			s.SendEmail.Template = d.str(e["template"], path+".send_email.template")
+		if e := d.fields(v, path+".send_email", "template", "at", "if_capped", "transactional"); e != nil {
+			if e["template"] != nil {
+				s.SendEmail.Template = d.str(e["template"], path+".send_email.template")
+			}
+			if e["at"] != nil {
+				s.SendEmail.At = d.str(e["at"], path+".send_email.at")
+			}
+			s.SendEmail.SendRules = d.sendRules(e, path+".send_email")
 		}
 	}
 	if v := f[KindIf]; v != nil {
@@ -565,6 +574,12 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 	}
 	if v := f[KindBranch]; v != nil {
 		s.Branch = d.paths(v, path+".branch", KindBranch)
+	}
+	if v := f[KindSplitTest]; v != nil {
+		s.SplitTest = d.splitTest(v, path+"."+KindSplitTest)
+	}
+	if v := f[KindBestTime]; v != nil {
+		s.WaitForBestTime = d.bestTime(v, path+"."+KindBestTime)
 	}
 	if v := f["then"]; v != nil {
 		s.Then = d.steps(v, path+".then")

@@ -103,10 +103,11 @@ func (d *decoder) actions(f map[string]*yaml.Node, s *Step, path string) {
 		m := &Message{}
 		if v.Kind == yaml.ScalarNode {
 			m.Text = d.str(v, p)
-		} else if g := d.fields(v, p, "text", "channel"); g != nil {
+		} else if g := d.fields(v, p, "text", "channel", "if_capped", "transactional"); g != nil {
 			d.required(g, v, p, "text")
 			m.Text = d.optStr(g["text"], p+".text")
 			m.Channel = d.optStr(g["channel"], p+".channel")
+			m.SendRules = d.sendRules(g, p)
 		}
 		if kind == KindSendSMS {
 			s.SendSMS = m

@@ -82,7 +82,7 @@ func (j *Journey) StepIDs() []string {
 // calendar wait. A migration moves contacts from one of these.
 func (s Step) IsWait() bool {
 	switch s.Kind() {
-	case KindWait, KindWaitUntil, KindDate, KindWindow:
+	case KindWait, KindWaitUntil, KindDate, KindWindow, KindBestTime:
 		return true
 	}
 	return false
@@ -115,6 +115,11 @@ func (j *Journey) TemplateRefs() []TemplateRef {
 			}
 			for k := range s.Split {
 				steps(s.Split[k].Steps, fmt.Sprintf("%s.split[%d].steps", p, k))
+			}
+			if t := s.SplitTest; t != nil {
+				for k := range t.Variants {
+					steps(t.Variants[k].Steps, fmt.Sprintf("%s.split_test.variants[%d].steps", p, k))
+				}
 			}
 			steps(s.Then, p+".then")
 			steps(s.Else, p+".else")

@@ -30,7 +30,10 @@ type Journey struct {
 	Exit *Condition `json:"exit,omitempty"`
 	// Goals jump a contact ahead to a top-level step the moment their condition holds.
 	Goals []Goal `json:"goals,omitempty"`
-	Steps []Step `json:"steps"`
+	// Policy, when set, replaces the worker's default frequency caps and quiet hours for this
+	// journey's sends, per channel.
+	Policy *Policy `json:"policy,omitempty"`
+	Steps  []Step  `json:"steps"`
 }
 
 // Goal is a condition plus a target step. When it becomes true while the contact is before
@@ -126,6 +129,10 @@ type Step struct {
 	WaitForWindow *Window   `json:"wait_for_window,omitempty"`
 	Split         []Path    `json:"split,omitempty"`
 	Branch        []Path    `json:"branch,omitempty"`
+	// SplitTest tries variants on contacts and sends the rest down the winner;
+	// WaitForBestTime waits for the contact's best hour.
+	SplitTest       *SplitTest `json:"split_test,omitempty"`
+	WaitForBestTime *BestTime  `json:"wait_for_best_time,omitempty"`
 
 	// Then and Else are the two paths of an if (condition holds / does not) and of a
 	// wait_until (condition met / timed out). After either, the journey goes on with the
@@ -156,9 +163,12 @@ type WaitUntil struct {
 	Timeout   *Duration `json:"timeout,omitempty"`
 }
 
-// SendEmail sends a template to the contact.
+// SendEmail sends a template to the contact; At (best_time) makes it wait for the contact's
+// best hour within a day first.
 type SendEmail struct {
 	Template string `json:"template"`
+	At       string `json:"at,omitempty"`
+	SendRules
 }
 
 // Step kinds, as written in documents.
@@ -177,7 +187,7 @@ const (
 )
 
 // Kinds lists the step kinds in the order documentation shows them.
-var Kinds = append(append([]string{}, ActionKinds...), KindWait, KindWaitUntil, KindDate, KindWindow, KindIf, KindBranch, KindSplit, KindGoto, KindEnd)
+var Kinds = append(append([]string{}, ActionKinds...), KindWait, KindWaitUntil, KindDate, KindWindow, KindBestTime, KindIf, KindBranch, KindSplit, KindSplitTest, KindGoto, KindEnd)
 
 // Kind names the step's kind, or "" for a step with none set.
 func (s Step) Kind() string {
@@ -204,6 +214,10 @@ func (s Step) Kind() string {
 		return KindDate
 	case s.WaitForWindow != nil:
 		return KindWindow
+	case s.SplitTest != nil:
+		return KindSplitTest
+	case s.WaitForBestTime != nil:
+		return KindBestTime
 	}
 	return s.actionKind()
 }
@@ -245,6 +259,11 @@ func (s *Step) paths() []struct {
 	for i := range s.Branch {
 		add(fmt.Sprint(i+1), &s.Branch[i].Steps)
 	}
+	if s.SplitTest != nil {
+		for i := range s.SplitTest.Variants {
+			add(s.SplitTest.Variants[i].ID, &s.SplitTest.Variants[i].Steps)
+		}
+	}
 	return out
 }
 
@@ -256,6 +275,9 @@ func (s Step) Summary() string {
 	case KindWait:
 		return "wait " + s.Wait.String()
 	case KindSendEmail:
+		if s.SendEmail.At == AtBestTime {
+			return "send email " + s.SendEmail.Template + " at the best time"
+		}
 		return "send email " + s.SendEmail.Template
 	case KindEnd:
 		return "end"
@@ -291,6 +313,14 @@ func (s Step) Summary() string {
 		return "wait until " + what
 	case KindWindow:
 		return fmt.Sprintf("wait for %s %s–%s", strings.Join(s.WaitForWindow.Days, ","), s.WaitForWindow.From, s.WaitForWindow.To)
+	case KindSplitTest:
+		ids := make([]string, len(s.SplitTest.Variants))
+		for i, v := range s.SplitTest.Variants {
+			ids[i] = v.ID
+		}
+		return fmt.Sprintf("split test %s by %s", strings.Join(ids, "/"), s.SplitTest.Metric)
+	case KindBestTime:
+		return "wait for the best time within " + s.WaitForBestTime.Within.String()
 	}
 	return s.actionSummary()
 }
@@ -343,7 +373,7 @@ func (j *Journey) TopLevel(id string) int {
 func hasWait(steps []Step) bool {
 	found := false
 	walk(steps, func(s *Step) {
-		if s.Wait != nil || s.WaitUntil != nil || s.WaitForWindow != nil || s.WaitUntilDate != nil {
+		if s.Wait != nil || s.WaitUntil != nil || s.WaitForWindow != nil || s.WaitUntilDate != nil || s.WaitForBestTime != nil {
 			found = true
 		}
 	})
@@ -390,7 +420,10 @@ func (j *Journey) Validate() error {
 	if len(l.probs) > 0 {
 		return &ValidationError{Problems: l.probs}
 	}
-	v := &validator{seen: map[string]string{}, journeyID: j.ID}
+	v := &validator{seen: map[string]string{}, journeyID: j.ID, goals: map[string]bool{}}
+	for _, g := range j.Goals {
+		v.goals[g.ID] = true
+	}
 	if j.ID == "" {
 		v.add("id", "is required")
 	} else if !idPattern.MatchString(j.ID) {
@@ -428,6 +461,7 @@ func (j *Journey) Validate() error {
 	if len(j.Steps) == 0 {
 		v.add("steps", "a journey needs at least one step")
 	}
+	v.checkPolicy(j.Policy)
 	v.steps(j.Steps, "steps")
 	v.jumps(j)
 	if len(v.probs) > 0 {
@@ -438,6 +472,7 @@ func (j *Journey) Validate() error {
 
 type validator struct {
 	journeyID string
+	goals     map[string]bool // goal ids, for split tests' goal:<id> metrics
 	probs     []Problem
 	seen      map[string]string // step id → path of the step that has it
 }
@@ -470,6 +505,11 @@ func (v *validator) steps(steps []Step, base string) {
 			if s.SendEmail.Template == "" {
 				v.add(path+".send_email.template", "is required")
 			}
+			v.checkSendAt(s.SendEmail, path)
+		case KindSplitTest:
+			v.checkSplitTest(s.SplitTest, path+".split_test", v.goals)
+		case KindBestTime:
+			v.checkBestTime(s.WaitForBestTime, path+".wait_for_best_time")
 		case KindStartJourney:
 			if s.StartJourney == v.journeyID {
 				v.add(path+".start_journey", "a journey cannot start itself (use goto to loop)")
@@ -493,6 +533,7 @@ func (v *validator) steps(steps []Step, base string) {
 				v.add(fmt.Sprintf("%s[%d]", base, i+1), "is unreachable: %s ends the journey", path)
 			}
 		}
+		v.checkSendRules(s, path)
 		if (len(s.Then) > 0 || len(s.Else) > 0) && s.Kind() != KindIf && s.Kind() != KindWaitUntil {
 			v.add(path, "then/else belong to if and wait_until steps, not to %s", s.Kind())
 		}
@@ -525,6 +566,11 @@ func (v *validator) steps(steps []Step, base string) {
 		}
 		for k := range s.Branch {
 			v.steps(s.Branch[k].Steps, fmt.Sprintf("%s.branch[%d].steps", path, k))
+		}
+		if s.SplitTest != nil {
+			for k := range s.SplitTest.Variants {
+				v.steps(s.SplitTest.Variants[k].Steps, fmt.Sprintf("%s.split_test.variants[%d].steps", path, k))
+			}
 		}
 	}
 }

@@ -197,6 +197,11 @@ func (l *limiter) journey(j *Journey) {
 			l.condition(&j.Goals[i].When, fmt.Sprintf("goals[%d].when", i), 1)
 		}
 	}
+	for _, ch := range Channels {
+		if cp := j.Policy.For(ch); cp != nil && len(cp.Caps) > MaxListItems {
+			l.add("policy."+ch+".caps", "has %d caps: at most %d are allowed", len(cp.Caps), MaxListItems)
+		}
+	}
 	l.stepList(j.Steps, "steps", 1)
 }
 
@@ -243,6 +248,15 @@ func (l *limiter) stepList(steps []Step, path string, depth int) {
 					l.condition(kind.paths[k].When, pp+".when", 1)
 				}
 				l.stepList(kind.paths[k].Steps, pp+".steps", depth+1)
+			}
+		}
+		if t := s.SplitTest; t != nil {
+			if len(t.Variants) > MaxListItems {
+				l.add(p+".split_test.variants", "has %d variants: at most %d are allowed", len(t.Variants), MaxListItems)
+			} else {
+				for k := range t.Variants {
+					l.stepList(t.Variants[k].Steps, fmt.Sprintf("%s.split_test.variants[%d].steps", p, k), depth+1)
+				}
 			}
 		}
 		l.stepList(s.Then, p+".then", depth+1)
