@@ -23,6 +23,9 @@ type ActionInput struct {
 	Step      journey.Step `json:"step"`
 	// Journey names the journey the step belongs to, for reasons shown on the contact.
 	Journey string `json:"journey"`
+	// Policy, on a send_sms or notify step, holds the send to the frequency caps and quiet
+	// hours, when set.
+	Policy *SendPolicy `json:"policy,omitempty"`
 }
 
 // RemoveTag removes a tag.
@@ -163,12 +166,19 @@ func (a *Activities) audience(ctx context.Context, in ActionInput, id string, ad
 // fails the step for good; other failures keep it and are retried (with the same key, which
 // the provider dedupes where its API takes one).
 func (a *Activities) external(ctx context.Context, in ActionInput, event string, call func(email.Data) (map[string]any, error), marketing bool) (ActionOutput, error) {
-	ex, err := crm.ClaimExternal(ctx, a.DB, in.Key, in.Step.Kind(), in.ContactID)
+	var check *crm.SendCheck
+	if ch, _, ok := in.Step.Delivery(); ok {
+		check = a.check(in.Policy, ch, in.Journey, in.Step.ID)
+	}
+	ex, err := crm.ClaimExternal(ctx, a.DB, in.Key, in.Step.Kind(), in.ContactID, check)
 	if err != nil {
 		return output(crm.ActionResult{}, err)
 	}
 	if ex.Done {
 		return ActionOutput{Replayed: true, Detail: ex.Result}, nil
+	}
+	if ex.Deferred != nil {
+		return ActionOutput{Deferred: ex.Deferred}, nil
 	}
 	if marketing && ex.Unsubscribed {
 		_ = crm.ReleaseExternal(ctx, a.DB, in.Key)

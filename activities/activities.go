@@ -37,6 +37,29 @@ type Activities struct {
 	SMS      *provider.SMS
 	Notifier *provider.Notify
 	Audience *provider.Audience
+	// Policy is the worker's default send policy (CAIRN_EMAIL_CAPS, CAIRN_EMAIL_QUIET_HOURS,
+	// …), which a journey's policy overrides per channel; nil: none.
+	Policy *journey.Policy
+}
+
+// SendPolicy is what a run tells a delivery activity about the send policy: the journey's
+// policy for the channel (over the worker's defaults), the step's rules and the journey's
+// time zone (for contacts without one). Runs from before the send policy send none, and
+// their sends are neither held back nor counted.
+type SendPolicy struct {
+	Journey  *journey.ChannelPolicy `json:"journey,omitempty"`
+	Rules    journey.SendRules      `json:"rules"`
+	Timezone string                 `json:"timezone,omitempty"`
+}
+
+// check is the CRM's check of a send on channel under p, now; nil when p is.
+func (a *Activities) check(p *SendPolicy, channel, journeyID, step string) *crm.SendCheck {
+	if p == nil {
+		return nil
+	}
+	return &crm.SendCheck{Channel: channel, Policy: journey.Effective(a.Policy.For(channel), p.Journey),
+		Transactional: p.Rules.Transactional, IfCapped: p.Rules.IfCapped, Timezone: p.Timezone,
+		Journey: journeyID, Step: step, At: a.now()}
 }
 
 // Mail is what email sends need besides the store.
@@ -61,9 +84,12 @@ type AddTagInput struct {
 }
 
 // ActionOutput reports what an action did; Replayed means an earlier attempt had done it.
+// Deferred, on a send, means the send policy held it back and nothing was sent: the run
+// waits until Deferred.Until and tries again (or, Skipped, goes on without it).
 type ActionOutput struct {
 	Replayed bool           `json:"replayed"`
 	Detail   map[string]any `json:"detail,omitempty"`
+	Deferred *crm.Deferral  `json:"deferred,omitempty"`
 }
 
 // AddTag tags the contact (and records tag_added so tag-triggered journeys start).
@@ -80,6 +106,8 @@ type SendEmailInput struct {
 	// Journey and Step are available to the template as {{.Journey}} and {{.Step}}.
 	Journey string `json:"journey,omitempty"`
 	Step    string `json:"step,omitempty"`
+	// Policy, when set, holds the send to the frequency caps and quiet hours.
+	Policy *SendPolicy `json:"policy,omitempty"`
 }
 
 // SendEmail renders the template for the contact, adds tracking and unsubscribe links, and
@@ -92,7 +120,8 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (out Acti
 		return ActionOutput{}, notConfigured("email", "CAIRN_SMTP_HOST and CAIRN_SMTP_FROM")
 	}
 	var msg email.Message
-	es, err := crm.ClaimEmail(ctx, a.DB, in.Key, in.ContactID, in.Template, func(es *crm.EmailSend) error {
+	check := a.check(in.Policy, journey.ChannelEmail, in.Journey, in.Step)
+	es, err := crm.ClaimEmail(ctx, a.DB, in.Key, in.ContactID, in.Template, check, func(es *crm.EmailSend) error {
 		es.Data.Journey, es.Data.Step = in.Journey, in.Step
 		r, err := es.Template.Render(es.Data)
 		if err != nil {
@@ -106,6 +135,9 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (out Acti
 	}
 	if es.Done {
 		return ActionOutput{Replayed: true, Detail: es.Result}, nil
+	}
+	if es.Deferred != nil {
+		return ActionOutput{Deferred: es.Deferred}, nil
 	}
 	if err := a.smtpSend(ctx, msg); err != nil {
 		var perm *email.PermanentError
@@ -166,6 +198,12 @@ func countSend(channel string, out ActionOutput, err error) {
 		outcome = "failed"
 	case out.Replayed:
 		outcome = "replayed"
+	case out.Deferred != nil:
+		outcome = "deferred"
+		if out.Deferred.Skipped {
+			outcome = "skipped"
+		}
+		telemetry.SendPolicyHeld.WithLabelValues(channel, out.Deferred.Rule, outcome).Inc()
 	}
 	telemetry.Sends.WithLabelValues(channel, outcome).Inc()
 }
@@ -274,16 +312,7 @@ func (a *Activities) ScheduleWait(ctx context.Context, in ScheduleInput) (Schedu
 	if err != nil {
 		return ScheduleOutput{}, output2(err)
 	}
-	loc, zone := time.UTC, "UTC"
-	for _, cand := range []struct{ name, from string }{{c.Timezone, "contact"}, {in.DefaultTimezone, "journey"}} {
-		if cand.name == "" || cand.name == "<nil>" {
-			continue
-		}
-		if l, err := time.LoadLocation(cand.name); err == nil {
-			loc, zone = l, cand.name+" ("+cand.from+")"
-			break
-		}
-	}
+	loc, zone := journey.ContactZone(c.Timezone, in.DefaultTimezone)
 	out := ScheduleOutput{Zone: zone}
 	switch {
 	case in.Window != nil:

@@ -86,7 +86,7 @@ func TestSendEmailRetriedAfterACrashBeforeSMTPSendsExactlyOnce(t *testing.T) {
 	f := setupMail(t)
 	id := contact(t, f.ctx, f.s, "bo", map[string]any{"email": "bo@example.com"})
 	// The first attempt claimed the send (ledger 'sending') and died before reaching SMTP.
-	_, err := crm.ClaimEmail(f.ctx, f.s, "k-crash", id, "welcome", func(*crm.EmailSend) error { return nil })
+	_, err := crm.ClaimEmail(f.ctx, f.s, "k-crash", id, "welcome", nil, func(*crm.EmailSend) error { return nil })
 	require.NoError(t, err)
 	require.Empty(t, f.catcher.Messages())
 

@@ -183,7 +183,7 @@ func TestSMSRetriedAfterACrashBeforeTheCallSendsOnce(t *testing.T) {
 	f := &fakeTwilio{}
 	ctx, a, id := smsFixture(t, f)
 	// The first attempt claimed the call and died before making it.
-	_, err := crm.ClaimExternal(ctx, a.DB, "k-crash", "send_sms", id)
+	_, err := crm.ClaimExternal(ctx, a.DB, "k-crash", "send_sms", id, nil)
 	require.NoError(t, err)
 	for i := 0; i < 2; i++ {
 		_, err = a.SendSMS(ctx, activities.ActionInput{Key: "k-crash", ContactID: id, Step: smsStep("Hi")})

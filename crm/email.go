@@ -51,14 +51,17 @@ type EmailSend struct {
 	To        string
 	Template  email.Template
 	Data      email.Data
+	// Deferred, when set, means the send policy holds the send back: nothing was claimed.
+	Deferred *Deferral
 }
 
 // ClaimEmail prepares one send per key. The first call checks the contact (exists, has an
 // address, has not unsubscribed) and the template, and records the message and the ledger row
 // as 'sending' before anything leaves; later calls return the same message, or Done once
 // CompleteEmail ran. render runs inside the transaction: a template that fails to render
-// leaves no row behind.
-func ClaimEmail(ctx context.Context, db DB, key string, contactID int64, templateID string, render func(*EmailSend) error) (*EmailSend, error) {
+// leaves no row behind. check, when set, is the send's policy: the first call takes the
+// send's place among those its caps count, or returns it Deferred, claiming nothing.
+func ClaimEmail(ctx context.Context, db DB, key string, contactID int64, templateID string, check *SendCheck, render func(*EmailSend) error) (*EmailSend, error) {
 	es := &EmailSend{}
 	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		var state string
@@ -92,6 +95,9 @@ func ClaimEmail(ctx context.Context, db DB, key string, contactID int64, templat
 			return err
 		}
 		if es.MessageID == 0 {
+			if es.Deferred, err = reserve(ctx, tx, key, contactID, check); err != nil || es.Deferred != nil {
+				return err
+			}
 			es.To = *to
 			if _, err := tx.Exec(ctx, `INSERT INTO action_ledger (idempotency_key, action, contact_id, state) VALUES ($1, 'send_email', $2, 'sending')`, key, contactID); err != nil {
 				return fmt.Errorf("ledger send_email: %w", err)
@@ -221,11 +227,14 @@ type External struct {
 	Result       map[string]any
 	Data         email.Data
 	Unsubscribed bool
+	// Deferred, when set, means the send policy holds the call back: nothing was claimed.
+	Deferred *Deferral
 }
 
 // ClaimExternal records the ledger row as 'sending' before a provider call (or finds it) and
-// returns the contact's data for the call.
-func ClaimExternal(ctx context.Context, db DB, key, action string, contactID int64) (*External, error) {
+// returns the contact's data for the call. check, when set, is the send's policy, as for
+// ClaimEmail: a send it holds back is returned Deferred, with nothing claimed.
+func ClaimExternal(ctx context.Context, db DB, key, action string, contactID int64, check *SendCheck) (*External, error) {
 	ex := &External{}
 	err := WithTx(ctx, db, func(tx pgx.Tx) error {
 		var state string
@@ -240,6 +249,11 @@ func ClaimExternal(ctx context.Context, db DB, key, action string, contactID int
 		if ex.Data, ex.Unsubscribed, err = contactData(ctx, tx, contactID); err != nil {
 			return err
 		}
+		if state == "" { // no claim yet: the policy decides whether the call may go now
+			if ex.Deferred, err = reserve(ctx, tx, key, contactID, check); err != nil || ex.Deferred != nil {
+				return err
+			}
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO action_ledger (idempotency_key, action, contact_id, state) VALUES ($1, $2, $3, 'sending')
 			ON CONFLICT (idempotency_key) DO NOTHING`, key, action, contactID)
 		return err
@@ -248,10 +262,15 @@ func ClaimExternal(ctx context.Context, db DB, key, action string, contactID int
 }
 
 // ReleaseExternal forgets a claim whose call certainly did not happen (the provider refused
-// it), so the step can run again once the cause is fixed.
+// it), so the step can run again once the cause is fixed, and gives back its place among the
+// sends caps count.
 func ReleaseExternal(ctx context.Context, db DB, key string) error {
-	_, err := db.Exec(ctx, `DELETE FROM action_ledger WHERE idempotency_key = $1 AND state = 'sending'`, key)
-	return err
+	return WithTx(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM action_ledger WHERE idempotency_key = $1 AND state = 'sending'`, key); err != nil {
+			return fmt.Errorf("release claim: %w", err)
+		}
+		return ReleaseSend(ctx, tx, key)
+	})
 }
 
 // CompleteExternal marks the call done with its result and records its event.

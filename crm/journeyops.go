@@ -59,6 +59,8 @@ type JourneyStats struct {
 	// Goals counts, per goal, the runs that met it.
 	Goals  map[string]int64 `json:"goals"`
 	Emails []EmailStepStats `json:"emails"`
+	// SendPolicy counts the sends the send policy held back, per step, channel and rule.
+	SendPolicy []PolicyStats `json:"send_policy"`
 }
 
 // EmailStepStats counts the messages one send_email step sent, and of those, how many were
@@ -127,6 +129,9 @@ func Stats(ctx context.Context, db DB, journeyID string) (*JourneyStats, error) 
 	}
 	if s.Emails, err = pgx.CollectRows(rows, pgx.RowToStructByPos[EmailStepStats]); err != nil {
 		return nil, fmt.Errorf("count emails: %w", err)
+	}
+	if s.SendPolicy, err = policyStats(ctx, db, journeyID); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -53,7 +53,7 @@ func TestStatsCountRunsGoalsAndEachEmailStep(t *testing.T) {
 	var msgs []int64
 	for i, id := range ids[:2] {
 		key := "journey:st:" + string(rune('0'+i)) + "/run/hello/1"
-		es, err := crm.ClaimEmail(ctx, s, key, id, "hi", func(*crm.EmailSend) error { return nil })
+		es, err := crm.ClaimEmail(ctx, s, key, id, "hi", nil, func(*crm.EmailSend) error { return nil })
 		require.NoError(t, err)
 		_, err = crm.CompleteEmail(ctx, s, key, es, "Hi", "m@x", at)
 		require.NoError(t, err)

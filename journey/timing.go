@@ -112,3 +112,18 @@ func ParseOffset(s string) (Duration, error) {
 	}
 	return d, err
 }
+
+// ContactZone is the time zone of a contact's calendar waits, quiet hours and best times: its
+// own (contact), else the journey's (journeyZone), else UTC; name says which
+// ("Europe/Lisbon (contact)").
+func ContactZone(contact, journeyZone string) (loc *time.Location, name string) {
+	for _, cand := range []struct{ name, from string }{{contact, "contact"}, {journeyZone, "journey"}} {
+		if cand.name == "" || cand.name == "<nil>" {
+			continue
+		}
+		if l, err := time.LoadLocation(cand.name); err == nil {
+			return l, cand.name + " (" + cand.from + ")"
+		}
+	}
+	return time.UTC, "UTC"
+}

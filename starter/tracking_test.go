@@ -33,7 +33,7 @@ func sentEmail(t *testing.T, f *fixture) (messageID, contactID int64) {
 	require.NoError(t, err)
 	_, err = crm.PutTemplate(f.ctx, f.store, email.Template{ID: "news", Subject: "News", Text: "Hello"})
 	require.NoError(t, err)
-	es, err := crm.ClaimEmail(f.ctx, f.store, "send-1", c.ID, "news", func(*crm.EmailSend) error { return nil })
+	es, err := crm.ClaimEmail(f.ctx, f.store, "send-1", c.ID, "news", nil, func(*crm.EmailSend) error { return nil })
 	require.NoError(t, err)
 	return es.MessageID, c.ID
 }

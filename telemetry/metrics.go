@@ -111,9 +111,15 @@ var (
 		Help: "Journey steps left, by step kind and outcome (done, failed, exited, goal)."}, []string{"kind", "outcome"})
 	// Sends counts deliveries by channel (email, sms, notify, audience) and outcome: sent,
 	// replayed (an earlier attempt had sent it), rejected (refused for good), failed (to be
-	// retried) or not_ready (no provider or no template yet: retried until there is).
+	// retried), not_ready (no provider or no template yet: retried until there is), deferred
+	// or skipped (the send policy held it back; see SendPolicyHeld).
 	Sends = factory.counter(prometheus.CounterOpts{Name: "cairn_sends_total",
-		Help: "Deliveries by channel (email, sms, notify, audience) and outcome (sent, replayed, rejected, failed, not_ready)."}, []string{"channel", "outcome"})
+		Help: "Deliveries by channel (email, sms, notify, audience) and outcome (sent, replayed, rejected, failed, not_ready, deferred, skipped)."}, []string{"channel", "outcome"})
+	// SendPolicyHeld counts the sends a frequency cap or quiet hours held back, by channel
+	// (email, sms, notify), rule ("cap 2 per 24h", "quiet hours 21:00-08:00": bounded by the
+	// worker's and the journeys' policies) and outcome (deferred, skipped).
+	SendPolicyHeld = factory.counter(prometheus.CounterOpts{Name: "cairn_send_policy_held_total",
+		Help: "Sends held back by the send policy, by channel, rule and outcome (deferred, skipped)."}, []string{"channel", "rule", "outcome"})
 	// ProviderCallDuration times each call to a delivery provider (smtp, sms, notify,
 	// audience), by outcome (ok, rejected, error).
 	ProviderCallDuration = factory.histogram(prometheus.HistogramOpts{Name: "cairn_provider_call_duration_seconds",
