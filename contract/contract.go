@@ -37,6 +37,14 @@ const (
 	DateScheduleID    = "cairn-date-triggers"
 )
 
+// Change IDs of workflow.GetVersion: each names a change to ContactJourney that recorded
+// histories from before it must replay without. They are written into histories as markers.
+const (
+	// VersionSendPolicy: send steps tell their activity the journey's send policy, and a send
+	// the policy defers waits on a timer until it is allowed. Runs from before send unheld.
+	VersionSendPolicy = "send-policy"
+)
+
 // CartWatchID is the cart watch of a contact: cart:<contactID>.
 func CartWatchID(contactID int64) string {
 	return fmt.Sprintf("cart:%d", contactID)

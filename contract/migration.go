@@ -40,7 +40,8 @@ type Next struct {
 	At   *time.Time `json:"at,omitempty"`
 	// On says what moves it on: "timer", "date", "window", "timeout" (a wait_until's),
 	// "condition" (a wait_until without a timeout), "goal" (a goal's wait, whose end the goal's
-	// step follows), or "step" (the step now running finishing).
+	// step follows), "send policy" (a send the send policy deferred, which goes out At and
+	// then moves on), or "step" (the step now running finishing).
 	On string `json:"on"`
 	// IfMet, at a wait_until, is where the contact goes if the condition holds first.
 	IfMet string `json:"if_met,omitempty"`

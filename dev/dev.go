@@ -189,8 +189,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	workerReady := make(chan struct{})
 	starterReady := make(chan string, 1)
 	errs := make(chan error, 2)
+	// dev's worker follows the same default send policy as a production worker.
+	policy, err := worker.PolicyFromEnv()
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
 	go func() {
-		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: codecCfg, Logger: logger.With("component", "worker"), Ready: workerReady,
+		errs <- worker.Run(runCtx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: codecCfg, Logger: logger.With("component", "worker"), Ready: workerReady, Policy: policy,
 			SMTP:      &email.SMTPConfig{Host: smtpHost, Port: smtpPort, TLS: "none", From: "Cairn dev <dev@cairn.local>"},
 			PublicURL: "http://" + cfg.HTTPAddr, TrackingKey: keys.TrackingKey, TrackingExpiry: email.DefaultExpiry})
 	}()

@@ -31,3 +31,32 @@ func TestTuningComesFromTheEnvironmentAndRefusesNonsense(t *testing.T) {
 	_, err = worker.TuningFromEnv()
 	require.ErrorContains(t, err, "CAIRN_WORKER_STOP_TIMEOUT")
 }
+
+func TestSendPolicyDefaultsComeFromTheEnvironmentAndRefuseNonsense(t *testing.T) {
+	for _, ch := range []string{"EMAIL", "SMS", "NOTIFY"} {
+		t.Setenv("CAIRN_"+ch+"_CAPS", "")
+		t.Setenv("CAIRN_"+ch+"_QUIET_HOURS", "")
+	}
+	p, err := worker.PolicyFromEnv()
+	require.NoError(t, err)
+	require.Nil(t, p, "nothing set: no policy")
+
+	t.Setenv("CAIRN_EMAIL_CAPS", "2/24h, 5/7d")
+	t.Setenv("CAIRN_SMS_QUIET_HOURS", "21:00-08:00")
+	p, err = worker.PolicyFromEnv()
+	require.NoError(t, err)
+	require.Len(t, p.Email.Caps, 2)
+	require.Equal(t, "cap 5 per 1w", p.Email.Caps[1].String())
+	require.Nil(t, p.Email.QuietHours)
+	require.Equal(t, "quiet hours 21:00-08:00", p.SMS.QuietHours.String())
+	require.Nil(t, p.Notify)
+
+	t.Setenv("CAIRN_EMAIL_CAPS", "0/24h")
+	_, err = worker.PolicyFromEnv()
+	require.ErrorContains(t, err, "CAIRN_EMAIL_CAPS")
+	require.ErrorContains(t, err, "lets nothing through")
+	t.Setenv("CAIRN_EMAIL_CAPS", "")
+	t.Setenv("CAIRN_SMS_QUIET_HOURS", "21:00-21:00")
+	_, err = worker.PolicyFromEnv()
+	require.ErrorContains(t, err, "CAIRN_SMS_QUIET_HOURS")
+}

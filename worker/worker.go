@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
+	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
 	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/workflows"
@@ -50,7 +52,10 @@ type Config struct {
 	SMS      *provider.SMS
 	Notify   *provider.Notify
 	Audience *provider.Audience
-	Logger   *slog.Logger
+	// Policy is the default send policy (CAIRN_EMAIL_CAPS, CAIRN_EMAIL_QUIET_HOURS, and the
+	// same for SMS and NOTIFY), which journeys override per channel; nil: none.
+	Policy *journey.Policy
+	Logger *slog.Logger
 	// Ready, when set, is closed once the worker polls its task queue.
 	Ready chan<- struct{}
 	// MetricsAddr (CAIRN_METRICS_ADDR), when set, serves /metrics, /livez and /readyz.
@@ -144,8 +149,47 @@ func ConfigFromEnv() (Config, error) {
 	if c.TrackingExpiry, err = email.ExpiryFromEnv(); err != nil {
 		return c, err
 	}
+	if c.Policy, err = PolicyFromEnv(); err != nil {
+		return c, err
+	}
 	c.SMS, err = provider.SMSFromEnv()
 	return c, err
+}
+
+// PolicyFromEnv reads the default send policy: CAIRN_<CHANNEL>_CAPS ("2/24h,5/7d": at most 2
+// in any 24 hours and 5 in any 7 days) and CAIRN_<CHANNEL>_QUIET_HOURS ("21:00-08:00", in
+// the contact's time zone) for EMAIL, SMS and NOTIFY. Nothing set: nil, no policy.
+func PolicyFromEnv() (*journey.Policy, error) {
+	p := &journey.Policy{}
+	set := false
+	for _, ch := range journey.Channels {
+		name := "CAIRN_" + strings.ToUpper(ch)
+		caps, err := journey.ParseCaps(os.Getenv(name + "_CAPS"))
+		if err != nil {
+			return nil, fmt.Errorf("%s_CAPS: %w", name, err)
+		}
+		quiet, err := journey.ParseQuietHours(os.Getenv(name + "_QUIET_HOURS"))
+		if err != nil {
+			return nil, fmt.Errorf("%s_QUIET_HOURS: %w", name, err)
+		}
+		if len(caps) == 0 && quiet == nil {
+			continue
+		}
+		set = true
+		cp := &journey.ChannelPolicy{Caps: caps, QuietHours: quiet}
+		switch ch {
+		case journey.ChannelEmail:
+			p.Email = cp
+		case journey.ChannelSMS:
+			p.SMS = cp
+		case journey.ChannelNotify:
+			p.Notify = cp
+		}
+	}
+	if !set {
+		return nil, nil
+	}
+	return p, nil
 }
 
 // mail builds the email side of the activities, or nil when no SMTP server is configured.
@@ -228,7 +272,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := ensureDateSchedule(ctx, cl); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	acts := &activities.Activities{DB: pool, Mail: mail, SMS: cfg.SMS, Notifier: cfg.Notify, Audience: cfg.Audience}
+	acts := &activities.Activities{DB: pool, Mail: mail, SMS: cfg.SMS, Notifier: cfg.Notify, Audience: cfg.Audience, Policy: cfg.Policy}
 	if cfg.Tuning.StickyCache > 0 {
 		// Process-wide in the SDK: it must be set before the worker starts.
 		sdkworker.SetStickyWorkflowCacheSize(cfg.Tuning.StickyCache)

@@ -603,21 +603,20 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		}).Get(ctx, &out)
 		return "tagged " + step.AddTag, nil, err
 	case journey.KindSendEmail:
-		var out activities.ActionOutput
-		err := it.deliver(ctx, step, a.SendEmail, activities.SendEmailInput{
+		outcome, err := it.send(ctx, step, a.SendEmail, activities.SendEmailInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
-			Journey: it.in.Journey.ID, Step: step.ID,
-		}, &out)
-		return "queued " + step.SendEmail.Template, nil, err
+			Journey: it.in.Journey.ID, Step: step.ID, Policy: it.sendPolicy(ctx, step),
+		}, "queued "+step.SendEmail.Template)
+		return outcome, nil, err
 	case journey.KindRemoveTag, journey.KindUpdateFields, journey.KindAdjustScore, journey.KindSubscribe,
 		journey.KindUnsubscribe, journey.KindCreateDeal, journey.KindMoveDeal, journey.KindCreateTask,
 		journey.KindAddNote, journey.KindStartJourney, journey.KindSendSMS, journey.KindNotify,
 		journey.KindAddToAudience, journey.KindRemoveFromAudience:
-		var out activities.ActionOutput
-		err := it.deliver(ctx, step, actionActivity(step.Kind()), activities.ActionInput{
+		outcome, err := it.send(ctx, step, actionActivity(step.Kind()), activities.ActionInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Step: step, Journey: it.in.Journey.ID,
-		}, &out)
-		return "done: " + step.Summary(), nil, err
+			Policy: it.sendPolicy(ctx, step),
+		}, "done: "+step.Summary())
+		return outcome, nil, err
 	case journey.KindWait:
 		d := step.Wait.D
 		if deadline := it.resumedDeadline(step); deadline != nil {

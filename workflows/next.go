@@ -40,6 +40,9 @@ func (it *interpreter) next() *contract.Next {
 		return nil
 	}
 	after := j.StepAfter(step.ID)
+	if st.Status == contract.StatusWaiting && strings.HasPrefix(st.WaitingFor, "deferred by ") {
+		return &contract.Next{Step: after, At: st.WaitUntil, On: "send policy"}
+	}
 	if st.Status != contract.StatusWaiting {
 		return &contract.Next{Step: after, On: "step"}
 	}

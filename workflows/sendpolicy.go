@@ -1,0 +1,70 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/journey"
+)
+
+// sendPolicy is what the run tells a send step's activity about the send policy: the
+// journey's policy for the step's channel, the step's if_capped and transactional, and the
+// journey's time zone. Runs from before the send policy tell nothing (nil), so their sends
+// go out as they did. The version marker is written once, at the run's first send.
+func (it *interpreter) sendPolicy(ctx workflow.Context, step journey.Step) *activities.SendPolicy {
+	ch, rules, ok := step.Delivery()
+	if !ok {
+		return nil
+	}
+	if workflow.GetVersion(ctx, contract.VersionSendPolicy, workflow.DefaultVersion, 1) < 1 {
+		return nil
+	}
+	return &activities.SendPolicy{Journey: it.in.Journey.Policy.For(ch), Rules: rules, Timezone: it.in.Journey.Timezone}
+}
+
+// minDeferral keeps a deferral whose time has already come (the worker's clock ahead of the
+// workflow's) from asking again in a tight loop.
+const minDeferral = time.Second
+
+// send runs a send step's activity (deliver) under the send policy. The check and the
+// reservation happen inside the activity, so a send the policy lets through costs no history
+// event more than one without a policy. While the policy holds the send back the run waits on
+// one durable timer until the time the activity named, then asks again with the same
+// idempotency key: the send is deferred, never dropped. A step with if_capped: skip goes on
+// without it. sent is the outcome of a send that went out.
+func (it *interpreter) send(ctx workflow.Context, step journey.Step, fn, input any, sent string) (string, error) {
+	deferrals := 0
+	for {
+		var out activities.ActionOutput
+		if err := it.deliver(ctx, step, fn, input, &out); err != nil {
+			return "", err
+		}
+		d := out.Deferred
+		switch {
+		case d == nil && deferrals == 0:
+			return sent, nil
+		case d == nil:
+			return fmt.Sprintf("%s (deferred %d times)", sent, deferrals), nil
+		case d.Skipped:
+			return fmt.Sprintf("skipped by %s (if_capped: skip; allowed from %s)", d.Rule, utc(d.Until)), nil
+		}
+		deferrals++
+		// Times are shown in UTC: the contact's zone and local time are the contact's data.
+		what := fmt.Sprintf("deferred by %s until %s", d.Rule, utc(d.Until))
+		left := max(d.Until.Sub(workflow.Now(ctx)), minDeferral)
+		it.waiting(ctx, what, left)
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("at step **%s**: %s, %s", step.ID, step.Summary(), what))
+		err := workflow.NewTimerWithOptions(ctx, left, workflow.TimerOptions{Summary: step.ID + ": " + what}).Get(ctx, nil)
+		if err != nil {
+			return "", err
+		}
+		it.state.Status, it.state.WaitingFor, it.state.WaitUntil = contract.StatusRunning, "", nil
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("at step **%s**: %s", step.ID, step.Summary()))
+	}
+}
+
+func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }

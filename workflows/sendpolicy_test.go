@@ -1,0 +1,149 @@
+package workflows_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/crm"
+	"github.com/cairnhq/cairn/email"
+	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/pglocal/pgtest"
+	"github.com/cairnhq/cairn/workflows"
+)
+
+// envClock is the test environment's clock: activities see the skipped time as the
+// workflow does.
+type envClock struct {
+	env *testsuite.TestWorkflowEnvironment
+}
+
+func (c envClock) Now() time.Time { return c.env.Now() }
+
+// outbox records when each message was handed over, in the environment's time.
+type outbox struct {
+	env  *testsuite.TestWorkflowEnvironment
+	mu   sync.Mutex
+	sent []time.Time
+}
+
+func (o *outbox) Send(context.Context, email.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sent = append(o.sent, o.env.Now())
+	return nil
+}
+
+// policyEnv is a time-skipping environment whose activities are the real ones over a real
+// PostgreSQL, with one contact (who has no time zone of their own) and the template hi.
+func policyEnv(t *testing.T, doc string, defaults *journey.Policy) (*testsuite.TestWorkflowEnvironment, contract.Input, *outbox, crm.DB) {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	require.NoError(t, crm.Migrate(ctx, pool))
+	_, err := crm.PutTemplate(ctx, pool, email.Template{ID: "hi", Subject: "Hi", Text: "Hello"})
+	require.NoError(t, err)
+	_, _, err = crm.RecordEvent(ctx, pool, crm.EventInput{ExternalID: "ada", Traits: map[string]any{"email": "ada@example.com"},
+		Name: "identify", Source: "test", OccurredAt: time.Now()})
+	require.NoError(t, err)
+	c, err := crm.ContactByExternalID(ctx, pool, "ada")
+	require.NoError(t, err)
+
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.ContactJourney)
+	box := &outbox{env: env}
+	env.RegisterActivity(&activities.Activities{DB: pool, Clock: envClock{env}, Policy: defaults, Mail: &activities.Mail{
+		Sender: box, Tracker: email.Tracker{Signer: email.Signer{Key: []byte("k")}, BaseURL: "https://t.example.com"}, Domain: "example.com"}})
+	j, err := journey.Decode([]byte(doc))
+	require.NoError(t, err)
+	_, _, err = crm.ApplyJourney(ctx, pool, j, doc)
+	require.NoError(t, err)
+	return env, contract.Input{Journey: *j, Version: 1, ContactID: c.ID}, box, pool
+}
+
+// A send that would break the cap waits on a timer until the cap has room, and then until
+// the quiet hours end; the state says by which rule and until when. The night the clocks
+// change in New York, 24 hours after 20:00 EST is 21:00 EDT: quiet, so the send goes at 08:00.
+// A step with if_capped: skip goes on without its send; a transactional one is not held.
+func TestACappedSendIsDeferredUntilAllowedNeverDropped(t *testing.T) {
+	t.Parallel()
+	env, in, box, db := policyEnv(t, `
+id: nudges
+trigger: {event: e}
+timezone: America/New_York
+policy:
+  email: {caps: [{max: 1, per: 24h}], quiet_hours: {from: "21:00", to: "08:00"}}
+steps:
+  - {id: first, send_email: {template: hi}}
+  - {id: second, send_email: {template: hi}}
+  - {id: third, send_email: {template: hi, if_capped: skip}}
+  - {id: receipt, send_email: {template: hi, transactional: true}}
+`, nil)
+	ny, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	env.SetStartTime(time.Date(2026, 3, 7, 20, 0, 0, 0, ny)) // Saturday 20:00 EST, 01:00 UTC Sunday
+	var deferred contract.State
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(contract.QueryState)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&deferred))
+	}, time.Hour)
+	env.ExecuteWorkflow(workflows.ContactJourney, in)
+	require.NoError(t, env.GetWorkflowError())
+
+	require.Equal(t, contract.StatusWaiting, deferred.Status)
+	require.Equal(t, "second", deferred.CurrentStep)
+	require.Equal(t, "deferred by cap 1 per 1d until 2026-03-09 12:00:00 UTC", deferred.WaitingFor)
+	require.Equal(t, "send policy", deferred.Next.On)
+
+	var st contract.State
+	require.NoError(t, env.GetWorkflowResult(&st))
+	require.Len(t, box.sent, 3, "first, second (deferred) and the receipt; third skipped")
+	require.Equal(t, time.Date(2026, 3, 8, 1, 0, 0, 0, time.UTC), box.sent[0].UTC().Truncate(time.Minute))
+	require.Equal(t, time.Date(2026, 3, 9, 8, 0, 0, 0, ny), box.sent[1].In(ny).Truncate(time.Minute), "08:00 EDT, the morning after the cap frees in quiet hours")
+	require.Equal(t, box.sent[1].Truncate(time.Minute), box.sent[2].Truncate(time.Minute), "the receipt is not held")
+	require.Equal(t, "queued hi (deferred 1 times)", st.Path[1].Outcome)
+	require.Contains(t, st.Path[2].Outcome, "skipped by cap 1 per 1d")
+
+	stats, err := crm.Stats(context.Background(), db, "nudges")
+	require.NoError(t, err)
+	require.Equal(t, []crm.PolicyStats{
+		{Step: "second", Channel: "email", Rule: "cap 1 per 1d", Deferred: 1},
+		{Step: "third", Channel: "email", Rule: "cap 1 per 1d", Skipped: 1},
+	}, stats.SendPolicy)
+}
+
+// The worker's defaults hold a journey without a policy of its own; a journey's caps: []
+// turns them off for its sends.
+func TestTheWorkersDefaultPolicyHoldsJourneysThatSetNone(t *testing.T) {
+	t.Parallel()
+	quiet, err := journey.ParseQuietHours("21:00-08:00")
+	require.NoError(t, err)
+	defaults := &journey.Policy{Email: &journey.ChannelPolicy{QuietHours: quiet}}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	// Saturday 24 October 2026, 23:30 in Berlin; the clocks go back that night.
+	start := time.Date(2026, 10, 24, 23, 30, 0, 0, berlin)
+
+	env, in, box, _ := policyEnv(t, "id: late\ntrigger: {event: e}\ntimezone: Europe/Berlin\nsteps: [{send_email: {template: hi}}]", defaults)
+	env.SetStartTime(start)
+	env.ExecuteWorkflow(workflows.ContactJourney, in)
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, box.sent, 1)
+	require.Equal(t, time.Date(2026, 10, 25, 8, 0, 0, 0, berlin), box.sent[0].In(berlin).Truncate(time.Minute), "08:00 CET")
+	require.Equal(t, 9*time.Hour+30*time.Minute, box.sent[0].Sub(start).Truncate(time.Minute), "the night the clocks go back is an hour longer")
+
+	env, in, box, _ = policyEnv(t, "id: off\ntrigger: {event: e}\ntimezone: Europe/Berlin\npolicy: {email: {quiet_hours: off}}\nsteps: [{send_email: {template: hi}}]", defaults)
+	env.SetStartTime(start)
+	env.ExecuteWorkflow(workflows.ContactJourney, in)
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, box.sent, 1)
+	require.Less(t, box.sent[0].Sub(start), time.Minute, "the journey turned quiet hours off")
+}
