@@ -47,6 +47,8 @@ func (it *interpreter) send(ctx workflow.Context, step journey.Step, fn, input a
 		switch {
 		case d == nil && deferrals == 0:
 			return sent, nil
+		case d == nil && deferrals == 1:
+			return sent + " (deferred once)", nil
 		case d == nil:
 			return fmt.Sprintf("%s (deferred %d times)", sent, deferrals), nil
 		case d.Skipped:

@@ -109,7 +109,7 @@ steps:
 	require.Equal(t, time.Date(2026, 3, 8, 1, 0, 0, 0, time.UTC), box.sent[0].UTC().Truncate(time.Minute))
 	require.Equal(t, time.Date(2026, 3, 9, 8, 0, 0, 0, ny), box.sent[1].In(ny).Truncate(time.Minute), "08:00 EDT, the morning after the cap frees in quiet hours")
 	require.Equal(t, box.sent[1].Truncate(time.Minute), box.sent[2].Truncate(time.Minute), "the receipt is not held")
-	require.Equal(t, "queued hi (deferred 1 times)", st.Path[1].Outcome)
+	require.Equal(t, "queued hi (deferred once)", st.Path[1].Outcome)
 	require.Contains(t, st.Path[2].Outcome, "skipped by cap 1 per 1d")
 
 	stats, err := crm.Stats(context.Background(), db, "nudges")
