@@ -441,3 +441,25 @@ type MigrationRecord struct {
 func (a *Activities) RecordMigration(ctx context.Context, in MigrationRecord) error {
 	return crm.MoveEnrollment(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Version)
 }
+
+// SplitInput assigns a contact reaching a split_test step a variant.
+type SplitInput struct {
+	Key       string            `json:"key"`
+	ContactID int64             `json:"contact_id"`
+	Journey   string            `json:"journey"`
+	Step      string            `json:"step"`
+	RunKey    string            `json:"run_key"`
+	RunID     string            `json:"run_id"`
+	Test      journey.SplitTest `json:"test"`
+}
+
+// AssignSplit picks the variant of a split test the contact takes, once per key: the next in
+// turn while the test runs, the winner once it is decided (crm.AssignSplit).
+func (a *Activities) AssignSplit(ctx context.Context, in SplitInput) (crm.SplitAssignment, error) {
+	out, err := crm.AssignSplit(ctx, a.DB, crm.SplitVisit{Key: in.Key, Journey: in.Journey, Step: in.Step, ContactID: in.ContactID,
+		RunKey: in.RunKey, RunID: in.RunID, At: a.now()}, in.Test)
+	if err != nil {
+		return crm.SplitAssignment{}, fmt.Errorf("assign split test variant: %w", err)
+	}
+	return *out, nil
+}

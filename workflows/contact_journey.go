@@ -660,6 +660,8 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 			}
 		}
 		return "", nil, fmt.Errorf("split percentages do not add up to 100")
+	case journey.KindSplitTest:
+		return it.splitTest(ctx, step)
 	case journey.KindBranch:
 		conds := []journey.Condition{}
 		for _, p := range step.Branch {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 )
 
@@ -70,3 +71,28 @@ func (it *interpreter) send(ctx workflow.Context, step journey.Step, fn, input a
 }
 
 func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// splitTest sends the contact down a variant of a split test: the local activity picks it
+// (the next in turn while the test runs, the winner once decided) and its result, recorded in
+// history, is what replay takes.
+func (it *interpreter) splitTest(ctx workflow.Context, step journey.Step) (string, []journey.Step, error) {
+	info := workflow.GetInfo(ctx)
+	t := step.SplitTest
+	lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(step.ID+": pick a variant"))
+	var out crm.SplitAssignment
+	err := workflow.ExecuteLocalActivity(lctx, a.AssignSplit, activities.SplitInput{
+		Key: it.key(ctx, step), ContactID: it.in.ContactID, Journey: it.in.Journey.ID, Step: step.ID,
+		RunKey: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/", RunID: info.FirstRunID, Test: *t,
+	}).Get(ctx, &out)
+	if err != nil {
+		return "", nil, err
+	}
+	v := t.Variant(out.Variant)
+	if v == nil {
+		return "", nil, fmt.Errorf("split test %s: variant %q is not in this version of the journey", step.ID, out.Variant)
+	}
+	if out.InTest {
+		return fmt.Sprintf("variant %s (in the test)", v.ID), v.Steps, nil
+	}
+	return fmt.Sprintf("variant %s (the winner, %s)", v.ID, out.Decided.Reason), v.Steps, nil
+}
