@@ -71,6 +71,17 @@ func (t *SplitTest) Variant(id string) *Variant {
 	return nil
 }
 
+// SplitTests lists the journey's split_test steps, nested ones included, in document order.
+func (j *Journey) SplitTests() []Step {
+	var out []Step
+	walk(j.Steps, func(s *Step) {
+		if s.SplitTest != nil {
+			out = append(out, *s)
+		}
+	})
+	return out
+}
+
 // VariantStepIDs lists the ids of a variant's steps, nested ones included: the steps whose
 // emails count for it.
 func (v Variant) VariantStepIDs() []string {

@@ -194,6 +194,27 @@ func (a *API) journeyStats(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// splitTests serves GET /v1/journeys/{id}/split-tests: each split_test step of the journey's
+// newest version with its results now, judged as the runs judge them; a look that finds a
+// test decided (or past its max_duration) records the decision.
+func (a *API) splitTests(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	v, err := crm.JourneyByID(r.Context(), a.DB, id, 0)
+	if err != nil {
+		return err
+	}
+	out := []*crm.SplitResult{}
+	for _, s := range v.Definition.SplitTests() {
+		res, err := crm.SplitResults(r.Context(), a.DB, id, s.ID, *s.SplitTest, a.Now())
+		if err != nil {
+			return err
+		}
+		out = append(out, res)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"journey": id, "version": v.Version, "split_tests": out})
+	return nil
+}
+
 // archiveJourney serves POST /v1/journeys/{id}/archive (body {"cancel_runs": true} to cancel
 // the runs in flight too) and /unarchive.
 func (a *API) archiveJourney(archived bool) handlerFunc {

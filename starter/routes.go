@@ -47,6 +47,7 @@ func (a *API) operations(mux *router) {
 	mux.Handle("GET /v1/journeys/{id}/migrations/{migration}", a.admin(a.getMigration, jsonBody))
 	mux.Handle("POST /v1/journeys/{id}/migrations/{migration}/resume", a.admin(a.resumeMigration, jsonBody))
 	mux.Handle("GET /v1/journeys/{id}/stats", a.admin(a.journeyStats, jsonBody))
+	mux.Handle("GET /v1/journeys/{id}/split-tests", a.admin(a.splitTests, jsonBody))
 	mux.Handle("GET /v1/contacts", a.admin(a.listContacts, jsonBody))
 	mux.Handle("POST /v1/contacts/{id}/tags", a.admin(a.contactAddTag, jsonBody, lim("tag", maxID)))
 	mux.Handle("DELETE /v1/contacts/{id}/tags/{tag}", a.admin(a.contactRemoveTag, jsonBody))
