@@ -41,7 +41,8 @@ type Next struct {
 	// On says what moves it on: "timer", "date", "window", "timeout" (a wait_until's),
 	// "condition" (a wait_until without a timeout), "goal" (a goal's wait, whose end the goal's
 	// step follows), "send policy" (a send the send policy deferred, which goes out At and
-	// then moves on), or "step" (the step now running finishing).
+	// then moves on), "best time" (a wait_for_best_time, or a send_email at: best_time, that
+	// waits until At), or "step" (the step now running finishing).
 	On string `json:"on"`
 	// IfMet, at a wait_until, is where the contact goes if the condition holds first.
 	IfMet string `json:"if_met,omitempty"`

@@ -102,3 +102,37 @@ func (p *Profile) Best(after time.Time, within time.Duration, loc *time.Location
 	}
 	return best, ok
 }
+
+// FromEvents is the profile of events that happened at times, placed in loc and weighed by
+// their age at now.
+func FromEvents(times []time.Time, now time.Time, loc *time.Location) *Profile {
+	p := &Profile{}
+	for _, t := range times {
+		p.AddEvent(t, now, loc)
+	}
+	return p
+}
+
+// Where a best time comes from.
+const (
+	SourceContact    = "contact"
+	SourcePopulation = "population"
+)
+
+// Choose is the best moment in [after, after+within) in loc (see Best): by the contact's own
+// profile when its events weigh at least MinContactWeight, else by the population's when
+// theirs weigh at least MinPopulationWeight. ok is false when neither decides (or allowed
+// accepts no hour), and the caller falls back (a step's window, or at once).
+func Choose(contact, population *Profile, after time.Time, within time.Duration, loc *time.Location, allowed func(time.Time) bool) (at time.Time, source string, ok bool) {
+	if contact != nil && contact.Weight >= MinContactWeight {
+		if at, ok := contact.Best(after, within, loc, allowed); ok {
+			return at, SourceContact, true
+		}
+	}
+	if population != nil && population.Weight >= MinPopulationWeight {
+		if at, ok := population.Best(after, within, loc, allowed); ok {
+			return at, SourcePopulation, true
+		}
+	}
+	return time.Time{}, "", false
+}

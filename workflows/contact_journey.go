@@ -603,11 +603,19 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		}).Get(ctx, &out)
 		return "tagged " + step.AddTag, nil, err
 	case journey.KindSendEmail:
+		waited := ""
+		if b := step.BestTimeWait(); b != nil {
+			note, err := it.bestTime(ctx, step, b)
+			if err != nil {
+				return "", nil, err
+			}
+			waited = ", " + note
+		}
 		outcome, err := it.send(ctx, step, a.SendEmail, activities.SendEmailInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
 			Journey: it.in.Journey.ID, Step: step.ID, Policy: it.sendPolicy(ctx, step),
 		}, "queued "+step.SendEmail.Template)
-		return outcome, nil, err
+		return outcome + waited, nil, err
 	case journey.KindRemoveTag, journey.KindUpdateFields, journey.KindAdjustScore, journey.KindSubscribe,
 		journey.KindUnsubscribe, journey.KindCreateDeal, journey.KindMoveDeal, journey.KindCreateTask,
 		journey.KindAddNote, journey.KindStartJourney, journey.KindSendSMS, journey.KindNotify,
@@ -662,6 +670,9 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		return "", nil, fmt.Errorf("split percentages do not add up to 100")
 	case journey.KindSplitTest:
 		return it.splitTest(ctx, step)
+	case journey.KindBestTime:
+		note, err := it.bestTime(ctx, step, step.WaitForBestTime)
+		return note, nil, err
 	case journey.KindBranch:
 		conds := []journey.Condition{}
 		for _, p := range step.Branch {

@@ -43,6 +43,9 @@ func (it *interpreter) next() *contract.Next {
 	if st.Status == contract.StatusWaiting && strings.HasPrefix(st.WaitingFor, "deferred by ") {
 		return &contract.Next{Step: after, At: st.WaitUntil, On: "send policy"}
 	}
+	if st.Status == contract.StatusWaiting && strings.HasPrefix(st.WaitingFor, "best time: ") {
+		return &contract.Next{Step: after, At: st.WaitUntil, On: "best time"}
+	}
 	if st.Status != contract.StatusWaiting {
 		return &contract.Next{Step: after, On: "step"}
 	}

@@ -96,3 +96,30 @@ func (it *interpreter) splitTest(ctx workflow.Context, step journey.Step) (strin
 	}
 	return fmt.Sprintf("variant %s (the winner, %s)", v.ID, out.Decided.Reason), v.Steps, nil
 }
+
+// bestTime waits for the contact's best time within b.Within: a local activity learns it from
+// the contact's (or everyone's) opens and clicks, and one timer sleeps until then. The note
+// says where the time came from.
+func (it *interpreter) bestTime(ctx workflow.Context, step journey.Step, b *journey.BestTime) (string, error) {
+	lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(step.ID+": find the best time"))
+	var out activities.ScheduleOutput
+	err := workflow.ExecuteLocalActivity(lctx, a.BestTime, activities.BestTimeInput{
+		ContactID: it.in.ContactID, Within: b.Within, Window: b.Window, DefaultTimezone: it.in.Journey.Timezone, After: workflow.Now(ctx),
+	}).Get(ctx, &out)
+	if err != nil {
+		return "", err
+	}
+	left := out.At.Sub(workflow.Now(ctx))
+	if out.At.IsZero() || left <= 0 {
+		return "no wait: " + out.Note, nil
+	}
+	it.waiting(ctx, "best time: "+out.Note+" in "+out.Zone, left)
+	err = workflow.NewTimerWithOptions(ctx, left, workflow.TimerOptions{
+		Summary: fmt.Sprintf("%s: wait for the best time, %s", step.ID, utc(out.At)),
+	}).Get(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	it.state.Status, it.state.WaitingFor, it.state.WaitUntil = contract.StatusRunning, "", nil
+	return fmt.Sprintf("waited for %s (%s)", out.Note, out.Zone), nil
+}
