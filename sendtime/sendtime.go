@@ -12,7 +12,7 @@
 //   - an hour scores its own weight plus the mean of the same hour of the day over the seven
 //     days, so a habit of the evening counts on a weekday with no history of its own;
 //   - a profile decides once its events weigh at least MinContactWeight (the contact's own,
-//     about 3 recent opens) or MinPopulationWeight (every contact's together);
+//     1: one open today, two a month old; chosen with bench/sendtime) or MinPopulationWeight (every contact's together);
 //   - the best time within a period is the start of its highest-scoring hour (the period's
 //     first moment for the hour it starts in), the earliest of equals.
 package sendtime
@@ -25,7 +25,7 @@ import (
 // Parameters of the method (see the package comment).
 const (
 	HalfLife            = 30 * 24 * time.Hour
-	MinContactWeight    = 3.0
+	MinContactWeight    = 1.0
 	MinPopulationWeight = 50.0
 	// ContactLookback and PopulationLookback bound the events read: older ones weigh under
 	// 0.02 % (a year) and 12.5 % (90 days) of a fresh one.
