@@ -12,7 +12,8 @@
 //   - an hour scores its own weight plus the mean of the same hour of the day over the seven
 //     days, so a habit of the evening counts on a weekday with no history of its own;
 //   - a profile decides once its events weigh at least MinContactWeight (the contact's own,
-//     1: one open today, two a month old; chosen with bench/sendtime) or MinPopulationWeight (every contact's together);
+//     1: one open today, two a month old; chosen with bench/sendtime) or MinPopulationWeight
+//     (every contact's together);
 //   - the best time within a period is the start of its highest-scoring hour (the period's
 //     first moment for the hour it starts in), the earliest of equals.
 package sendtime
