@@ -1,13 +1,20 @@
 package workflows_test
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/contract"
@@ -146,4 +153,101 @@ func TestTheWorkersDefaultPolicyHoldsJourneysThatSetNone(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	require.Len(t, box.sent, 1)
 	require.Less(t, box.sent[0].Sub(start), time.Minute, "the journey turned quiet hours off")
+}
+
+// racers starts every run, as children, and waits for them all. They start in waves of 500 a
+// second apart, because the test environment stalls with about a thousand callbacks pending;
+// the five runs of a contact are in one wave, so they race each other at the same instant.
+func racers(ctx workflow.Context, ins []contract.Input) error {
+	futures := make([]workflow.ChildWorkflowFuture, len(ins))
+	for i, in := range ins {
+		if i > 0 && i%500 == 0 {
+			if err := workflow.Sleep(ctx, time.Second); err != nil {
+				return err
+			}
+		}
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: contract.WorkflowID(in.Journey.ID, in.ContactID)})
+		futures[i] = workflow.ExecuteChildWorkflow(cctx, workflows.ContactJourney, in)
+	}
+	for _, f := range futures {
+		if err := f.Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Five journeys start for 200 contacts at the same instant, in virtual time, each emailing
+// at once under the worker's caps (2 a day, 3 a week) and quiet hours (21:00-08:00 in New
+// York): every email goes out in the end, once, through durable timers, and no contact gets
+// more than a cap allows in any window, nor anything in quiet hours.
+func TestFiveJourneysRacingForTwoHundredContactsKeepTheCapsInVirtualTime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	require.NoError(t, crm.Migrate(ctx, pool))
+	_, err := crm.PutTemplate(ctx, pool, email.Template{ID: "hi", Subject: "Hi", Text: "Hello"})
+	require.NoError(t, err)
+	const contacts, journeys = 200, 5
+	_, err = pool.Exec(ctx, `INSERT INTO contacts (external_id, email) SELECT 'c' || n, 'c' || n || '@example.com' FROM generate_series(1, $1) n`, contacts)
+	require.NoError(t, err)
+	var ins []contract.Input
+	for k := range journeys {
+		doc := fmt.Sprintf("id: j%d\ntrigger: {event: e}\ntimezone: America/New_York\nsteps: [{id: news, send_email: {template: hi}}]", k)
+		j, err := journey.Decode([]byte(doc))
+		require.NoError(t, err)
+		_, _, err = crm.ApplyJourney(ctx, pool, j, doc)
+		require.NoError(t, err)
+		for id := int64(1); id <= contacts; id++ {
+			ins = append(ins, contract.Input{Journey: *j, Version: 1, ContactID: id})
+		}
+	}
+	// A contact's five runs side by side.
+	slices.SortStableFunc(ins, func(a, b contract.Input) int { return cmp.Compare(a.ContactID, b.ContactID) })
+	caps, err := journey.ParseCaps("2/24h,3/7d")
+	require.NoError(t, err)
+	quiet, err := journey.ParseQuietHours("21:00-08:00")
+	require.NoError(t, err)
+	policy := &journey.Policy{Email: &journey.ChannelPolicy{Caps: caps, QuietHours: quiet}}
+
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(5 * time.Minute)
+	env.RegisterWorkflow(workflows.ContactJourney)
+	env.RegisterWorkflow(racers)
+	box := &outbox{env: env}
+	env.RegisterActivity(&activities.Activities{DB: pool, Clock: envClock{env}, Policy: policy, Mail: &activities.Mail{
+		Sender: box, Tracker: email.Tracker{Signer: email.Signer{Key: []byte("k")}, BaseURL: "https://t.example.com"}, Domain: "example.com"}})
+	ny, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	env.SetStartTime(time.Date(2026, 3, 6, 18, 0, 0, 0, ny)) // a Friday evening, DST starts on Sunday
+	env.ExecuteWorkflow(racers, ins)
+	require.NoError(t, env.GetWorkflowError())
+
+	require.Len(t, box.sent, contacts*journeys, "every email went out, once")
+	rows, err := pool.Query(ctx, `SELECT contact_id, array_agg(reserved_at ORDER BY reserved_at) FROM send_reservations GROUP BY contact_id`)
+	require.NoError(t, err)
+	n := 0
+	for rows.Next() {
+		var id int64
+		var at []time.Time
+		require.NoError(t, rows.Scan(&id, &at))
+		n++
+		require.Len(t, at, journeys)
+		for _, c := range caps {
+			for i := 0; i+c.Max < len(at); i++ {
+				require.GreaterOrEqual(t, at[i+c.Max].Sub(at[i]), c.Per.D, "contact %d breaks %s: %v", id, c, at)
+			}
+		}
+		for _, x := range at {
+			_, inQuiet := quiet.End(x, ny)
+			require.False(t, inQuiet, "contact %d got an email at %s", id, x.In(ny))
+		}
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, contacts, n)
+	var deferred int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(DISTINCT idempotency_key) FROM send_deferrals`).Scan(&deferred))
+	require.Equal(t, 3*contacts, deferred, "three of each contact's five were deferred")
 }
