@@ -61,3 +61,22 @@ func TestSplitTestResultsByAPI(t *testing.T) {
 	r = f.do(t, "GET", "/v1/journeys/nope/split-tests", "", bearer(adminKey))
 	require.Equal(t, 404, r.Status, r.Body)
 }
+
+// Caps, quiet hours and split tests that cannot work are refused when the journey is applied,
+// each problem at its path, and nothing is stored.
+func TestImpossiblePoliciesAndSplitTestsAreRefusedAtApplyTime(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	r := f.do(t, "PUT", "/v1/journeys/bad", `{"id": "bad", "trigger": {"event": "A"},
+		"policy": {"email": {"caps": [{"max": 0, "per": "1d"}], "quiet_hours": {"from": "21:00", "to": "21:00"}}},
+		"steps": [{"id": "t", "split_test": {"variants": [{"id": "a", "steps": [{"add_tag": "a"}]}, {"id": "b", "steps": []}],
+			"metric": "goal:nope", "confidence": 1.5}}]}`, bearer(adminKey))
+	require.Equal(t, 422, r.Status, r.Body)
+	var paths []string
+	for _, p := range errorOf(t, r)["problems"].([]any) {
+		paths = append(paths, p.(map[string]any)["path"].(string))
+	}
+	require.ElementsMatch(t, []string{"policy.email.caps[0].max", "policy.email.quiet_hours",
+		"steps[0].split_test.variants[1].steps", "steps[0].split_test.metric", "steps[0].split_test.confidence"}, paths)
+	require.Zero(t, f.count(t, "journeys"))
+}
