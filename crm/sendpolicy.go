@@ -39,15 +39,18 @@ type Deferral struct {
 
 // limited says whether the check has anything to hold a send back for.
 func (c *SendCheck) limited() bool {
-	return c != nil && !c.Transactional && (len(c.Policy.Caps) > 0 || c.Policy.QuietHours != nil)
+	return len(c.Policy.Caps) > 0 || c.Policy.QuietHours != nil
 }
 
 // reserve checks a send against its policy and, when it may go now, takes its place among the
 // sends the caps count, in tx, with the contact's row locked: journeys racing to message one
 // contact are counted one after the other. A key that holds a place already keeps it (a
 // retry). A send held back gets a Deferral, recorded for the journey's counts, and no place.
+//
+// Every send but a transactional one takes a place, whatever its own policy: a journey without
+// caps still counts toward the caps of the journeys that have them.
 func reserve(ctx context.Context, tx pgx.Tx, key string, contactID int64, c *SendCheck) (*Deferral, error) {
-	if !c.limited() {
+	if c == nil || c.Transactional {
 		return nil, nil
 	}
 	var zone string
@@ -76,6 +79,9 @@ func reserve(ctx context.Context, tx pgx.Tx, key string, contactID int64, c *Sen
 			return nil, fmt.Errorf("read skipped send: %w", err)
 		}
 	}
+	if !c.limited() {
+		return nil, insertReservation(ctx, tx, key, contactID, c)
+	}
 	var longest time.Duration
 	for _, cp := range c.Policy.Caps {
 		longest = max(longest, cp.Per.D)
@@ -94,11 +100,7 @@ func reserve(ctx context.Context, tx pgx.Tx, key string, contactID int64, c *Sen
 	loc, _ := journey.ContactZone(zone, c.Timezone)
 	until, rule := Allowed(c.Policy, sent, c.At, loc)
 	if !until.After(c.At) {
-		if _, err := tx.Exec(ctx, `INSERT INTO send_reservations (idempotency_key, contact_id, channel, reserved_at) VALUES ($1, $2, $3, $4)`,
-			key, contactID, c.Channel, c.At); err != nil {
-			return nil, fmt.Errorf("reserve send: %w", err)
-		}
-		return nil, nil
+		return nil, insertReservation(ctx, tx, key, contactID, c)
 	}
 	d := &Deferral{Until: until, Rule: rule, Skipped: c.IfCapped == journey.IfCappedSkip}
 	outcome := "deferred"
@@ -111,6 +113,20 @@ func reserve(ctx context.Context, tx pgx.Tx, key string, contactID int64, c *Sen
 		return nil, fmt.Errorf("record deferral: %w", err)
 	}
 	return d, nil
+}
+
+// insertReservation takes the send's place, and forgets the contact's places older than any
+// cap can count (MaxCapPeriod), so the table holds about a year of sends.
+func insertReservation(ctx context.Context, tx pgx.Tx, key string, contactID int64, c *SendCheck) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM send_reservations WHERE contact_id = $1 AND channel = $2 AND reserved_at < $3`,
+		contactID, c.Channel, c.At.Add(-journey.MaxCapPeriod)); err != nil {
+		return fmt.Errorf("forget old sends: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO send_reservations (idempotency_key, contact_id, channel, reserved_at) VALUES ($1, $2, $3, $4)`,
+		key, contactID, c.Channel, c.At); err != nil {
+		return fmt.Errorf("reserve send: %w", err)
+	}
+	return nil
 }
 
 // Allowed is the first moment at or after now when a send may go out under the policy,

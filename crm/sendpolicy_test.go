@@ -164,7 +164,16 @@ func TestReservationsAreKeyedByTheSendsIdempotencyKey(t *testing.T) {
 	require.Nil(t, receipt.Deferred, "transactional sends bypass the caps")
 	require.Equal(t, 1, count(t, ctx, s, `SELECT count(*) FROM send_reservations`), "and are not counted")
 
-	at = at.Add(48 * time.Hour)
+	// A send of a journey without caps takes a place too: it counts toward others' caps.
+	at = at.Add(24 * time.Hour)
+	free, err := crm.ClaimEmail(ctx, s, "k6", id, "hi", &crm.SendCheck{Channel: journey.ChannelEmail, At: at}, noRender)
+	require.NoError(t, err)
+	require.Nil(t, free.Deferred)
+	held, err := crm.ClaimEmail(ctx, s, "k7", id, "hi", check("", false), noRender)
+	require.NoError(t, err)
+	require.NotNil(t, held.Deferred, "the uncapped journey's send counts toward the cap")
+
+	at = at.Add(24 * time.Hour)
 	sms := &crm.SendCheck{Channel: journey.ChannelSMS, Policy: journey.ChannelPolicy{Caps: caps(t, "1/24h")}, At: at}
 	ex, err := crm.ClaimExternal(ctx, s, "k4", "send_sms", id, sms)
 	require.NoError(t, err)
