@@ -1,5 +1,7 @@
 package workflows
 
+// Sending: the send policy's deferrals, split tests and learned send times, as a run meets them.
+
 import (
 	"fmt"
 	"time"
