@@ -72,6 +72,9 @@ type interpreter struct {
 	moving       *migration
 	offered      *contract.Migration
 	deadlineUsed bool
+	// holding says a send step waits (deferred by the send policy, or for its best time):
+	// a migration offered then moves the run at its next wait, never from the send.
+	holding bool
 }
 
 // heardEvent is an event with its place in the order the run heard events.
@@ -605,7 +608,9 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 	case journey.KindSendEmail:
 		waited := ""
 		if b := step.BestTimeWait(); b != nil {
+			it.holding = true
 			note, err := it.bestTime(ctx, step, b)
+			it.holding = false
 			if err != nil {
 				return "", nil, err
 			}

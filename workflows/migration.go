@@ -56,7 +56,7 @@ func (it *interpreter) offerMigration(ctx workflow.Context, m contract.Migration
 	if workflow.GetVersion(ctx, runControlVersion, workflow.DefaultVersion, 1) < 1 {
 		return
 	}
-	if it.state.Status != contract.StatusWaiting {
+	if it.state.Status != contract.StatusWaiting || it.holding {
 		it.offered = &m // moves at the next wait, if that wait is mapped
 		return
 	}

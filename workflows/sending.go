@@ -63,7 +63,9 @@ func (it *interpreter) send(ctx workflow.Context, step journey.Step, fn, input a
 		left := max(d.Until.Sub(workflow.Now(ctx)), minDeferral)
 		it.waiting(ctx, what, left)
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("at step **%s**: %s, %s", step.ID, step.Summary(), what))
+		it.holding = true
 		err := workflow.NewTimerWithOptions(ctx, left, workflow.TimerOptions{Summary: step.ID + ": " + what}).Get(ctx, nil)
+		it.holding = false
 		if err != nil {
 			return "", err
 		}

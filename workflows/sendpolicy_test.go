@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,4 +251,30 @@ func TestFiveJourneysRacingForTwoHundredContactsKeepTheCapsInVirtualTime(t *test
 	var deferred int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(DISTINCT idempotency_key) FROM send_deferrals`).Scan(&deferred))
 	require.Equal(t, 3*contacts, deferred, "three of each contact's five were deferred")
+}
+
+// A migration offered while a send is deferred does not move the run from the send (it would
+// drop it): the run moves at its next wait, once the send has gone out.
+func TestAMigrationWaitsForADeferredSend(t *testing.T) {
+	t.Parallel()
+	v1 := `
+id: moving
+trigger: {event: e}
+policy: {email: {caps: [{max: 1, per: 1d}]}}
+steps:
+  - {id: first, send_email: {template: hi}}
+  - {id: second, send_email: {template: hi}}
+  - {id: pause, wait: 5d}
+`
+	env, in, box, _ := policyEnv(t, v1, nil)
+	start := env.Now()
+	m := contract.Migration{ID: 3, From: 1, To: 2, Journey: decodeJourney(t, strings.Replace(v1, "wait: 5d", "wait: 6d", 1)),
+		Map: map[string]string{"second": "second", "pause": "pause"}}
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(contract.SignalMigrate, m) }, time.Hour)
+	env.ExecuteWorkflow(workflows.ContactJourney, in)
+	next := continuedAs(t, env.GetWorkflowError())
+	require.Len(t, box.sent, 2, "the deferred send went out before the run moved")
+	require.WithinDuration(t, start.Add(24*time.Hour), box.sent[1], time.Minute)
+	require.Equal(t, "pause", next.Resume.Step)
+	require.Equal(t, 2, next.Version)
 }
