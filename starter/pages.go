@@ -20,6 +20,7 @@ var pageFiles embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"add":   func(a, b float64) float64 { return a + b },
+	"pct":   func(x float64) float64 { return 100 * x },
 	"short": shorten,
 	"lines": func(s string, n int) []string {
 		// a summary wrapped on two lines of at most n characters
@@ -116,7 +117,8 @@ func (a *API) journeysPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 // journeyPage serves GET /ui/journeys/{id}: the journey's newest version drawn as a flow,
-// each step with the contacts there now and a link to them in Temporal UI, and its counts.
+// each step with the contacts there now and a link to them in Temporal UI, and its counts:
+// goals, emails, sends the send policy held back, split tests (looked at as the API does).
 func (a *API) journeyPage(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	v, err := crm.JourneyByID(r.Context(), a.DB, id, 0)
@@ -141,8 +143,16 @@ func (a *API) journeyPage(w http.ResponseWriter, r *http.Request) error {
 			elsewhere = append(elsewhere, c)
 		}
 	}
+	var splits []*crm.SplitResult
+	for _, s := range v.Definition.SplitTests() {
+		res, err := crm.SplitResults(r.Context(), a.DB, id, s.ID, *s.SplitTest, a.Now())
+		if err != nil {
+			return err
+		}
+		splits = append(splits, res)
+	}
 	a.render(w, http.StatusOK, "journey", map[string]any{"Title": "Journey " + id, "Journey": v, "Stats": st, "Flow": d,
-		"Elsewhere": elsewhere, "AllRuns": a.stepLink(id, "")})
+		"Elsewhere": elsewhere, "AllRuns": a.stepLink(id, ""), "SplitTests": splits})
 	return nil
 }
 

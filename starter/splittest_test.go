@@ -2,6 +2,8 @@ package starter_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -9,13 +11,14 @@ import (
 
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/starter"
 )
 
 // The split tests' results come by API with the test's parameters, each variant's numbers and
 // the leader; an unknown journey is a 404.
 func TestSplitTestResultsByAPI(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupWith(t, func(a *starter.API) { a.Temporal = noRuns{} })
 	doc := `{"id": "subjects", "trigger": {"event": "Signed Up"}, "steps": [{"id": "subject", "split_test": {
 		"variants": [{"id": "short", "steps": [{"send_email": {"template": "s"}}]}, {"id": "long", "steps": [{"send_email": {"template": "l"}}]}],
 		"metric": "opened", "min_sample": 50, "confidence": 0.9, "max_duration": "7d", "default": "short"}}]}`
@@ -60,6 +63,21 @@ func TestSplitTestResultsByAPI(t *testing.T) {
 
 	r = f.do(t, "GET", "/v1/journeys/nope/split-tests", "", bearer(adminKey))
 	require.Equal(t, 404, r.Status, r.Body)
+
+	// The journey's page shows them too.
+	req, err := http.NewRequest("GET", f.srv.URL+"/ui/journeys/subjects", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("me", adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, string(page))
+	for _, want := range []string{`<h2>Split test subject</h2>`, `class="split-test" data-step="subject"`,
+		`<tr data-variant="short"><td>short</td><td>2</td><td>0</td><td>0.0 %</td></tr>`, "leader short"} {
+		require.Contains(t, string(page), want)
+	}
 }
 
 // Caps, quiet hours and split tests that cannot work are refused when the journey is applied,
