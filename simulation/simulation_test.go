@@ -89,6 +89,7 @@ func TestEveryExampleJourneySimulatesInVirtualTime(t *testing.T) {
 		{journey: "client-onboarding", status: "completed", atLeast: 21 * 24 * time.Hour},
 		{journey: "email-course", status: "completed", atLeast: 4 * 24 * time.Hour},
 		{journey: "win-back", status: "completed", atLeast: 90 * 24 * time.Hour},
+		{journey: "weekly-newsletter", status: "completed"},
 	}
 	simulated := map[string]bool{}
 	for _, c := range cases {

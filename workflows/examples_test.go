@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/workflows"
 )
@@ -59,6 +60,7 @@ func TestEveryExampleJourneyRuns(t *testing.T) {
 			"send email course-lesson", "score +1", "send email course-lesson", "score +1", "send email course-lesson", "score +1",
 			"send email course-complete-offer"}},
 		{file: "win-back.yaml", want: []string{"send email we-miss-you", "add tag lapsed", "score -10"}},
+		{file: "weekly-newsletter.yaml", want: []string{"send email newsletter-question"}},
 	}
 	files, err := filepath.Glob("../examples/*.yaml")
 	require.NoError(t, err)
@@ -132,6 +134,13 @@ func runExample(t *testing.T, sc scenario) (contract.State, []string) {
 			return activities.ActionOutput{}, nil
 		})
 	}
+	// Split tests send the contact down their last variant; best times are three hours on.
+	env.OnActivity("AssignSplit", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SplitInput) (crm.SplitAssignment, error) {
+		return crm.SplitAssignment{Variant: in.Test.Variants[len(in.Test.Variants)-1].ID, InTest: true}, nil
+	})
+	env.OnActivity("BestTime", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BestTimeInput) (activities.ScheduleOutput, error) {
+		return activities.ScheduleOutput{At: in.After.Add(3 * time.Hour), Zone: "UTC", Note: "the best time by the contact's engagement"}, nil
+	})
 	env.OnActivity("ScheduleWait", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ScheduleInput) (activities.ScheduleOutput, error) {
 		if in.Window != nil {
 			return activities.ScheduleOutput{At: in.Window.Next(in.After, time.UTC), Zone: "UTC"}, nil
