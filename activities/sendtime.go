@@ -27,10 +27,14 @@ type BestTimeInput struct {
 // again: it moves slowly, and reading it counts every contact's opens and clicks of 90 days.
 const PopulationRefresh = time.Hour
 
-// population is the worker's cached profile of every contact's engagement.
+// population is the worker's cached profiles of every contact's engagement, one per fallback
+// zone (the zone contacts without one are placed in).
 type population struct {
-	mu      sync.Mutex
-	zone    string // the fallback zone it was placed in
+	mu       sync.Mutex
+	profiles map[string]cachedProfile
+}
+
+type cachedProfile struct {
 	read    time.Time
 	profile *sendtime.Profile
 }
@@ -78,12 +82,12 @@ func (a *Activities) BestTime(ctx context.Context, in BestTimeInput) (ScheduleOu
 // each placed in its contact's zone (fallback: the journey's), read at most every
 // PopulationRefresh per fallback zone.
 func (a *Activities) populationProfile(ctx context.Context, fallback string, now time.Time) (*sendtime.Profile, error) {
-	v, _ := populations.LoadOrStore(a, &population{})
+	v, _ := populations.LoadOrStore(a, &population{profiles: map[string]cachedProfile{}})
 	p := v.(*population)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.profile != nil && p.zone == fallback && now.Sub(p.read) < PopulationRefresh && !now.Before(p.read) {
-		return p.profile, nil
+	if c, ok := p.profiles[fallback]; ok && now.Sub(c.read) < PopulationRefresh && !now.Before(c.read) {
+		return c.profile, nil
 	}
 	bins, err := crm.PopulationEngagement(ctx, a.DB, now.Add(-sendtime.PopulationLookback))
 	if err != nil {
@@ -101,6 +105,6 @@ func (a *Activities) populationProfile(ctx context.Context, fallback string, now
 		at := b.At.Add(7*time.Minute + 30*time.Second)
 		prof.Add(sendtime.HourOfWeek(at.In(loc)), float64(b.Count)*sendtime.Decay(now.Sub(at)))
 	}
-	p.zone, p.read, p.profile = fallback, now, prof
+	p.profiles[fallback] = cachedProfile{read: now, profile: prof}
 	return prof, nil
 }
