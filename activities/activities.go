@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cairnhq/cairn/clock"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
@@ -77,6 +78,10 @@ type SendEmailInput struct {
 	// Journey and Step are available to the template as {{.Journey}} and {{.Step}}.
 	Journey string `json:"journey,omitempty"`
 	Step    string `json:"step,omitempty"`
+	// Trigger is the event that started the run and Event the latest one it heard:
+	// {{.Trigger}} and {{.Event}} in templates.
+	Trigger *contract.Event `json:"trigger,omitempty"`
+	Event   *contract.Event `json:"event,omitempty"`
 }
 
 // SendEmail renders the template for the contact, adds tracking and unsubscribe links, and
@@ -154,11 +159,13 @@ type CheckInput struct {
 	Condition journey.Condition `json:"condition"`
 	// EnteredAt is when the contact entered the journey, for since_entry windows.
 	EnteredAt time.Time `json:"entered_at"`
+	// Trigger holds the properties of the event that started the run, for keyed values.
+	Trigger map[string]any `json:"trigger,omitempty"`
 }
 
 // CheckCondition answers if/else, wait-until and exit questions against the CRM.
 func (a *Activities) CheckCondition(ctx context.Context, in CheckInput) (bool, error) {
-	ok, err := crm.Matches(ctx, a.DB, in.ContactID, in.Condition, crm.Env{Now: a.now(), EnteredAt: in.EnteredAt})
+	ok, err := crm.Matches(ctx, a.DB, in.ContactID, in.Condition, crm.Env{Now: a.now(), EnteredAt: in.EnteredAt, Trigger: in.Trigger})
 	switch {
 	case errors.Is(err, crm.ErrCondition):
 		return false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCondition, err)
@@ -175,13 +182,14 @@ type FirstMatchInput struct {
 	ContactID  int64               `json:"contact_id"`
 	Conditions []journey.Condition `json:"conditions"`
 	EnteredAt  time.Time           `json:"entered_at"`
+	Trigger    map[string]any      `json:"trigger,omitempty"`
 }
 
 // FirstMatch returns the index of the first condition the contact matches, or -1: a
 // multi-branch step costs one activity, not one per branch.
 func (a *Activities) FirstMatch(ctx context.Context, in FirstMatchInput) (int, error) {
 	for i, c := range in.Conditions {
-		ok, err := a.CheckCondition(ctx, CheckInput{ContactID: in.ContactID, Condition: c, EnteredAt: in.EnteredAt})
+		ok, err := a.CheckCondition(ctx, CheckInput{ContactID: in.ContactID, Condition: c, EnteredAt: in.EnteredAt, Trigger: in.Trigger})
 		if err != nil {
 			return -1, err
 		}

@@ -109,6 +109,8 @@ type Resume struct {
 	// Heard are the ids of the latest events the run heard, so a repeated delivery after
 	// continue-as-new is still recognised.
 	Heard []int64 `json:"heard,omitempty"`
+	// Trigger is the event that started the run (keyed conditions compare with it).
+	Trigger *Event `json:"trigger,omitempty"`
 }
 
 // Event is a contact event as delivered by SignalEvent.
@@ -229,6 +231,7 @@ func ContactOfWorkflowID(id string) (contactID int64, ok bool) {
 	var rest string
 	switch {
 	case strings.HasPrefix(id, "journey:"):
+		id = trimRunKey(id)
 		i := strings.LastIndexByte(id, ':')
 		if i < len("journey:") {
 			return 0, false

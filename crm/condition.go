@@ -25,6 +25,9 @@ type Env struct {
 	// Timeout bounds each statement the question runs (DefaultQueryTimeout when zero); past
 	// it the answer is ErrQueryTimeout.
 	Timeout time.Duration
+	// Trigger holds the properties of the event that started the run asking (or, for entry
+	// conditions, of the trigger itself): keyed values ({trigger: cart_id}) are read from it.
+	Trigger map[string]any
 }
 
 // sqlBuilder collects parameters: values are always passed as parameters, never spliced
@@ -586,7 +589,7 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	where, err := b.containment("e.properties", "event "+e.Name, e.Where)
+	where, err := b.eventWhere("e.properties", "event "+e.Name, e)
 	if err != nil {
 		return "", err
 	}

@@ -140,6 +140,9 @@ type EventTest struct {
 	SinceEntry bool `json:"since_entry,omitempty"`
 	// Where holds property values that must all match (JSON containment).
 	Where map[string]any `json:"where,omitempty"`
+	// Keys are where's keyed values: property → the trigger event's property it must equal
+	// ({cart_id: {trigger: cart_id}}), resolved when the condition is checked (keyed.go).
+	Keys map[string]string `json:"keys,omitempty"`
 	// URL is a glob on a page event's path or url; Product an order's product_id or sku.
 	URL     string `json:"url,omitempty"`
 	Product string `json:"product,omitempty"`
@@ -333,7 +336,7 @@ func (c Condition) String() string {
 		if e.Product != "" {
 			s += " product " + e.Product
 		}
-		return s
+		return s + keysString(e.Keys)
 	case "list":
 		return "list " + c.List
 	case "total_spent":

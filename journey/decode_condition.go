@@ -330,7 +330,7 @@ func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 		}
 	}
 	if v := f["where"]; v != nil {
-		e.Where = d.where(v, path, e.Where)
+		e.Where, e.Keys = d.conditionWhere(v, path, e.Where)
 	}
 	counts := 0
 	count := func(key string) *int {

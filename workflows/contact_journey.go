@@ -65,6 +65,10 @@ type interpreter struct {
 	heard      map[int64]bool
 	heardOrder []int64
 	log        []heardEvent
+
+	// cv is the run's triggerContextVersion; from 1 on, trigger is the event that started it.
+	cv      workflow.Version
+	trigger *contract.Event
 }
 
 // heardEvent is an event with its place in the order the run heard events.
@@ -119,6 +123,7 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 		return fmt.Errorf("register %s query: %w", contract.QueryState, err)
 	}
 	events := workflow.GetSignalChannel(ctx, contract.SignalEvent)
+	it.takeTrigger(ctx, events)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var ev contract.Event
@@ -148,6 +153,7 @@ func (it *interpreter) record(ctx workflow.Context, ev contract.Event) {
 		}
 		it.remember(ev.ID)
 	}
+	it.noteTrigger(ev)
 	it.seq++
 	it.lastEvent[ev.Name] = it.seq
 	if it.v >= 1 {
@@ -450,6 +456,7 @@ func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
 		Events:    it.state.Events,
 		Path:      it.state.Path,
 		Heard:     it.heardOrder,
+		Trigger:   it.trigger,
 	}
 	if n := len(in.Resume.Path); n > maxPathKept {
 		in.Resume.Path = in.Resume.Path[n-maxPathKept:]
@@ -575,7 +582,7 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		var out activities.ActionOutput
 		err := workflow.ExecuteActivity(actionContext(ctx, step), a.SendEmail, activities.SendEmailInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
-			Journey: it.in.Journey.ID, Step: step.ID,
+			Journey: it.in.Journey.ID, Step: step.ID, Trigger: it.trigger, Event: it.latestEvent(),
 		}).Get(ctx, &out)
 		return "queued " + step.SendEmail.Template, nil, err
 	case journey.KindRemoveTag, journey.KindUpdateFields, journey.KindAdjustScore, journey.KindSubscribe,
@@ -751,7 +758,7 @@ func (it *interpreter) check(ctx workflow.Context, stepID string, c journey.Cond
 		lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(fmt.Sprintf("%s: check %s", stepID, c)))
 		var met bool
 		err := workflow.ExecuteLocalActivity(lctx, a.CheckCondition, activities.CheckInput{
-			ContactID: it.in.ContactID, Condition: c, EnteredAt: it.enteredAt(ctx),
+			ContactID: it.in.ContactID, Condition: c, EnteredAt: it.enteredAt(ctx), Trigger: it.triggerProperties(),
 		}).Get(ctx, &met)
 		return met, err
 	}
@@ -777,7 +784,7 @@ func (it *interpreter) decide(ctx workflow.Context, c journey.Condition, seq int
 		}
 		heard = true
 		e := journey.Heard{Name: h.ev.Name, Properties: h.ev.Properties, OccurredAt: h.ev.OccurredAt, Changed: h.ev.Changed,
-			Now: now, EnteredAt: entered}
+			Now: now, EnteredAt: entered, Trigger: it.triggerProperties()}
 		if !c.Affects(e) {
 			continue
 		}
@@ -795,7 +802,7 @@ func (it *interpreter) decide(ctx workflow.Context, c journey.Condition, seq int
 
 // firstMatch asks, in one activity, which condition of a branch holds first (-1: none).
 func (it *interpreter) firstMatch(ctx workflow.Context, stepID string, conds []journey.Condition) (int, error) {
-	in := activities.FirstMatchInput{ContactID: it.in.ContactID, Conditions: conds, EnteredAt: it.enteredAt(ctx)}
+	in := activities.FirstMatchInput{ContactID: it.in.ContactID, Conditions: conds, EnteredAt: it.enteredAt(ctx), Trigger: it.triggerProperties()}
 	if it.v >= 1 {
 		lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(fmt.Sprintf("%s: check %d conditions", stepID, len(conds))))
 		var first int
