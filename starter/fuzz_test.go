@@ -123,6 +123,8 @@ func fuzzSeeds() []fuzzSeed {
 		{r("GET", "/v1/fields"), "", "", false},
 		{r("PUT", "/v1/segments/{id}"), "pros", `{"condition":{"all":[{"field":"plan","equals":"pro"},{"score":{"gte":5}}]}}`, false},
 		{r("PUT", "/v1/segments/{id}"), "bad", `{"condition":{"event":"x","since_entry":true}}`, false},
+		{r("PUT", "/v1/segments/{id}"), "keyed", `{"condition":{"event":"x","where":{"cart_id":{"trigger":"cart_id"}}}}`, false},
+		{r("PUT", "/v1/journeys/{id}"), "carts", "id: carts\ntrigger: {cart_abandoned: true}\nkey: cart_id\nsteps: [{wait_until: {condition: {event: Order Completed, where: {cart_id: {trigger: cart_id}}}, timeout: 1d}}]", false},
 		{r("PUT", "/v1/segments/{id}"), "deep", `{"condition":` + deep + `}`, false},
 		{r("PUT", "/v1/segments/{id}"), "wide", `{"condition":{"any":[` + strings.Join(tags, ",") + `]}}`, true},
 		{r("GET", "/v1/segments/{id}"), "pros", "", false},
