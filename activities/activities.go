@@ -82,6 +82,16 @@ type SendEmailInput struct {
 	// {{.Trigger}} and {{.Event}} in templates.
 	Trigger *contract.Event `json:"trigger,omitempty"`
 	Event   *contract.Event `json:"event,omitempty"`
+	// Timezone is the journey's, for dates of contacts without a time zone of their own.
+	Timezone string `json:"timezone,omitempty"`
+}
+
+// templateEvent is how a template sees an event (zero for none).
+func templateEvent(ev *contract.Event) email.Event {
+	if ev == nil {
+		return email.Event{}
+	}
+	return email.Event{Name: ev.Name, Properties: ev.Properties, At: ev.OccurredAt}
 }
 
 // SendEmail renders the template for the contact, adds tracking and unsubscribe links, and
@@ -95,6 +105,12 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 	var msg email.Message
 	es, err := crm.ClaimEmail(ctx, a.DB, in.Key, in.ContactID, in.Template, func(es *crm.EmailSend) error {
 		es.Data.Journey, es.Data.Step = in.Journey, in.Step
+		var err error
+		es.Data.Context, err = crm.TemplateContext(ctx, es.Conn, crm.TemplateInput{ContactID: in.ContactID,
+			Trigger: templateEvent(in.Trigger), Event: templateEvent(in.Event), Timezone: in.Timezone, Now: a.now()})
+		if err != nil {
+			return err
+		}
 		r, err := es.Template.Render(es.Data)
 		if err != nil {
 			return err

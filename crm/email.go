@@ -51,6 +51,9 @@ type EmailSend struct {
 	To        string
 	Template  email.Template
 	Data      email.Data
+	// Conn is the claim's transaction while render runs: what render reads (the template's
+	// context) it reads there, holding no second connection.
+	Conn DB
 }
 
 // ClaimEmail prepares one send per key. The first call checks the contact (exists, has an
@@ -101,6 +104,8 @@ func ClaimEmail(ctx context.Context, db DB, key string, contactID int64, templat
 				return fmt.Errorf("record message: %w", err)
 			}
 		}
+		es.Conn = tx
+		defer func() { es.Conn = nil }()
 		return render(es)
 	})
 	return es, err

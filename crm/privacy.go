@@ -16,6 +16,7 @@ import (
 // belongs here: TestEveryContactTableIsErased fails until it is.
 var contactRows = []struct{ table, where, export string }{
 	{"order_lines", "order_ref IN (SELECT id FROM orders WHERE contact_id = $1)", "order_lines"},
+	{"cart_lines", "cart_ref IN (SELECT id FROM carts WHERE contact_id = $1)", "cart_lines"},
 	{"orders", "contact_id = $1", "orders"},
 	{"deal_stage_changes", "deal_id IN (SELECT id FROM deals WHERE contact_id = $1)", "deal_stage_changes"},
 	{"deals", "contact_id = $1", "deals"},

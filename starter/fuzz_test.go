@@ -48,7 +48,7 @@ var fuzzRoutes = []fuzzRoute{
 	{"PUT", "/v1/scoring-rules/{id}", "admin"}, {"PUT", "/v1/fields/{id}", "admin"}, {"GET", "/v1/fields", "admin"},
 	{"PUT", "/v1/segments/{id}", "admin"}, {"GET", "/v1/segments/{id}", "admin"}, {"GET", "/v1/segments/{id}/contacts", "admin"},
 	{"PUT", "/v1/pipelines/{id}", "admin"}, {"GET", "/v1/pipelines/{id}", "admin"},
-	{"PUT", "/v1/templates/{id}", "admin"}, {"GET", "/v1/templates/{id}", "admin"},
+	{"PUT", "/v1/templates/{id}", "admin"}, {"GET", "/v1/templates/{id}", "admin"}, {"POST", "/v1/templates/{id}/preview", "admin"},
 	{"GET", "/v1/t/o/{id}", "none"}, {"GET", "/v1/t/c/{id}", "none"}, {"GET", "/v1/t/u/{id}", "none"}, {"POST", "/v1/t/u/{id}", "none"},
 	{"OPTIONS", "/v1/track", "none"}, {"GET", "/healthz", "none"},
 }
@@ -133,6 +133,9 @@ func fuzzSeeds() []fuzzSeed {
 		{r("GET", "/v1/pipelines/{id}"), "sales", "", false},
 		{r("PUT", "/v1/templates/{id}"), "hello", `{"subject":"Hi {{field \"first_name\" \"there\"}}","text":"Hello","html":"<p>Hello</p>"}`, false},
 		{r("GET", "/v1/templates/{id}"), "hello", "", false},
+		{r("POST", "/v1/templates/{id}/preview"), "hello", `{"userId":"ada","event":{"event":"cart_abandoned","properties":{"cart_id":"k1"}}}`, false},
+		{r("POST", "/v1/templates/{id}/preview"), "hello", `{"userId":"ada","template":{"subject":"s","html":"<p>{{range recommend 3}}{{money .Price .Currency}}{{end}}{{url "javascript:x"}}</p>"}}`, false},
+		{r("PUT", "/v1/templates/{id}"), "cart", `{"subject":"Cart","text":"{{range .Cart.Lines}}{{.Name}} {{money .Total $.Cart.Currency}}{{end}}{{date .Trigger.At}}"}`, false},
 		{r("GET", "/v1/t/o/{id}"), "eyJrIjoibyJ9.AAAA", "", false},
 		{r("GET", "/v1/t/c/{id}"), "not-a-token", "", false},
 		{r("POST", "/v1/t/u/{id}"), "x.y", "", false},

@@ -130,6 +130,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline, jsonBody))
 	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate, docBody, lim("id", maxID)))
 	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate, jsonBody))
+	mux.Handle("POST /v1/templates/{id}/preview", a.admin(a.previewTemplate, jsonBody, lim("userId", maxID), lim("event.event", maxID), lim("trigger.event", maxID)))
 	mux.Handle("GET /v1/t/o/{token}", a.public(a.trackOpen))
 	mux.Handle("GET /v1/t/c/{token}", a.public(a.trackClick))
 	mux.Handle("GET /v1/t/u/{token}", a.public(a.unsubscribe))

@@ -582,7 +582,7 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		var out activities.ActionOutput
 		err := workflow.ExecuteActivity(actionContext(ctx, step), a.SendEmail, activities.SendEmailInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
-			Journey: it.in.Journey.ID, Step: step.ID, Trigger: it.trigger, Event: it.latestEvent(),
+			Journey: it.in.Journey.ID, Step: step.ID, Trigger: it.trigger, Event: it.latestEvent(), Timezone: it.timezone(),
 		}).Get(ctx, &out)
 		return "queued " + step.SendEmail.Template, nil, err
 	case journey.KindRemoveTag, journey.KindUpdateFields, journey.KindAdjustScore, journey.KindSubscribe,

@@ -58,3 +58,11 @@ func (it *interpreter) latestEvent() *contract.Event {
 	ev := it.log[len(it.log)-1].ev
 	return &ev
 }
+
+// timezone is the journey's time zone for emails, from the trigger-context version on.
+func (it *interpreter) timezone() string {
+	if it.cv < 1 {
+		return ""
+	}
+	return it.in.Journey.Timezone
+}
