@@ -110,6 +110,14 @@ type Product struct {
 	Reason    string
 }
 
+// ID is the product's id, else its SKU.
+func (p Product) ID() string {
+	if p.ProductID != "" {
+		return p.ProductID
+	}
+	return p.SKU
+}
+
 // Record is a custom object record (a subscription, an enrolment, a vehicle).
 type Record struct {
 	ID        string
