@@ -68,12 +68,12 @@ UNION ALL SELECT 'viewed', p, at FROM viewed WHERE p IS NOT NULL`
 // at most $3.
 var boughtTogetherSQL = `
 WITH seed_orders AS (
-    SELECT s.p AS seed, o.order_ref
-    FROM unnest($1::text[]) s(p)
+    SELECT s.p AS seed, s.w, o.order_ref
+    FROM unnest($1::text[], $4::float8[]) s(p, w)
     CROSS JOIN LATERAL (SELECT l.order_ref FROM order_lines l WHERE COALESCE(l.product_id, l.sku) = s.p
                         ORDER BY l.order_ref DESC LIMIT ` + strconv.Itoa(seedOrders) + `) o
 ), seed_freq AS (
-    SELECT seed, count(DISTINCT order_ref) AS f FROM seed_orders GROUP BY seed
+    SELECT seed, min(w) AS w, count(DISTINCT order_ref) AS f FROM seed_orders GROUP BY seed
 ), co AS (
     SELECT so.seed, COALESCE(l.product_id, l.sku) AS q, count(DISTINCT l.order_ref) AS n
     FROM seed_orders so JOIN order_lines l ON l.order_ref = so.order_ref
@@ -81,11 +81,13 @@ WITH seed_orders AS (
     GROUP BY so.seed, 2
 ), cand AS (
     SELECT q FROM co GROUP BY q ORDER BY sum(n) DESC, q LIMIT ` + strconv.Itoa(candidates) + `
-), cand_freq AS (
-    SELECT c.q, (SELECT count(*) FROM (SELECT DISTINCT l.order_ref FROM order_lines l WHERE COALESCE(l.product_id, l.sku) = c.q) d) AS f
-    FROM cand c
+), cand_freq AS MATERIALIZED (
+    -- Once per candidate, not once per (seed, candidate).
+    SELECT COALESCE(l.product_id, l.sku) AS q, count(DISTINCT l.order_ref) AS f
+    FROM order_lines l WHERE COALESCE(l.product_id, l.sku) IN (SELECT q FROM cand)
+    GROUP BY 1
 )
-SELECT co.q, sum(co.n / sqrt(sf.f::float8 * cf.f::float8)) AS score
+SELECT co.q, sum(sf.w * co.n / sqrt(sf.f::float8 * cf.f::float8)) AS score
 FROM co JOIN seed_freq sf ON sf.seed = co.seed JOIN cand_freq cf ON cf.q = co.q
 GROUP BY co.q ORDER BY score DESC, co.q LIMIT $3`
 
@@ -118,6 +120,17 @@ LEFT JOIN LATERAL (SELECT e.properties FROM events e
 
 // Recommend returns up to n products for the contact, best first, each with its reason.
 func Recommend(ctx context.Context, db DB, contactID int64, n int, now time.Time) ([]email.Product, error) {
+	return recommend(ctx, db, contactID, n, now, false)
+}
+
+// Popular is the third tier alone: the products on the most orders in the last 90 days that
+// the contact has not bought and has not in its cart (what Recommend gives a contact without
+// history). Benchmarks compare Recommend with it.
+func Popular(ctx context.Context, db DB, contactID int64, n int, now time.Time) ([]email.Product, error) {
+	return recommend(ctx, db, contactID, n, now, true)
+}
+
+func recommend(ctx context.Context, db DB, contactID int64, n int, now time.Time, popularOnly bool) ([]email.Product, error) {
 	if n <= 0 {
 		return nil, nil
 	}
@@ -137,13 +150,16 @@ func Recommend(ctx context.Context, db DB, contactID int64, n int, now time.Time
 	if err != nil {
 		return nil, fmt.Errorf("read recommendation seeds: %w", err)
 	}
-	from, excluded := []string{}, []string{}
+	from, weights, excluded := []string{}, []float64{}, []string{}
 	var views []seed
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for _, s := range seeds {
-		if !seen[s.Product] {
-			from = append(from, s.Product)
-			seen[s.Product] = true
+		w := seedWeights[s.Kind]
+		if i, ok := seen[s.Product]; ok {
+			weights[i] = max(weights[i], w)
+		} else {
+			seen[s.Product] = len(from)
+			from, weights = append(from, s.Product), append(weights, w)
 		}
 		if s.Kind == "viewed" {
 			views = append(views, s)
@@ -159,8 +175,11 @@ func Recommend(ctx context.Context, db DB, contactID int64, n int, now time.Time
 			order = append(order, p)
 		}
 	}
+	if popularOnly {
+		from, views = nil, nil
+	}
 	if len(from) > 0 {
-		rows, err := db.Query(ctx, boughtTogetherSQL, from, excluded, n)
+		rows, err := db.Query(ctx, boughtTogetherSQL, from, excluded, n, weights)
 		if err != nil {
 			return nil, fmt.Errorf("recommend bought together: %w", err)
 		}
@@ -225,3 +244,7 @@ func Recommend(ctx context.Context, db DB, contactID int64, n int, now time.Time
 	}
 	return out, nil
 }
+
+// seedWeights weigh a seed's similar products by what the contact did with the seed: what is
+// in its cart now says most about what it wants next.
+var seedWeights = map[string]float64{"cart": 1, "viewed": 0.5, "bought": 0.5}
