@@ -17,7 +17,7 @@ import (
 //
 //  1. bought together: products on the same orders as the contact's seeds — what is in its
 //     cart, what it bought, what it viewed in the last 90 days — scored by item-to-item
-//     cosine similarity, co(s, q) / √(orders(s) · orders(q)), summed over the seeds, so a
+//     cosine similarity, co(s, q) / √(orders(s) · orders(q)), summed over the seeds weighed by seedWeights, so a
 //     bestseller that is on every order does not outrank the product really bought with the
 //     seed;
 //  2. viewed, not bought: products the contact viewed in the last 90 days, latest first;
