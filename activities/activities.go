@@ -344,6 +344,8 @@ type RunRecord struct {
 	Goal      string    `json:"goal,omitempty"`
 	Status    string    `json:"status,omitempty"` // completed or exited
 	At        time.Time `json:"at"`
+	// TriggerEvent is the id of the event that started the run (0: unknown).
+	TriggerEvent int64 `json:"trigger_event,omitempty"`
 }
 
 // RecordGoal records a goal met (goal_completions, goal_met); idempotent.
@@ -354,7 +356,7 @@ func (a *Activities) RecordGoal(ctx context.Context, in RunRecord) error {
 // RecordRunEnd closes the run's enrollment and records journey_completed / journey_exited;
 // idempotent.
 func (a *Activities) RecordRunEnd(ctx context.Context, in RunRecord) error {
-	return crm.RecordRunEnd(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Status, in.At)
+	return crm.RecordRunEnd(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Status, in.At, in.TriggerEvent)
 }
 
 func (a *Activities) now() time.Time { return clock.OrSystem(a.Clock).Now() }

@@ -30,6 +30,7 @@ var contactRows = []struct{ table, where, export string }{
 	{"score_changes", "contact_id = $1", "score_changes"},
 	{"segment_members", "contact_id = $1", "segments"},
 	{"goal_completions", "contact_id = $1", "goals"},
+	{"campaign_members", "contact_id = $1", "campaigns"},
 	{"enrollments", "contact_id = $1", "enrollments"},
 	{"carts", "contact_id = $1", "carts"},
 	{"dispatch_leases", "contact_id = $1", ""},

@@ -39,6 +39,10 @@ const (
 	EventSegmentEntered = "segment_entered"
 	EventSegmentExited  = "segment_exited"
 
+	// EventCampaignEntered is a segment member entering a campaign's journey at one of its
+	// firings (properties campaign, firing, journey): the dispatcher starts that journey.
+	EventCampaignEntered = "campaign_entered"
+
 	// Commerce: Cairn's own abandonment, and the Segment e-commerce spec's order.
 	EventCartAbandoned  = "cart_abandoned"
 	EventOrderCompleted = "Order Completed"
@@ -65,6 +69,7 @@ var reserved = map[string]bool{
 	EventStartRequested: true, EventJourneyCompleted: true, EventJourneyExited: true, EventGoalMet: true,
 	EventJourneyFailed: true, EventJourneyCancelled: true,
 	EventDateReached: true, EventSegmentEntered: true, EventSegmentExited: true,
+	EventCampaignEntered: true,
 }
 
 // segmentCalls are the names Segment calls other than track are recorded under: a track

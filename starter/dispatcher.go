@@ -484,8 +484,8 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 	}
 	journeys := append([]crm.JourneyVersion(nil), cached...)
 	requested := ""
-	if ev.Name == journey.EventStartRequested {
-		// A start_journey step or the API asks for one journey, whatever its triggers.
+	if ev.Name == journey.EventStartRequested || ev.Name == journey.EventCampaignEntered {
+		// A start_journey step, the API or a campaign asks for one journey, whatever its triggers.
 		requested, _ = ev.Properties["journey"].(string)
 		v, err := crm.JourneyByID(ctx, d.DB, requested, 0)
 		switch {
@@ -726,6 +726,17 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	}
 	if last != nil && last.EventID == ev.ID {
 		return alreadyDone, nil
+	}
+	if retried {
+		// The start may have gone through unrecorded, and its run ended since: then the run's
+		// end names this event.
+		ended, err := crm.RunEndedFor(ctx, d.DB, j.JourneyID, ev.ContactID, ev.ID)
+		if err != nil {
+			return refused, err
+		}
+		if ended {
+			return alreadyDone, nil
+		}
 	}
 	open := last != nil && last.EndedAt == nil
 	if open && def.Reentry.Mode != journey.ReentryAlways {

@@ -48,6 +48,8 @@ var fuzzRoutes = []fuzzRoute{
 	{"PUT", "/v1/scoring-rules/{id}", "admin"}, {"PUT", "/v1/fields/{id}", "admin"}, {"GET", "/v1/fields", "admin"},
 	{"PUT", "/v1/segments/{id}", "admin"}, {"GET", "/v1/segments/{id}", "admin"}, {"GET", "/v1/segments/{id}/contacts", "admin"},
 	{"PUT", "/v1/pipelines/{id}", "admin"}, {"GET", "/v1/pipelines/{id}", "admin"},
+	{"PUT", "/v1/campaigns/{id}", "admin"}, {"GET", "/v1/campaigns/{id}", "admin"}, {"POST", "/v1/campaigns/{id}/pause", "admin"},
+	{"POST", "/v1/campaigns/{id}/resume", "admin"}, {"POST", "/v1/campaigns/{id}/fire", "admin"},
 	{"PUT", "/v1/templates/{id}", "admin"}, {"GET", "/v1/templates/{id}", "admin"}, {"POST", "/v1/templates/{id}/preview", "admin"},
 	{"GET", "/v1/t/o/{id}", "none"}, {"GET", "/v1/t/c/{id}", "none"}, {"GET", "/v1/t/u/{id}", "none"}, {"POST", "/v1/t/u/{id}", "none"},
 	{"OPTIONS", "/v1/track", "none"}, {"GET", "/healthz", "none"},
@@ -131,6 +133,13 @@ func fuzzSeeds() []fuzzSeed {
 		{r("GET", "/v1/segments/{id}/contacts"), "pros", "", false},
 		{r("PUT", "/v1/pipelines/{id}"), "sales", `{"name":"Sales","stages":[{"id":"lead","name":"Lead"},{"id":"won","name":"Won"}]}`, false},
 		{r("GET", "/v1/pipelines/{id}"), "sales", "", false},
+		{r("PUT", "/v1/campaigns/{id}"), "spring", "segment: pros\njourney: welcome\nschedule: {every: 7d}\nrate: 500", false},
+		{r("PUT", "/v1/campaigns/{id}"), "news", `{"segment":"pros","message":{"template":"hello"},"schedule":{"cron":"0 9 * * MON","timezone":"Europe/Lisbon"}}`, false},
+		{r("PUT", "/v1/campaigns/{id}"), "bad", `{"segment":"nobody","journey":"welcome","schedule":{"cron":"99 * * * *"},"rate":0}`, false},
+		{r("GET", "/v1/campaigns/{id}"), "spring", "", false},
+		{r("POST", "/v1/campaigns/{id}/pause"), "spring", "", false},
+		{r("POST", "/v1/campaigns/{id}/resume"), "spring", "", false},
+		{r("POST", "/v1/campaigns/{id}/fire"), "spring", "", false},
 		{r("PUT", "/v1/templates/{id}"), "hello", `{"subject":"Hi {{field \"first_name\" \"there\"}}","text":"Hello","html":"<p>Hello</p>"}`, false},
 		{r("GET", "/v1/templates/{id}"), "hello", "", false},
 		{r("POST", "/v1/templates/{id}/preview"), "hello", `{"userId":"ada","event":{"event":"cart_abandoned","properties":{"cart_id":"k1"}}}`, false},
@@ -157,7 +166,7 @@ func newFuzzTarget(tb testing.TB) *fuzzTarget {
 		tb.Fatal(err)
 	}
 	api := &starter.API{DB: pool, WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: []byte("tk"),
-		SourceSecrets: map[string]string{"shop": "s3cret"}, Logger: discard()}
+		SourceSecrets: map[string]string{"shop": "s3cret"}, Logger: discard(), Scheduler: &fakeScheduler{}}
 	return &fuzzTarget{db: pool, handler: starter.WithQueryTimeout(api.Handler(), 2*time.Second)}
 }
 
@@ -171,7 +180,7 @@ func (f *fuzzTarget) rows(tb testing.TB) string {
 		(SELECT count(*) FROM email_templates), (SELECT count(*) FROM forms), (SELECT count(*) FROM field_definitions),
 		(SELECT count(*) FROM stages), (SELECT count(*) FROM pipelines), (SELECT count(*) FROM deals), (SELECT count(*) FROM scoring_rules),
 		(SELECT count(*) FROM score_changes), (SELECT count(*) FROM orders), (SELECT count(*) FROM carts),
-		(SELECT count(*) FROM list_subscriptions))`).Scan(&out)
+		(SELECT count(*) FROM list_subscriptions), (SELECT count(*) FROM campaigns), (SELECT count(*) FROM campaign_firings))`).Scan(&out)
 	if err != nil {
 		tb.Fatal(err)
 	}

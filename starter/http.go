@@ -67,6 +67,8 @@ type API struct {
 	// with it. CodecServer, when set, serves Temporal's remote codec protocol under /codec/.
 	Codec       *codec.Codec
 	CodecServer http.Handler
+	// Scheduler keeps campaigns' Temporal Schedules (campaigns.go); nil refuses campaign calls.
+	Scheduler Scheduler
 }
 
 // Now is the API's clock reading.
@@ -126,6 +128,12 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment, docBody, lim("id", maxID), lim("name", maxID)))
 	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment, jsonBody))
 	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts, jsonBody))
+	mux.Handle("PUT /v1/campaigns/{id}", a.admin(a.putCampaign, docBody, lim("id", maxID), lim("name", maxID), lim("segment", maxID),
+		lim("journey", maxID), lim("message.template", maxID), lim("schedule.*", maxID)))
+	mux.Handle("GET /v1/campaigns/{id}", a.admin(a.getCampaign, jsonBody))
+	mux.Handle("POST /v1/campaigns/{id}/pause", a.admin(a.pauseCampaign(true), jsonBody))
+	mux.Handle("POST /v1/campaigns/{id}/resume", a.admin(a.pauseCampaign(false), jsonBody))
+	mux.Handle("POST /v1/campaigns/{id}/fire", a.admin(a.fireCampaign, jsonBody))
 	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline, jsonBody, lim("name", maxID), lim("stages[].id", maxID), lim("stages[].name", maxID)))
 	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline, jsonBody))
 	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate, docBody, lim("id", maxID)))

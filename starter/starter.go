@@ -297,7 +297,7 @@ func Run(ctx context.Context, cfg Config) error {
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
 		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI, Codec: cfg.Temporal.Codec,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
-		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow}
+		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, Scheduler: &TemporalScheduler{Client: tc}}
 	if cfg.Temporal.Codec != nil {
 		api.CodecServer = codec.NewServer(cfg.Temporal.Codec, api.Namespace, cfg.CodecServer, logger)
 		if !cfg.CodecServer.On() {

@@ -361,6 +361,7 @@ func (it *interpreter) recordRun(ctx workflow.Context, what string, fn any, rec 
 	}
 	info := workflow.GetInfo(ctx)
 	rec.Journey, rec.ContactID, rec.RunID, rec.At = it.in.Journey.ID, it.in.ContactID, info.FirstRunID, workflow.Now(ctx)
+	rec.TriggerEvent = it.triggerID()
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},

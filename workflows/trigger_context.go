@@ -66,3 +66,12 @@ func (it *interpreter) timezone() string {
 	}
 	return it.in.Journey.Timezone
 }
+
+// triggerID is the id of the event that started the run (0 before the trigger-context
+// version, or without one).
+func (it *interpreter) triggerID() int64 {
+	if it.trigger == nil {
+		return 0
+	}
+	return it.trigger.ID
+}
