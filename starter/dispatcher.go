@@ -429,6 +429,7 @@ type batchCache struct {
 	born      time.Time
 	mu        sync.Mutex
 	triggered map[string][]crm.JourneyVersion
+	requested map[string]*crm.JourneyVersion
 	segments  []crm.Segment
 	segLoaded bool
 }
@@ -487,12 +488,12 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 	if ev.Name == journey.EventStartRequested || ev.Name == journey.EventCampaignEntered {
 		// A start_journey step, the API or a campaign asks for one journey, whatever its triggers.
 		requested, _ = ev.Properties["journey"].(string)
-		v, err := crm.JourneyByID(ctx, d.DB, requested, 0)
+		v, err := cache.requestedJourney(ctx, requested)
 		switch {
-		case errors.Is(err, crm.ErrNotFound):
-			d.Logger.Warn("start requested for an unknown journey", "journey", requested, "event", ev.ID)
 		case err != nil:
 			return err
+		case v == nil:
+			d.Logger.Warn("start requested for an unknown journey", "journey", requested, "event", ev.ID)
 		case !v.Paused:
 			journeys = append(journeys, *v)
 		}

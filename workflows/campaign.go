@@ -55,8 +55,9 @@ func CampaignFiring(ctx workflow.Context, in contract.CampaignInput) (contract.C
 	for {
 		began := workflow.Now(ctx)
 		var r crm.BatchResult
+		// A batch takes a second or so: one cut short by a worker's death is retried soon.
 		bctx := workflow.WithActivityOptions(actx, workflow.ActivityOptions{
-			StartToCloseTimeout: 2 * time.Minute,
+			StartToCloseTimeout: 30 * time.Second,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 			Summary:             fmt.Sprintf("enter batch %d", out.Batches+1),
 		})
