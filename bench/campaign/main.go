@@ -63,8 +63,8 @@ func main() {
 
 type options struct {
 	members, raw, starters, workers, concurrency, rate int
-	kill                                              bool
-	killAt                                            float64
+	kill                                               bool
+	killAt                                             float64
 }
 
 const (
@@ -322,7 +322,9 @@ func run(o options) error {
 	}
 	fmt.Printf("| runs done (step and end) | %.0f/s | %.0f/s |\n", float64(o.raw)/raw.completed.Seconds(), float64(o.members)/allCompleted.Seconds())
 	fmt.Printf("| raw rate / Cairn rate | | %.2f× |\n", (float64(o.raw)/raw.started.Seconds())/(float64(o.members)/startSpan.Seconds()))
-	perRun := func(d time.Duration, n int) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000/float64(n)) }
+	perRun := func(d time.Duration, n int) string {
+		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000/float64(n))
+	}
 	for i, part := range []string{"CPU per run: Temporal server (and the raw client)", "CPU per run: PostgreSQL", "CPU per run: starters", "CPU per run: workers"} {
 		fmt.Printf("| %s | %s | %s |\n", part, perRun(u1[i]-u0[i], o.raw), perRun(u2[i]-u1[i], o.members))
 	}
