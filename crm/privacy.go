@@ -31,6 +31,7 @@ var contactRows = []struct{ table, where, export string }{
 	{"segment_members", "contact_id = $1", "segments"},
 	{"goal_completions", "contact_id = $1", "goals"},
 	{"campaign_members", "contact_id = $1", "campaigns"},
+	{"object_records", "contact_id = $1", "objects"},
 	{"enrollments", "contact_id = $1", "enrollments"},
 	{"carts", "contact_id = $1", "carts"},
 	{"dispatch_leases", "contact_id = $1", ""},

@@ -131,12 +131,6 @@ func jsonOrNil(v any) *string {
 	return &s
 }
 
-// templateObjects reads the contact's custom object records by type (none until objects
-// are defined).
-func templateObjects(ctx context.Context, db DB, contactID int64) (map[string][]email.Record, error) {
-	return map[string][]email.Record{}, nil
-}
-
 // TemplateData is everything a template is rendered with for the contact, as an email send
 // renders it (without claiming a send): its fields and score, and TemplateContext.
 func TemplateData(ctx context.Context, db DB, in TemplateInput) (email.Data, error) {

@@ -341,6 +341,9 @@ func applyExamples(ctx context.Context, dbURL, dir string) error {
 	if err := applyTemplates(ctx, pool, filepath.Join(dir, "templates")); err != nil {
 		return err
 	}
+	if err := applyObjects(ctx, pool, filepath.Join(dir, "objects")); err != nil {
+		return err
+	}
 	for _, f := range files {
 		doc, err := os.ReadFile(f)
 		if err != nil {

@@ -27,6 +27,9 @@ func fullContext() email.Data {
 				Lines: []email.Line{{SKU: "LAMP", Name: "Desk lamp", Price: 20, Quantity: 2, ImageURL: "https://example.com/i/lamp.png"}, {SKU: "BULB", Price: 3.5, Quantity: 1}}},
 			Order: email.Order{OrderID: "o-77", Total: 30, Currency: "EUR", At: at.Add(-40 * 24 * time.Hour),
 				Lines: []email.Line{{SKU: "MUG", Name: "Mug", Price: 10, Quantity: 3}}},
+			Objects: map[string][]email.Record{"subscription": {
+				{ID: "sub_1", Fields: map[string]any{"plan": "Pro", "status": "past_due", "renews": "2026-05-06", "amount": 29.0, "currency": "EUR"}},
+				{ID: "sub_0", Fields: map[string]any{"plan": "Starter", "status": "cancelled"}}}},
 			Recommend: func(n int) ([]email.Product, error) {
 				all := []email.Product{{SKU: "SHADE", Name: "Lamp shade", Price: 12, Currency: "EUR", Reason: "bought_together"},
 					{SKU: "DESK", Name: "Desk", Price: 199, Currency: "EUR", URL: "https://example.com/desk", Reason: "viewed"},
@@ -64,4 +67,6 @@ func TestEveryExampleTemplateRendersWhatFitsIt(t *testing.T) {
 	require.Contains(t, out["thanks-for-your-order"].Text, "Mug × 3: €30.00")
 	require.Contains(t, out["call-confirmation"].Text, "Wednesday 6 May at 15:30 (WEST)", "in the contact's time zone")
 	require.Contains(t, out["we-miss-you"].Text, "since your order of 25 March 2026")
+	require.Contains(t, out["payment-last-notice"].Text, "- Pro: €29.00, due 6 May 2026", "the contact's past-due subscription")
+	require.NotContains(t, out["payment-last-notice"].Text, "Starter")
 }

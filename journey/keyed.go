@@ -123,6 +123,8 @@ func (c Condition) UsesTrigger() bool {
 		return c.Not.UsesTrigger()
 	case c.Event != nil:
 		return len(c.Event.Keys) > 0
+	case c.Object != nil:
+		return len(c.Object.Keys) > 0
 	}
 	return false
 }

@@ -169,6 +169,17 @@ func (l *limiter) condition(c *Condition, path string, depth int) {
 			l.add(join(path, "where"), triggerInSegment)
 		}
 	}
+	if o := c.Object; o != nil {
+		if n := len(o.Where) + len(o.Keys); n > MaxListItems {
+			l.add(join(path, "where"), "has %d properties: at most %d are allowed", n, MaxListItems)
+		}
+		if len(o.Fields) > MaxListItems {
+			l.add(path, "has %d field tests: at most %d are allowed", len(o.Fields), MaxListItems)
+		}
+		if l.segment && len(o.Keys) > 0 {
+			l.add(join(path, "where"), triggerInSegment)
+		}
+	}
 }
 
 // sinceEntryInSegment says why a segment cannot use since_entry.

@@ -50,6 +50,8 @@ var fuzzRoutes = []fuzzRoute{
 	{"PUT", "/v1/pipelines/{id}", "admin"}, {"GET", "/v1/pipelines/{id}", "admin"},
 	{"PUT", "/v1/campaigns/{id}", "admin"}, {"GET", "/v1/campaigns/{id}", "admin"}, {"POST", "/v1/campaigns/{id}/pause", "admin"},
 	{"POST", "/v1/campaigns/{id}/resume", "admin"}, {"POST", "/v1/campaigns/{id}/fire", "admin"},
+	{"PUT", "/v1/objects/{id}", "admin"}, {"GET", "/v1/objects/{id}", "admin"}, {"PUT", "/v1/objects/subscription/records/{id}", "admin"},
+	{"GET", "/v1/objects/subscription/records/{id}", "admin"}, {"DELETE", "/v1/objects/subscription/records/{id}", "admin"},
 	{"PUT", "/v1/templates/{id}", "admin"}, {"GET", "/v1/templates/{id}", "admin"}, {"POST", "/v1/templates/{id}/preview", "admin"},
 	{"GET", "/v1/t/o/{id}", "none"}, {"GET", "/v1/t/c/{id}", "none"}, {"GET", "/v1/t/u/{id}", "none"}, {"POST", "/v1/t/u/{id}", "none"},
 	{"OPTIONS", "/v1/track", "none"}, {"GET", "/healthz", "none"},
@@ -140,6 +142,16 @@ func fuzzSeeds() []fuzzSeed {
 		{r("POST", "/v1/campaigns/{id}/pause"), "spring", "", false},
 		{r("POST", "/v1/campaigns/{id}/resume"), "spring", "", false},
 		{r("POST", "/v1/campaigns/{id}/fire"), "spring", "", false},
+		{r("PUT", "/v1/objects/{id}"), "subscription", "name: Subscription\nschema: {type: object, properties: {status: {enum: [active, cancelled]}, renews: {type: string, format: date}}, required: [status]}\nsources: [{event: Subscription Updated, id: subscription_id}]", false},
+		{r("PUT", "/v1/objects/{id}"), "vehicle", `{"schema":{"type":"object","properties":{"vin":{"type":"strng"},"record":{},"x":{"$ref":"https://example.com/s.json"}}},"sources":[{"event":"tag_added"}]}`, false},
+		{r("GET", "/v1/objects/{id}"), "subscription", "", false},
+		{r("PUT", "/v1/objects/subscription/records/{id}"), "sub_1", `{"userId":"ada","fields":{"status":"active","renews":"2026-05-01"}}`, false},
+		{r("PUT", "/v1/objects/subscription/records/{id}"), "sub_2", `{"userId":"ada","fields":{"status":"paused","renews":"soon"}}`, false},
+		{r("POST", "/v1/track"), "", `{"userId":"ada","event":"Subscription Updated","properties":{"subscription_id":"sub_1","status":"cancelled"}}`, false},
+		{r("POST", "/v1/track"), "", `{"userId":"ada","event":"Subscription Updated","properties":{"subscription_id":"sub_3","renews":"never"}}`, false},
+		{r("GET", "/v1/objects/subscription/records/{id}"), "sub_1", "", false},
+		{r("PUT", "/v1/segments/{id}"), "renewing", `{"condition":{"object":"subscription","where":{"status":"active"},"renews":{"within_next":"7d"}}}`, false},
+		{r("DELETE", "/v1/objects/subscription/records/{id}"), "sub_1", "", false},
 		{r("PUT", "/v1/templates/{id}"), "hello", `{"subject":"Hi {{field \"first_name\" \"there\"}}","text":"Hello","html":"<p>Hello</p>"}`, false},
 		{r("GET", "/v1/templates/{id}"), "hello", "", false},
 		{r("POST", "/v1/templates/{id}/preview"), "hello", `{"userId":"ada","event":{"event":"cart_abandoned","properties":{"cart_id":"k1"}}}`, false},
@@ -180,7 +192,8 @@ func (f *fuzzTarget) rows(tb testing.TB) string {
 		(SELECT count(*) FROM email_templates), (SELECT count(*) FROM forms), (SELECT count(*) FROM field_definitions),
 		(SELECT count(*) FROM stages), (SELECT count(*) FROM pipelines), (SELECT count(*) FROM deals), (SELECT count(*) FROM scoring_rules),
 		(SELECT count(*) FROM score_changes), (SELECT count(*) FROM orders), (SELECT count(*) FROM carts),
-		(SELECT count(*) FROM list_subscriptions), (SELECT count(*) FROM campaigns), (SELECT count(*) FROM campaign_firings))`).Scan(&out)
+		(SELECT count(*) FROM list_subscriptions), (SELECT count(*) FROM campaigns), (SELECT count(*) FROM campaign_firings),
+		(SELECT count(*) FROM object_types), (SELECT count(*) FROM object_records), (SELECT count(*) FROM object_sources))`).Scan(&out)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -134,6 +134,11 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /v1/campaigns/{id}/pause", a.admin(a.pauseCampaign(true), jsonBody))
 	mux.Handle("POST /v1/campaigns/{id}/resume", a.admin(a.pauseCampaign(false), jsonBody))
 	mux.Handle("POST /v1/campaigns/{id}/fire", a.admin(a.fireCampaign, jsonBody))
+	mux.Handle("PUT /v1/objects/{type}", a.admin(a.putObjectType, docBody, lim("id", maxID), lim("name", maxID), lim("sources[].event", maxID), lim("sources[].id", maxID)))
+	mux.Handle("GET /v1/objects/{type}", a.admin(a.getObjectType, jsonBody))
+	mux.Handle("PUT /v1/objects/{type}/records/{id}", a.admin(a.putRecord, jsonBody, lim("userId", maxID), lim("fields.**", maxFieldValue)))
+	mux.Handle("GET /v1/objects/{type}/records/{id}", a.admin(a.getRecord, jsonBody))
+	mux.Handle("DELETE /v1/objects/{type}/records/{id}", a.admin(a.deleteRecord, jsonBody))
 	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline, jsonBody, lim("name", maxID), lim("stages[].id", maxID), lim("stages[].name", maxID)))
 	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline, jsonBody))
 	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate, docBody, lim("id", maxID)))
@@ -169,6 +174,7 @@ func writeError(w http.ResponseWriter, err error) {
 	var ae *apiError
 	var ve *journey.ValidationError
 	var mbe *http.MaxBytesError
+	var re *crm.RecordError
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &ve):
@@ -182,6 +188,8 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "the request body ended before its Content-Length"}
 	case errors.Is(err, crm.ErrReservedEvent):
 		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_event", Message: err.Error()}
+	case errors.As(err, &re):
+		ae = recordProblem(re)
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	case errors.Is(err, crm.ErrQueryTimeout):
@@ -213,7 +221,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var mbe *http.MaxBytesError
-	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.As(err, &mbe) &&
+	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.As(err, &mbe) && !errors.Is(err, crm.ErrInvalidRecord) &&
 		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
@@ -409,7 +417,11 @@ func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(probs) > 0 {
+	objs, err := crm.CheckObjectTypes(r.Context(), a.DB, j.ObjectRefs())
+	if err != nil {
+		return err
+	}
+	if probs = append(probs, objs...); len(probs) > 0 {
 		return &journey.ValidationError{Problems: probs}
 	}
 	v, created, err := crm.ApplyJourney(r.Context(), a.DB, j, string(doc))
