@@ -591,9 +591,9 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		journey.KindAddNote, journey.KindStartJourney, journey.KindSendSMS, journey.KindNotify,
 		journey.KindAddToAudience, journey.KindRemoveFromAudience:
 		var out activities.ActionOutput
-		err := workflow.ExecuteActivity(actionContext(ctx, step), actionActivity(step.Kind()), activities.ActionInput{
-			Key: it.key(ctx, step), ContactID: it.in.ContactID, Step: step, Journey: it.in.Journey.ID,
-		}).Get(ctx, &out)
+		in := activities.ActionInput{Key: it.key(ctx, step), ContactID: it.in.ContactID, Step: step, Journey: it.in.Journey.ID}
+		it.textTemplate(step, &in)
+		err := workflow.ExecuteActivity(actionContext(ctx, step), actionActivity(step.Kind()), in).Get(ctx, &out)
 		return "done: " + step.Summary(), nil, err
 	case journey.KindWait:
 		it.waiting(ctx, "timer: "+step.Summary(), step.Wait.D)

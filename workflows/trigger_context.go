@@ -3,7 +3,9 @@ package workflows
 import (
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/journey"
 )
 
 // triggerContextVersion guards what a run does with its trigger event (the first event it
@@ -74,4 +76,12 @@ func (it *interpreter) triggerID() int64 {
 		return 0
 	}
 	return it.trigger.ID
+}
+
+// textTemplate gives a step whose text is a template (send_sms, notify) what it is rendered
+// with besides the contact: the trigger, the latest event, the journey's time zone.
+func (it *interpreter) textTemplate(step journey.Step, in *activities.ActionInput) {
+	if k := step.Kind(); k == journey.KindSendSMS || k == journey.KindNotify {
+		in.Trigger, in.Event, in.Timezone = it.trigger, it.latestEvent(), it.timezone()
+	}
 }
