@@ -13,6 +13,7 @@ import (
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // ActionInput runs one action step: the step (as written in the journey) for this contact,
@@ -96,11 +97,15 @@ func (a *Activities) StartJourney(ctx context.Context, in ActionInput) (ActionOu
 	return output(crm.RequestJourney(ctx, a.DB, a.action(in.Key, in.ContactID), in.Step.StartJourney))
 }
 
-// ErrTypeNotConfigured marks a delivery whose provider has no configuration.
-const ErrTypeNotConfigured = "ProviderNotConfigured"
+// ErrTypeNotReady marks a delivery that cannot happen yet: its provider has no configuration,
+// or its template does not exist. The error is retryable: the step waits, retried with
+// backoff (Temporal UI shows the reason as the pending activity's last failure), and goes on
+// once the setting or the template is there.
+const ErrTypeNotReady = "DeliveryNotReady"
 
 // SendSMS sends a text message to the contact's phone field through the SMS provider.
-func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (ActionOutput, error) {
+func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (out ActionOutput, err error) {
+	defer func() { countSend("sms", out, err) }()
 	if a.SMS == nil {
 		return ActionOutput{}, notConfigured("SMS", "CAIRN_SMS_ACCOUNT, CAIRN_SMS_TOKEN and CAIRN_SMS_FROM")
 	}
@@ -126,7 +131,8 @@ func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (ActionOutput,
 }
 
 // Notify notifies team members through the notification webhook.
-func (a *Activities) Notify(ctx context.Context, in ActionInput) (ActionOutput, error) {
+func (a *Activities) Notify(ctx context.Context, in ActionInput) (out ActionOutput, err error) {
+	defer func() { countSend("notify", out, err) }()
 	if a.Notifier == nil {
 		return ActionOutput{}, notConfigured("team notification", "CAIRN_NOTIFY_URL")
 	}
@@ -156,7 +162,8 @@ func (a *Activities) RemoveFromAudience(ctx context.Context, in ActionInput) (Ac
 	return a.audience(ctx, in, in.Step.RemoveFromAudience, false)
 }
 
-func (a *Activities) audience(ctx context.Context, in ActionInput, id string, add bool) (ActionOutput, error) {
+func (a *Activities) audience(ctx context.Context, in ActionInput, id string, add bool) (out ActionOutput, err error) {
+	defer func() { countSend("audience", out, err) }()
 	if a.Audience == nil {
 		return ActionOutput{}, notConfigured("custom audience", "CAIRN_AUDIENCE_TOKEN")
 	}
@@ -191,7 +198,9 @@ func (a *Activities) external(ctx context.Context, in ActionInput, event string,
 		_ = crm.ReleaseExternal(ctx, a.DB, in.Key)
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("contact %d has unsubscribed", in.ContactID), ErrTypeRejected, nil)
 	}
+	start := time.Now()
 	result, err := call(ex.Data)
+	telemetry.Since(telemetry.ProviderCallDuration.WithLabelValues(channelOf(in.Step.Kind()), providerOutcome(err)), start)
 	var rejected *provider.Rejected
 	var perm *permanentError
 	switch {
@@ -210,6 +219,17 @@ func (a *Activities) external(ctx context.Context, in ActionInput, event string,
 	return ActionOutput{Detail: out}, nil
 }
 
+// channelOf names a delivery step's provider: sms, notify or audience.
+func channelOf(kind string) string {
+	switch kind {
+	case journey.KindSendSMS:
+		return "sms"
+	case journey.KindNotify:
+		return "notify"
+	}
+	return "audience"
+}
+
 type permanentError struct{ error }
 
 func (e *permanentError) Unwrap() error { return e.error }
@@ -217,6 +237,9 @@ func (e *permanentError) Unwrap() error { return e.error }
 func permanent(err error) error { return &permanentError{err} }
 
 func notConfigured(what, env string) error {
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("no %s provider is configured (set %s); the step cannot run", what, env), ErrTypeNotConfigured, nil)
+	return notReady(fmt.Sprintf("no %s provider is configured (set %s on the worker); the step waits until one is", what, env))
+}
+
+func notReady(reason string) error {
+	return temporal.NewApplicationError(reason, ErrTypeNotReady)
 }

@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cairnhq/cairn/clock"
@@ -19,13 +22,13 @@ import (
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // Activities holds the dependencies of every activity.
 type Activities struct {
-	// DB is the CRM's PostgreSQL.
-	DB *pgxpool.Pool
+	// DB is the CRM's PostgreSQL (a pool; a simulation's scratch CRM in a transaction).
+	DB crm.DB
 	// Clock tells the time CRM writes and condition checks use (nil: the system clock).
 	Clock clock.Clock
 	// Mail sends email; nil means no SMTP server is configured, and send_email steps fail
@@ -98,7 +101,8 @@ func templateEvent(ev *contract.Event) email.Event {
 // sends it over SMTP, once per key: the ledger row is written as 'sending' before the SMTP
 // call and 'done' after. A retry after a crash in between sends the same message again with
 // the same Message-ID; one after 'done' sends nothing and returns the first result.
-func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOutput, error) {
+func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (out ActionOutput, err error) {
+	defer func() { countSend("email", out, err) }()
 	if a.Mail == nil || a.Mail.Sender == nil {
 		return ActionOutput{}, notConfigured("email", "CAIRN_SMTP_HOST and CAIRN_SMTP_FROM")
 	}
@@ -124,7 +128,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 	if es.Done {
 		return ActionOutput{Replayed: true, Detail: es.Result}, nil
 	}
-	if err := a.Mail.Sender.Send(ctx, msg); err != nil {
+	if err := a.smtpSend(ctx, msg); err != nil {
 		var perm *email.PermanentError
 		if errors.As(err, &perm) {
 			return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
@@ -136,6 +140,55 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (ActionOu
 		return ActionOutput{}, fmt.Errorf("record sent email: %w", err)
 	}
 	return ActionOutput{Detail: result}, nil
+}
+
+// smtpSend hands the message to the SMTP server, timed and under a span of its own (which
+// names neither the recipient nor the subject).
+func (a *Activities) smtpSend(ctx context.Context, msg email.Message) error {
+	start := time.Now()
+	ctx, span := telemetry.Tracer().Start(ctx, "smtp send", trace.WithSpanKind(trace.SpanKindClient))
+	err := a.Mail.Sender.Send(ctx, msg)
+	outcome := providerOutcome(err)
+	telemetry.Since(telemetry.ProviderCallDuration.WithLabelValues("smtp", outcome), start)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("cairn.outcome", outcome))
+		if err != nil {
+			span.SetStatus(codes.Error, outcome)
+		}
+		span.End()
+	}
+	return err
+}
+
+// providerOutcome is a provider call's outcome label: ok, rejected (for good) or error.
+func providerOutcome(err error) string {
+	var perm *email.PermanentError
+	var rejected *provider.Rejected
+	var p *permanentError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &perm), errors.As(err, &rejected), errors.As(err, &p):
+		return "rejected"
+	}
+	return "error"
+}
+
+// countSend counts a delivery activity's outcome on cairn_sends_total.
+func countSend(channel string, out ActionOutput, err error) {
+	outcome := "sent"
+	var appErr *temporal.ApplicationError
+	switch {
+	case err != nil && errors.As(err, &appErr) && appErr.Type() == ErrTypeNotReady:
+		outcome = "not_ready"
+	case err != nil && errors.As(err, &appErr) && appErr.NonRetryable():
+		outcome = "rejected"
+	case err != nil:
+		outcome = "failed"
+	case out.Replayed:
+		outcome = "replayed"
+	}
+	telemetry.Sends.WithLabelValues(channel, outcome).Inc()
 }
 
 // ErrTypeRejected marks a message or call the provider refused for good.
@@ -158,7 +211,10 @@ func output(res crm.ActionResult, err error) (ActionOutput, error) {
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
 	case errors.Is(err, crm.ErrNoEmail):
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoEmail, err)
-	case errors.Is(err, crm.ErrUnsubscribed), errors.Is(err, crm.ErrNoTemplate), errors.Is(err, email.ErrTemplate):
+	case errors.Is(err, crm.ErrNoTemplate):
+		// Delivery is not ready: the step waits, retried with backoff, until the template is put.
+		return ActionOutput{}, notReady(err.Error() + " (PUT /v1/templates/{id} to add it)")
+	case errors.Is(err, crm.ErrUnsubscribed), errors.Is(err, email.ErrTemplate):
 		return ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
 	case err != nil:
 		return ActionOutput{}, fmt.Errorf("activity: %w", err)
@@ -327,7 +383,9 @@ func (a *Activities) ScanDates(ctx context.Context, now time.Time) (ScanDatesOut
 // RecheckSegments re-evaluates every segment a journey triggers on over all contacts, for
 // conditions that change with time alone; entries and exits become events.
 func (a *Activities) RecheckSegments(ctx context.Context, now time.Time) (map[string]int64, error) {
+	start := time.Now()
 	in, out, err := crm.RecheckAllMembers(ctx, a.DB, now)
+	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("recheck_all"), start)
 	return map[string]int64{"entered": in, "exited": out}, err
 }
 
@@ -364,4 +422,19 @@ func (a *Activities) now() time.Time { return clock.OrSystem(a.Clock).Now() }
 // action identifies a ledgered effect for the CRM, timed by the activities' clock.
 func (a *Activities) action(key string, contactID int64) crm.Action {
 	return crm.Action{Key: key, ContactID: contactID, At: a.now()}
+}
+
+// MigrationRecord tells the CRM a run (by the first run id of its chain) continues on another
+// version of its journey.
+type MigrationRecord struct {
+	Journey   string `json:"journey"`
+	ContactID int64  `json:"contact_id"`
+	RunID     string `json:"run_id"`
+	Version   int    `json:"version"`
+}
+
+// RecordMigration moves the run's enrollment to the new version, so the events its new
+// version listens for reach it; idempotent.
+func (a *Activities) RecordMigration(ctx context.Context, in MigrationRecord) error {
+	return crm.MoveEnrollment(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Version)
 }

@@ -100,6 +100,8 @@ func TestSendEmailRetriedAfterACrashBeforeSMTPSendsExactlyOnce(t *testing.T) {
 	require.Equal(t, 1, rows)
 }
 
+// Refusals fail the step for good; a delivery that is not ready (no template yet, no SMTP
+// server) is retried; neither leaves anything half-written.
 func TestSendEmailRefusalsArePermanentAndLeaveNothingHalfWritten(t *testing.T) {
 	t.Parallel()
 	f := setupMail(t)
@@ -108,8 +110,19 @@ func TestSendEmailRefusalsArePermanentAndLeaveNothingHalfWritten(t *testing.T) {
 	nonRetryable(t, err, "no email address")
 
 	ok := contact(t, f.ctx, f.s, "ok", map[string]any{"email": "ok@example.com"})
+	// A template that does not exist yet is no refusal: the step waits for it.
 	_, err = f.a.SendEmail(f.ctx, activities.SendEmailInput{Key: "k2", ContactID: ok, Template: "nope"})
-	nonRetryable(t, err, `template "nope"`)
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	require.False(t, app.NonRetryable(), "%v", err)
+	require.Equal(t, activities.ErrTypeNotReady, app.Type())
+	require.Contains(t, err.Error(), `template "nope"`)
+	require.Contains(t, err.Error(), "PUT /v1/templates/{id}")
+	nope := &activities.Activities{DB: f.s}
+	_, err = nope.SendEmail(f.ctx, activities.SendEmailInput{Key: "k4", ContactID: ok, Template: "welcome"})
+	require.ErrorAs(t, err, &app)
+	require.False(t, app.NonRetryable())
+	require.Contains(t, err.Error(), "CAIRN_SMTP_HOST")
 
 	_, err = f.a.SendEmail(f.ctx, activities.SendEmailInput{Key: "k3", ContactID: 999, Template: "welcome"})
 	nonRetryable(t, err, "not found")

@@ -3,16 +3,19 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/server/common/dynamicconfig"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/dev"
-	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/dev/embedded"
 	"github.com/cairnhq/cairn/starter"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/worker"
 )
 
@@ -24,27 +27,27 @@ func Root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd(), codecCmd())
+	root.AddCommand(devCmd(), workerCmd(), starterCmd(), journeysCmd(), codecCmd(), temporalServerCmd())
 	return root
-}
-
-func logger() *slog.Logger {
-	level := slog.LevelInfo
-	if strings.EqualFold(os.Getenv("CAIRN_LOG_LEVEL"), "debug") {
-		level = slog.LevelDebug
-	} else if strings.EqualFold(os.Getenv("CAIRN_LOG_LEVEL"), "warn") {
-		level = slog.LevelWarn
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 func devCmd() *cobra.Command {
 	var cfg dev.Config
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run everything in one process: Temporal + UI, PostgreSQL, worker, starter, example journeys",
+		Short: "Run everything in one process: Temporal + UI, PostgreSQL, worker, starter, example journeys (reads DATABASE_URL, CAIRN_HTTP_ADDR, CAIRN_CART_IDLE, CAIRN_LOG_LEVEL)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.DatabaseURL = os.Getenv("DATABASE_URL")
+			idle, set, err := starter.CartIdleFromEnv()
+			if err != nil {
+				return err
+			}
+			if set {
+				cfg.CartIdle = idle
+				if idle == 0 {
+					cfg.CartIdle = -1 // off
+				}
+			}
 			if v := os.Getenv("CAIRN_HTTP_ADDR"); v != "" && !cmd.Flags().Changed("http") {
 				cfg.HTTPAddr = v
 			}
@@ -53,7 +56,7 @@ func devCmd() *cobra.Command {
 				os.Setenv("CAIRN_LOG_LEVEL", "warn")
 			}
 			cfg.Logger = logger()
-			return dev.Run(cmd.Context(), cfg)
+			return traced(cmd, "cairn-dev", func() error { return dev.Run(cmd.Context(), cfg) })
 		},
 	}
 	f := cmd.Flags()
@@ -78,7 +81,7 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger()
-			return worker.Run(cmd.Context(), cfg)
+			return traced(cmd, "cairn-worker", func() error { return worker.Run(cmd.Context(), cfg) })
 		},
 	}
 }
@@ -93,54 +96,64 @@ func starterCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger()
-			return starter.Run(cmd.Context(), cfg)
+			return traced(cmd, "cairn-starter", func() error { return starter.Run(cmd.Context(), cfg) })
 		},
 	}
 }
 
-func journeysCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "journeys", Short: "Work with journey documents"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "schema",
-		Short: "Print the JSON Schema of journey documents (for editor completion)",
+// temporalServerCmd runs a Temporal server persisted in PostgreSQL (SQL visibility), as a
+// production-shaped cluster for tests and for trying Cairn's processes side by side. Hidden:
+// production runs a real Temporal cluster or Temporal Cloud.
+func temporalServerCmd() *cobra.Command {
+	var opts embedded.Options
+	var pg embedded.Postgres
+	cmd := &cobra.Command{
+		Use:    "temporal-server",
+		Short:  "Run a Temporal server on PostgreSQL (tests and trying only)",
+		Hidden: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := cmd.OutOrStdout().Write(journey.Schema)
-			return err
-		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "validate FILE...",
-		Short: "Check journey documents and list every problem with its path",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, files []string) error {
-			bad := 0
-			for _, f := range files {
-				doc, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				j, err := journey.Decode(doc)
-				if ve, ok := err.(*journey.ValidationError); ok {
-					bad++
-					for _, p := range ve.Problems {
-						loc := f
-						if p.Line > 0 {
-							loc = fmt.Sprintf("%s:%d", f, p.Line)
-						}
-						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", loc, p)
-					}
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (journey %s, %d steps)\n", f, j.ID, len(j.Steps))
+			if pg.URL == "" {
+				return fmt.Errorf("--postgres is required: a PostgreSQL URL whose role may create databases")
 			}
-			if bad > 0 {
-				return fmt.Errorf("%d of %d journeys are invalid", bad, len(files))
+			opts.Postgres = &pg
+			opts.SearchAttributes = contract.SearchAttributes
+			// Search attributes added by an operator show up within a second.
+			opts.Dynamic = map[string]any{dynamicconfig.NamespaceCacheRefreshInterval.Key().String(): time.Second}
+			srv, err := embedded.Start(opts)
+			if err != nil {
+				return err
 			}
+			defer srv.Stop()
+			fmt.Fprintf(cmd.OutOrStdout(), "Temporal ready at %s (namespace %s)\n", srv.GRPCAddress(), srv.Namespace())
+			<-cmd.Context().Done()
 			return nil
 		},
-	})
+	}
+	f := cmd.Flags()
+	f.StringVar(&pg.URL, "postgres", "", "PostgreSQL URL (a role that may create databases)")
+	f.StringVar(&pg.Database, "db", "temporal", "history database")
+	f.StringVar(&pg.VisibilityDatabase, "visibility-db", "temporal_visibility", "visibility database")
+	f.StringVar(&opts.IP, "ip", "127.0.0.1", "address to bind")
+	f.IntVar(&opts.GRPCPort, "port", 7233, "frontend gRPC port")
+	f.IntVar(&opts.UIPort, "ui-port", -1, "Web UI port (negative: none)")
+	f.Int32Var(&opts.Shards, "shards", 4, "history shards (fixed when the databases are first set up)")
+	f.StringVar(&opts.Namespace, "namespace", "default", "namespace created with Cairn's search attributes")
+	f.StringSliceVar(&opts.PlainNamespaces, "plain-namespace", nil, "namespaces created without Cairn's search attributes")
+	f.StringVar(&opts.LogFile, "log", "", "file for the server's warnings and errors")
 	return cmd
+}
+
+// traced runs a process with tracing set up from the OTEL_* variables (off unless they ask
+// for it), and flushes the spans still buffered when it stops.
+func traced(cmd *cobra.Command, service string, run func() error) error {
+	shutdown, err := telemetry.Setup(cmd.Context(), service)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdown(ctx)
+	}()
+	return run()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
+	"github.com/cairnhq/cairn/telemetry"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -64,6 +65,12 @@ func (c Config) Options(logger *slog.Logger) (client.Options, error) {
 	}
 	if c.Codec != nil {
 		opts.DataConverter, opts.FailureConverter = DataConverter(c.Codec), FailureConverter(c.Codec)
+	}
+	// The SDK's metrics go to the process's Prometheus registry; its spans, when tracing is
+	// on, continue the trace of the request that caused each call.
+	opts.MetricsHandler = telemetry.TemporalMetrics()
+	if ic := telemetry.TemporalTracing(); ic != nil {
+		opts.Interceptors = append(opts.Interceptors, ic)
 	}
 	if c.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)

@@ -111,6 +111,12 @@ type Resume struct {
 	Heard []int64 `json:"heard,omitempty"`
 	// Trigger is the event that started the run (keyed conditions compare with it).
 	Trigger *Event `json:"trigger,omitempty"`
+	// Migrated names the migration that moved the run to this version; Deadline, then, is
+	// when the wait it was in ends, which the step at Next keeps when it is a wait of the same
+	// kind; Step is the CairnStep value the run already holds.
+	Migrated int64      `json:"migrated,omitempty"`
+	Deadline *time.Time `json:"deadline,omitempty"`
+	Step     string     `json:"step,omitempty"`
 }
 
 // Event is a contact event as delivered by SignalEvent.
@@ -141,6 +147,8 @@ type State struct {
 	GoalsMet    []string   `json:"goals_met"`
 	Events      []Event    `json:"events"`
 	Error       string     `json:"error,omitempty"`
+	// Next is what comes next (the state query answers it; a run that is over has none).
+	Next *Next `json:"next,omitempty"`
 }
 
 // Visit is one step taken.

@@ -36,6 +36,7 @@ WITH cand AS (
 	RETURNING contact_id, recovered
 )
 SELECT e.id, e.contact_id, c.external_id, e.name, e.properties, e.source, e.occurred_at, e.changed, e.attempts, t.recovered,
+       e.received_at, COALESCE(e.traceparent, ''),
        COALESCE((SELECT array_agg(a.alias ORDER BY a.alias) FROM contact_aliases a WHERE a.contact_id = c.id), '{}')
 FROM taken t
 JOIN contacts c ON c.id = t.contact_id
@@ -51,6 +52,10 @@ type PendingEvent struct {
 	// Recovered: the contact's lease was taken over from a dispatcher that stopped, which may
 	// have made some of this event's calls without recording them.
 	Recovered bool
+	// ReceivedAt is when the event was accepted; TraceParent the W3C traceparent of the span
+	// that recorded it ("" when none).
+	ReceivedAt  time.Time
+	TraceParent string
 }
 
 // ClaimContacts leases up to contacts contacts for owner for the lease's length and returns
@@ -68,7 +73,7 @@ func ClaimContacts(ctx context.Context, db DB, owner string, contacts, perContac
 	for rows.Next() {
 		var e PendingEvent
 		if err := rows.Scan(&e.ID, &e.ContactID, &e.ExternalID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt,
-			&e.Changed, &e.Attempts, &e.Recovered, &e.Aliases); err != nil {
+			&e.Changed, &e.Attempts, &e.Recovered, &e.ReceivedAt, &e.TraceParent, &e.Aliases); err != nil {
 			return nil, fmt.Errorf("claim events: %w", err)
 		}
 		out = append(out, e)
@@ -240,7 +245,10 @@ func QueueDepth(ctx context.Context, db DB) (pending, failed int64, err error) {
 // (journey_completed, …, keyed by the run) then closes the row at once. runKey is the run's
 // key for a journey with one ("" otherwise): each key has its row.
 func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, runKey string, version int, workflowID, runID string, eventID int64, at time.Time) error {
-	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8)
+	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8),
+		entry AS (INSERT INTO journey_entries (journey_id, run_id, contact_id, version, entered_at) VALUES ($1, $5, $2, $3, $7)
+			ON CONFLICT (journey_id, run_id) DO UPDATE SET version = COALESCE(journey_entries.version, EXCLUDED.version),
+			entered_at = LEAST(journey_entries.entered_at, EXCLUDED.entered_at))
 		INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at, run_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended), $9)
 		ON CONFLICT (journey_id, contact_id, run_key) DO UPDATE
@@ -305,7 +313,9 @@ func collectEnrollments(rows pgx.Rows) ([]Enrollment, error) {
 
 // EndEnrollment closes the row of a run that turned out to be finished at the given time.
 func EndEnrollment(ctx context.Context, db DB, journeyID string, contactID int64, runID string, at time.Time) error {
-	_, err := db.Exec(ctx, `UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3 AND ended_at IS NULL`,
+	_, err := db.Exec(ctx, `WITH entry AS (UPDATE journey_entries SET status = 'ended', ended_at = $4
+			WHERE journey_id = $1 AND run_id = $3 AND ended_at IS NULL)
+		UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3 AND ended_at IS NULL`,
 		journeyID, contactID, runID, at)
 	if err != nil {
 		return fmt.Errorf("end enrollment: %w", err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // EventsChannel is the LISTEN/NOTIFY channel a new event is announced on.
@@ -110,8 +112,8 @@ type NewEvent struct {
 }
 
 const insertEventSQL = `
-INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at, changed)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
+INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at, changed, traceparent)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, NULLIF($8, ''))
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id`
 
@@ -132,7 +134,8 @@ func appendEvent(ctx context.Context, db DB, e NewEvent) (id int64, inserted boo
 	if !Trusted(e.Name, e.Source) {
 		return 0, false, fmt.Errorf("%w: %q is recorded by Cairn itself, not by %s", ErrReservedEvent, e.Name, e.Source)
 	}
-	err = db.QueryRow(ctx, insertEventSQL, e.ContactID, e.Name, e.Properties, e.Source, e.DedupeKey, e.OccurredAt, e.Changed).Scan(&id)
+	err = db.QueryRow(ctx, insertEventSQL, e.ContactID, e.Name, e.Properties, e.Source, e.DedupeKey, e.OccurredAt, e.Changed,
+		traceParent(ctx)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil // the key was seen: recorded before
 	}
@@ -153,6 +156,17 @@ func appendEvent(ctx context.Context, db DB, e NewEvent) (id int64, inserted boo
 		return 0, false, fmt.Errorf("announce event: %w", err)
 	}
 	return id, true, nil
+}
+
+// traceParent is the W3C traceparent of the span recording an event (none when tracing is
+// off): the event's dispatch continues that trace.
+func traceParent(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
+		return ""
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier["traceparent"]
 }
 
 // RecordEvent upserts the contact and appends the event in one transaction. It reports
@@ -378,4 +392,24 @@ func ensureContact(ctx context.Context, db DB, externalID string) (int64, error)
 		return 0, fmt.Errorf("upsert contact: %w", err)
 	}
 	return id, nil
+}
+
+// ContactEventsAfter lists the contact's events after the event id given, in order (a
+// simulation hands them to its run as the dispatcher would).
+func ContactEventsAfter(ctx context.Context, db DB, contactID, after int64) ([]Event, error) {
+	rows, err := db.Query(ctx, `SELECT id, contact_id, name, properties, source, occurred_at, changed
+		FROM events WHERE contact_id = $1 AND id > $2 ORDER BY id`, contactID, after)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.ContactID, &e.Name, &e.Properties, &e.Source, &e.OccurredAt, &e.Changed); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }

@@ -220,8 +220,8 @@ func fieldColumns(ctx context.Context, db DB, cond journey.Condition) (map[strin
 	return out, rows.Err()
 }
 
-// Fields lists the defined custom fields.
-func Fields(ctx context.Context, db DB) (map[string]string, error) {
+// fieldTypes maps each defined custom field to its type.
+func fieldTypes(ctx context.Context, db DB) (map[string]string, error) {
 	rows, err := db.Query(ctx, `SELECT name, type FROM field_definitions`)
 	if err != nil {
 		return nil, fmt.Errorf("read fields: %w", err)
@@ -245,7 +245,7 @@ func CheckFields(ctx context.Context, db DB, refs []journey.FieldRef) ([]journey
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	defs, err := Fields(ctx, db)
+	defs, err := fieldTypes(ctx, db)
 	if err != nil || len(defs) == 0 {
 		return nil, err
 	}

@@ -34,6 +34,15 @@ func RecordRunEnd(ctx context.Context, db DB, journeyID string, contactID int64,
 			journeyID, contactID, runID, at); err != nil {
 			return fmt.Errorf("end enrollment: %w", err)
 		}
+		// The run's entry says how it ended (made here when the run ended before the
+		// dispatcher recorded its start).
+		if _, err := tx.Exec(ctx, `INSERT INTO journey_entries (journey_id, run_id, contact_id, entered_at, ended_at, status)
+			VALUES ($1, $3, $2, $5, $5, $4)
+			ON CONFLICT (journey_id, run_id) DO UPDATE SET status = EXCLUDED.status, ended_at = EXCLUDED.ended_at
+			WHERE journey_entries.ended_at IS NULL OR journey_entries.status = 'ended'`,
+			journeyID, contactID, runID, status, at); err != nil {
+			return fmt.Errorf("end entry: %w", err)
+		}
 		props := map[string]any{"journey": journeyID}
 		if triggerEvent != 0 {
 			props["trigger_event"] = triggerEvent

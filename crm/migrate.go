@@ -76,11 +76,6 @@ func refreshInterests(ctx context.Context, db DB) error {
 
 // migrate applies the migrations up to version upTo (all when 0).
 func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("list migrations: %w", err)
-	}
-	sort.Strings(names)
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -90,6 +85,18 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+	return applyMigrations(ctx, conn, upTo)
+}
+
+// applyMigrations applies, on conn, the migrations up to upTo (all when 0) not yet recorded
+// in the schema the connection's search_path names, each in a transaction of its own (a
+// savepoint when conn is a transaction).
+func applyMigrations(ctx context.Context, conn DB, upTo int) error {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(names)
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("migrate: create schema_migrations: %w", err)

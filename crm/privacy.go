@@ -33,6 +33,7 @@ var contactRows = []struct{ table, where, export string }{
 	{"campaign_members", "contact_id = $1", "campaigns"},
 	{"object_records", "contact_id = $1", "objects"},
 	{"enrollments", "contact_id = $1", "enrollments"},
+	{"journey_entries", "contact_id = $1", "journey_entries"},
 	{"carts", "contact_id = $1", "carts"},
 	{"dispatch_leases", "contact_id = $1", ""},
 	{"contact_aliases", "contact_id = $1", "aliases"},

@@ -170,6 +170,7 @@ type JourneyVersion struct {
 	JourneyID  string          `json:"id"`
 	Version    int             `json:"version"`
 	Paused     bool            `json:"paused"`
+	ArchivedAt *time.Time      `json:"archived_at,omitempty"`
 	Definition journey.Journey `json:"definition"`
 	CreatedAt  time.Time       `json:"created_at"`
 }
@@ -188,7 +189,8 @@ func ApplyJourney(ctx context.Context, db DB, j *journey.Journey, document strin
 			return fmt.Errorf("insert journey: %w", err)
 		}
 		// Lock the journey row so two concurrent applies cannot both take version n+1.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM journeys WHERE id = $1 FOR UPDATE`, j.ID); err != nil {
+		var archived bool
+		if err := tx.QueryRow(ctx, `SELECT archived_at IS NOT NULL FROM journeys WHERE id = $1 FOR UPDATE`, j.ID).Scan(&archived); err != nil {
 			return fmt.Errorf("lock journey: %w", err)
 		}
 		var latest int
@@ -200,6 +202,9 @@ func ApplyJourney(ctx context.Context, db DB, j *journey.Journey, document strin
 		if latestDigest == digest {
 			v.Version = latest
 			return nil
+		}
+		if archived {
+			return fmt.Errorf("journey %q: %w (unarchive it first)", j.ID, ErrArchived)
 		}
 		v.Version = latest + 1
 		created = true
@@ -222,12 +227,12 @@ func ApplyJourney(ctx context.Context, db DB, j *journey.Journey, document strin
 	return *got, created, nil
 }
 
-const journeyColumns = `v.journey_id, v.version, j.paused, v.definition, v.created_at`
+const journeyColumns = `v.journey_id, v.version, j.paused, j.archived_at, v.definition, v.created_at`
 
 func scanJourney(row pgx.Row) (*JourneyVersion, error) {
 	v := &JourneyVersion{}
 	var def []byte
-	if err := row.Scan(&v.JourneyID, &v.Version, &v.Paused, &def, &v.CreatedAt); err != nil {
+	if err := row.Scan(&v.JourneyID, &v.Version, &v.Paused, &v.ArchivedAt, &def, &v.CreatedAt); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(def, &v.Definition); err != nil {
@@ -254,7 +259,7 @@ func TriggeredBy(ctx context.Context, db DB, eventName string) ([]JourneyVersion
 	rows, err := db.Query(ctx, `SELECT `+journeyColumns+`
 		FROM journeys j
 		JOIN LATERAL (SELECT * FROM journey_versions WHERE journey_id = j.id ORDER BY version DESC LIMIT 1) v ON true
-		WHERE NOT j.paused AND $1 = ANY (v.trigger_events)
+		WHERE NOT j.paused AND j.archived_at IS NULL AND $1 = ANY (v.trigger_events)
 		ORDER BY j.id`, eventName)
 	if err != nil {
 		return nil, fmt.Errorf("match triggers: %w", err)

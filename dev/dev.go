@@ -4,9 +4,9 @@
 package dev
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,17 +15,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cairnhq/cairn/catalog"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
@@ -49,7 +48,7 @@ type Config struct {
 	UIPort       int           // default 8233
 	SMTPPort     int           // mail catcher SMTP; default 1025
 	MailPort     int           // mail catcher web page; default 8025
-	CartIdle     time.Duration // cart abandonment after this idle time; default 1h
+	CartIdle     time.Duration // cart abandonment after this idle time; default 1h, negative: off
 	ExamplesDir  string        // journeys applied at start; default examples
 	Out          io.Writer
 	Logger       *slog.Logger
@@ -65,12 +64,23 @@ type Info struct {
 	TemporalUI   string `json:"temporal_ui"`
 	TemporalGRPC string `json:"temporal_grpc"`
 	StarterURL   string `json:"starter_url"`
+	MetricsURL   string `json:"metrics_url"`
 	WriteKey     string `json:"write_key"`
 	AdminKey     string `json:"admin_key"`
 	DatabaseURL  string `json:"database_url"`
 	MailURL      string `json:"mail_url"`
 	SMTPAddr     string `json:"smtp_addr"`
-	Journeys     []string
+	// Journeys are the ids of the journeys applied at start.
+	Journeys []string `json:"journeys"`
+	// Sample is the journey the banner's curl starts, and Curl that curl.
+	Sample string `json:"sample"`
+	Curl   string `json:"curl"`
+	// JourneysPage is the starter's page of journeys.
+	JourneysPage string `json:"journeys_page"`
+	// PostgresData is where the local PostgreSQL keeps its data, when not in the state folder
+	// (running as root, the postgres user cannot reach it).
+	PostgresData string `json:"postgres_data,omitempty"`
+	examplesDir  string
 }
 
 // Keys are the dev credentials, generated once and kept in the state folder.
@@ -98,9 +108,22 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// The postgres user (when running as root) must be able to reach its data folder.
 	_ = os.Chmod(stateDir, 0o755)
 
-	dbURL := cfg.DatabaseURL
+	dbURL, pgData := cfg.DatabaseURL, ""
 	if dbURL == "" {
-		pg, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(stateDir, "postgres")})
+		dataDir := filepath.Join(stateDir, "postgres")
+		if dir := pgReachable(stateDir); dir != stateDir {
+			dataDir, pgData = filepath.Join(dir, "postgres"), filepath.Join(dir, "postgres")
+			if cfg.Fresh {
+				if err := os.RemoveAll(dir); err != nil {
+					return fmt.Errorf("dev: remove %s: %w", dir, err)
+				}
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("dev: %w", err)
+			}
+			_ = os.Chmod(dir, 0o755)
+		}
+		pg, err := pglocal.Start(ctx, pglocal.Options{DataDir: dataDir})
 		if err != nil {
 			return fmt.Errorf("dev: postgres: %w", err)
 		}
@@ -141,7 +164,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("dev: %w", err)
 	}
 	codecCfg := codec.Config{Ring: ring}
-	if err := applyExamples(ctx, dbURL, cfg.ExamplesDir); err != nil {
+	applied, err := applyExamples(ctx, dbURL, cfg.ExamplesDir)
+	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
 	catcher, err := mailcatcher.Start(fmt.Sprintf("127.0.0.1:%d", cfg.SMTPPort))
@@ -175,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		// Web UI decodes with no extra step.
 		errs <- starter.Run(runCtx, starter.Config{Temporal: tc, DatabaseURL: dbURL, HTTPAddr: cfg.HTTPAddr, Codec: codecCfg,
 			CodecServer: codec.ServerConfig{Open: true, Origins: []string{codec.Origin(srv.UIURL())}},
-			WriteKeys:   []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: cfg.CartIdle, TemporalUI: srv.UIURL(),
+			WriteKeys:   []string{keys.WriteKey}, AdminKey: keys.AdminKey, TrackingKey: keys.TrackingKey, CartIdle: max(cfg.CartIdle, 0), TemporalUI: srv.UIURL(),
 			Logger: logger.With("component", "starter"), Ready: starterReady})
 	}()
 
@@ -192,11 +216,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 	info := Info{
-		TemporalUI: srv.UIURL(), TemporalGRPC: srv.GRPCAddress(), StarterURL: "http://" + addr,
+		TemporalUI: srv.UIURL(), TemporalGRPC: srv.GRPCAddress(), StarterURL: "http://" + addr, MetricsURL: "http://" + addr + "/metrics",
 		WriteKey: keys.WriteKey, AdminKey: keys.AdminKey, DatabaseURL: dbURL,
 		MailURL: "http://" + mailLn.Addr().String(), SMTPAddr: catcher.Addr(),
+		JourneysPage: "http://" + addr + "/ui/journeys", PostgresData: pgData, examplesDir: cfg.ExamplesDir,
 	}
-	info.Journeys, _ = journeyFiles(cfg.ExamplesDir)
+	for _, j := range applied {
+		info.Journeys = append(info.Journeys, j.ID)
+	}
+	info.Sample, info.Curl = sampleCurl(applied, info)
 	printBanner(cfg.Out, info, time.Since(started))
 	if cfg.Ready != nil {
 		cfg.Ready <- info
@@ -233,6 +261,9 @@ func (c *Config) defaults() {
 	}
 	if c.CartIdle == 0 {
 		c.CartIdle = time.Hour
+	}
+	if c.CartIdle < 0 {
+		c.CartIdle = -1 // off
 	}
 	if c.SMTPPort == 0 {
 		c.SMTPPort = 1025
@@ -310,82 +341,93 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func journeyFiles(dir string) ([]string, error) {
-	var files []string
-	for _, pat := range []string{"*.yaml", "*.yml", "*.json"} {
-		m, err := filepath.Glob(filepath.Join(dir, pat))
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, m...)
+// pgReachable is where the local PostgreSQL's data goes: in the state folder, unless dev runs
+// as root and the postgres user, which PostgreSQL then runs as, cannot reach it (a folder in a
+// root user's home, mode 0700): then in a folder of /var/tmp named after the state folder, so
+// the same state folder finds the same data at every start.
+func pgReachable(stateDir string) string {
+	if os.Geteuid() != 0 || pglocal.Unreachable(stateDir) == "" {
+		return stateDir
 	}
-	sort.Strings(files)
-	return files, nil
+	sum := sha256.Sum256([]byte(stateDir))
+	return filepath.Join("/var/tmp", "cairn-dev-"+hex.EncodeToString(sum[:6]))
 }
 
-// applyExamples validates and applies every journey in dir; one bad file stops dev with its
-// problems listed, rather than starting with a journey silently missing.
-func applyExamples(ctx context.Context, dbURL, dir string) error {
-	files, err := journeyFiles(dir)
+// applyExamples checks and applies every journey in dir, with its templates (templates/);
+// one bad file stops dev with every problem listed, rather than starting with a journey
+// silently missing.
+func applyExamples(ctx context.Context, dbURL, dir string) ([]*journey.Journey, error) {
+	files, err := catalog.Files(dir)
 	if err != nil || len(files) == 0 {
-		return err
+		return nil, err
+	}
+	c, err := catalog.Read("", dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Problems) > 0 {
+		msgs := make([]string, len(c.Problems))
+		for i, p := range c.Problems {
+			msgs[i] = p.String()
+		}
+		return nil, fmt.Errorf("%s:\n%s", dir, strings.Join(msgs, "\n"))
 	}
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return nil, fmt.Errorf("database: %w", err)
 	}
 	defer pool.Close()
 	if err := crm.Migrate(ctx, pool); err != nil {
-		return err
-	}
-	if err := applyTemplates(ctx, pool, filepath.Join(dir, "templates")); err != nil {
-		return err
+		return nil, err
 	}
 	if err := applyObjects(ctx, pool, filepath.Join(dir, "objects")); err != nil {
-		return err
+		return nil, err
 	}
-	for _, f := range files {
-		doc, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		j, err := journey.Decode(doc)
-		if err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if _, _, err := crm.ApplyJourney(ctx, pool, j, string(doc)); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
+	for _, t := range c.Templates {
+		if _, err := crm.PutTemplate(ctx, pool, t.Template); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	var out []*journey.Journey
+	for _, j := range c.Journeys {
+		if _, _, err := crm.ApplyJourney(ctx, pool, j.Journey, string(j.Document)); err != nil {
+			return nil, fmt.Errorf("%s: %w", j.File, err)
+		}
+		out = append(out, j.Journey)
+	}
+	return out, nil
 }
 
-// applyTemplates saves every email template in dir (<id>.yaml with subject, html, text).
-func applyTemplates(ctx context.Context, db crm.DB, dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var t email.Template
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&t); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		t.ID = strings.TrimSuffix(filepath.Base(f), ".yaml")
-		if err := t.Check(); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if _, err := crm.PutTemplate(ctx, db, t); err != nil {
-			return err
+// sampleCurl is a curl that starts one of the journeys dev applied: welcome when there is
+// one, else the first whose trigger is a track event, else the first, started by the API.
+func sampleCurl(applied []*journey.Journey, in Info) (string, string) {
+	var pick *journey.Journey
+	for _, j := range applied {
+		if j.ID == "welcome" {
+			pick = j
 		}
 	}
-	return nil
+	for _, j := range applied {
+		if pick == nil && len(j.Triggers) > 0 && j.Triggers[0].Kind == "event" {
+			pick = j
+		}
+	}
+	if pick == nil && len(applied) > 0 {
+		pick = applied[0]
+	}
+	if pick == nil {
+		return "", ""
+	}
+	if t := pick.Triggers; len(t) > 0 && t[0].Kind == "event" {
+		msg := map[string]any{"userId": "ada", "event": t[0].Event, "context": map[string]any{"traits": map[string]any{"email": "ada@example.com"}}}
+		if len(t[0].Where) > 0 {
+			msg["properties"] = t[0].Where
+		}
+		b, _ := json.Marshal(msg)
+		return pick.ID, fmt.Sprintf("curl -u %s: %s/v1/track -H 'Content-Type: application/json' \\\n    -d '%s'", in.WriteKey, in.StarterURL, b)
+	}
+	return pick.ID, fmt.Sprintf("curl -H 'Authorization: Bearer %s' %s/v1/journeys/%s/start -H 'Content-Type: application/json' \\\n    -d '{\"userId\":\"ada\"}'",
+		in.AdminKey, in.StarterURL, pick.ID)
 }
 
 func printBanner(w io.Writer, in Info, took time.Duration) {
@@ -394,23 +436,26 @@ func printBanner(w io.Writer, in Info, took time.Duration) {
 	fmt.Fprintf(&b, "  Temporal UI     %s/namespaces/default/workflows\n", in.TemporalUI)
 	fmt.Fprintf(&b, "  Temporal gRPC   %s   (temporal workflow list --address %s --query \"CairnJourney='welcome'\")\n", in.TemporalGRPC, in.TemporalGRPC)
 	fmt.Fprintf(&b, "  Starter         %s\n", in.StarterURL)
+	fmt.Fprintf(&b, "  Metrics         %s   (Prometheus: the worker's and the starter's)\n", in.MetricsURL)
+	fmt.Fprintf(&b, "  Journey pages   %s   (the admin key as the password)\n", in.JourneysPage)
 	fmt.Fprintf(&b, "  Codec server    %s/codec   (the UI decodes payloads with it; temporal CLI: --codec-endpoint %s/codec)\n", in.StarterURL, in.StarterURL)
 	fmt.Fprintf(&b, "  Write key       %s   (HTTP Basic user name, for /v1/track, /v1/identify)\n", in.WriteKey)
 	fmt.Fprintf(&b, "  Admin key       %s   (Authorization: Bearer, for /v1/journeys, /v1/contacts)\n", in.AdminKey)
 	fmt.Fprintf(&b, "  PostgreSQL      %s\n", in.DatabaseURL)
+	if in.PostgresData != "" {
+		fmt.Fprintf(&b, "                  data in %s (running as root, the postgres user cannot reach the state folder)\n", in.PostgresData)
+	}
 	fmt.Fprintf(&b, "  Mail            %s   (every email sent; SMTP catcher at %s)\n", in.MailURL, in.SMTPAddr)
 	if len(in.Journeys) > 0 {
-		names := make([]string, len(in.Journeys))
-		for i, f := range in.Journeys {
-			names[i] = strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
-		}
-		fmt.Fprintf(&b, "  Journeys        %d from %s: %s\n", len(names), filepath.Dir(in.Journeys[0]), strings.Join(names, ", "))
+		fmt.Fprintf(&b, "  Journeys        %d from %s: %s\n", len(in.Journeys), in.examplesDir, strings.Join(in.Journeys, ", "))
 	}
-	fmt.Fprintf(&b, "\nStart the welcome journey for a contact:\n\n")
-	fmt.Fprintf(&b, "  curl -u %s: %s/v1/track -H 'Content-Type: application/json' \\\n", in.WriteKey, in.StarterURL)
-	fmt.Fprintf(&b, "    -d '{\"userId\":\"ada\",\"event\":\"Signed Up\",\"context\":{\"traits\":{\"email\":\"ada@example.com\"}}}'\n")
-	fmt.Fprintf(&b, "\nThen look at it:\n\n")
-	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/v1/contacts/ada\n", in.AdminKey, in.StarterURL)
-	fmt.Fprintf(&b, "  open %s/namespaces/default/workflows?query=%s\n\n", in.TemporalUI, "CairnJourney%3D%22welcome%22")
+	if in.Curl != "" {
+		fmt.Fprintf(&b, "\nStart the %s journey for a contact:\n\n  %s\n", in.Sample, in.Curl)
+		fmt.Fprintf(&b, "\nThen look at it:\n\n")
+		fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/v1/contacts/ada\n", in.AdminKey, in.StarterURL)
+		fmt.Fprintf(&b, "  open %s/ui/journeys/%s\n", in.StarterURL, in.Sample)
+		fmt.Fprintf(&b, "  open %s/namespaces/default/workflows?query=%s\n", in.TemporalUI, url.QueryEscape("CairnJourney=\""+in.Sample+"\""))
+	}
+	fmt.Fprintln(&b)
 	fmt.Fprint(w, b.String())
 }

@@ -131,3 +131,24 @@ steps:
 	require.Equal(t, "The second one", caught[0]["subject"])
 	require.Equal(t, 1, runs)
 }
+
+// Run as root from a folder the postgres user cannot reach (a root user's home, mode 0700),
+// dev still starts: PostgreSQL's data goes to /var/tmp, and the banner says where.
+func TestDevAsRootFromAPrivateFolderStillStarts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs PostgreSQL as another user")
+	}
+	private, err := os.MkdirTemp("", "cairn-root-home-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(private, 0o700))
+	t.Cleanup(func() { os.RemoveAll(private) })
+	state := filepath.Join(private, ".cairn")
+	d := startDev(t, state, t.TempDir())
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(d.info.PostgresData)) })
+	defer d.stop(t)
+	require.True(t, strings.HasPrefix(d.info.PostgresData, "/var/tmp/cairn-dev-"), d.info.PostgresData)
+	pool, err := pgxpool.New(context.Background(), d.info.DatabaseURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	require.NoError(t, pool.Ping(context.Background()))
+}

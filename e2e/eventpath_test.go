@@ -172,7 +172,10 @@ steps: [{id: linger, wait: 1h}]
 // CRM still records as open. Either way {in_journey: J} stops holding.
 func TestAnEndedRunClosesItsEnrollmentWhetherItFailedOrWasTerminated(t *testing.T) {
 	s := setup(t)
-	s.apply(t, "fails", "id: fails\ntrigger: {event: Ping}\nsteps: [{send_sms: {text: Hello}}]")
+	// An email to a contact without an address fails the run (a refusal, not a delivery that
+	// is not ready yet).
+	s.template(t, "fails-hello", "https://example.com/")
+	s.apply(t, "fails", "id: fails\ntrigger: {event: Ping}\nsteps: [{send_email: {template: fails-hello}}]")
 	s.apply(t, "parks", "id: parks\ntrigger: {event: Ping}\nsteps: [{wait: 1h}]")
 	s.track(t, `{"userId":"nia","event":"Ping"}`)
 	nia := s.contact(t, "nia")

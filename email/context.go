@@ -132,16 +132,24 @@ func contextFuncs(d *Data) map[string]any {
 	var recommended map[int][]Product
 	return map[string]any{
 		// money formats an amount in a currency: money 12.5 "EUR" is €12.50; no amount
-		// (a property the event lacks) shows nothing.
-		"money": func(amount any, currency string) (string, error) {
+		// (a property the event lacks) shows nothing, no currency the amount alone.
+		"money": func(amount, currency any) (string, error) {
 			if amount == nil || amount == "" {
 				return "", nil
+			}
+			code := ""
+			switch c := currency.(type) {
+			case nil:
+			case string:
+				code = c
+			default:
+				return "", fmt.Errorf("money: currency %v is not a currency code", currency)
 			}
 			v, ok := number(amount)
 			if !ok {
 				return "", fmt.Errorf("money: %v is not an amount", amount)
 			}
-			return formatMoney(v, currency), nil
+			return formatMoney(v, code), nil
 		},
 		// date shows a time in the contact's time zone (a date alone as it is), by a Go
 		// layout: date .Cart.UpdatedAt "Mon 2 Jan 15:04" (default "2 January 2006").

@@ -31,6 +31,7 @@ func TestHelpersFormatMoneyDatesDefaultsAndURLs(t *testing.T) {
 		`{{money -3 "SEK"}}`:                                 "-3.00 SEK",
 		`{{money .Trigger.Properties.value "GBP"}}`:          "£1,234.50",
 		`{{money .Trigger.Properties.missing "EUR"}}`:        "",
+		`{{money 9.5 .Trigger.Properties.missing}}`:          "9.50",
 		`{{date .Trigger.At}}`:                               "28 March 2026",
 		`{{date .Trigger.At "Mon 2 Jan 15:04 MST"}}`:         "Sat 28 Mar 20:30 EDT",
 		`{{date "2026-12-24"}}`:                              "24 December 2026",

@@ -1,6 +1,7 @@
 package journey
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -17,18 +18,40 @@ import (
 // A document past one of the limits (MaxDocumentBytes, MaxConditionDepth, ...) is refused
 // with the path where it went past, before its remaining parts are read.
 func Decode(doc []byte) (*Journey, error) {
+	j, err := Read(doc)
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Read is Decode for tools that check more than the language does (that the templates a
+// journey sends exist): it returns the journey as far as it read, beside the problems, so
+// their problems come in the same pass. The journey is nil only when the document does not
+// parse, or is past a limit.
+func Read(doc []byte) (*Journey, error) {
 	n, err := parse(doc, "the document is empty")
 	if err != nil {
 		return nil, err
 	}
 	d := &decoder{}
 	j := d.journey(n)
-	if err := d.err(); err != nil {
-		return nil, err
-	}
 	j.assignIDs()
-	if err := j.Validate(); err != nil {
-		return nil, err
+	if d.limited || d.more > 0 {
+		// Past a limit the rest was not read: checking what was would add only noise.
+		return nil, d.err()
+	}
+	probs := d.probs
+	var ve *ValidationError
+	if err := j.Validate(); errors.As(err, &ve) {
+		// Every problem in one pass: what validation finds beside what decoding refused.
+		probs = mergeProblems(probs, ve.Problems)
+	}
+	if len(probs) > MaxProblems {
+		probs = append(probs[:MaxProblems:MaxProblems], Problem{Message: fmt.Sprintf("and %d more problems", len(probs)-MaxProblems)})
+	}
+	if len(probs) > 0 {
+		return j, &ValidationError{Problems: withLines(lineIndex(n), probs)}
 	}
 	return j, nil
 }
@@ -42,6 +65,8 @@ type decoder struct {
 	depth, stepDepth, nodes, stepCount int
 	// segment is set when the condition read is a segment's: journey-only forms are refused.
 	segment bool
+	// limited is set once a limit is passed: the rest of the document is not read.
+	limited bool
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
@@ -421,6 +446,7 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 	defer func() { d.stepDepth-- }()
 	if d.stepDepth > MaxStepDepth && len(n.Content) > 0 {
 		d.fail(n, path, "steps nest deeper than %d levels here", MaxStepDepth)
+		d.limited = true
 		return nil
 	}
 	out := make([]Step, 0, min(len(n.Content), MaxSteps))
@@ -451,6 +477,7 @@ func (d *decoder) step(n *yaml.Node, path string) Step {
 		k := n.Content[i].Value
 		if !contains(pathKeys, k) && !contains(Kinds, k) {
 			d.fail(n.Content[i], path, "unknown step kind %q (known: %s)", k, strings.Join(Kinds, ", "))
+			s.ID = idOf(n) // so jumps to it are not reported missing too
 			return s
 		}
 		if !contains(pathKeys, k) {
@@ -620,4 +647,14 @@ func (d *decoder) where(n *yaml.Node, path string, into map[string]any) map[stri
 		into[n.Content[i].Value] = d.scalar(v, p)
 	}
 	return into
+}
+
+// idOf is the id a step mapping gives, or "".
+func idOf(n *yaml.Node) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "id" && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
 }

@@ -67,7 +67,10 @@ steps:
 	require.Contains(t, got["steps[2].wait"], `"2 dayz" is not a duration`)
 	require.Contains(t, got["steps[3]"], "add_tag and wait")
 	require.Contains(t, got["steps[5]"], "a step must be a mapping")
-	require.Len(t, probs, 6, "shape problems come first; meaning is checked once the shape is right: %v", probs)
+	// Meaning is checked in the same pass, on what did read: the id, the empty template.
+	require.Contains(t, got["id"], `"Bad Id" must be lower-case`)
+	require.Contains(t, got["steps[4].send_email.template"], "is required")
+	require.Len(t, probs, 8, "every problem in one pass, none twice: %v", probs)
 }
 
 func TestMeaningProblemsAreReportedTogether(t *testing.T) {

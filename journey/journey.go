@@ -610,9 +610,9 @@ func assign(steps []Step, prefix string, taken map[string]bool) {
 		s := &steps[i]
 		if s.ID == "" && s.Kind() != "" {
 			base := fmt.Sprintf("%s%d-%s", prefix, i+1, s.Kind())
-			id := base
+			id := fitID(base)
 			for n := 2; taken[id]; n++ {
-				id = fmt.Sprintf("%s-%d", base, n)
+				id = fitID(fmt.Sprintf("%s-%d", base, n))
 			}
 			taken[id] = true
 			s.ID = id

@@ -68,6 +68,7 @@ func (d *decoder) tooMany(n *yaml.Node, path, what string) bool {
 		return false
 	}
 	d.fail(n, path, "has %d %s: at most %d are allowed", items, what, MaxListItems)
+	d.limited = true
 	return true
 }
 
@@ -76,6 +77,7 @@ func (d *decoder) tooMany(n *yaml.Node, path, what string) bool {
 func (d *decoder) enterCondition(n *yaml.Node, path string) bool {
 	d.nodes++
 	if d.nodes > MaxConditionNodes {
+		d.limited = true
 		if d.nodes == MaxConditionNodes+1 {
 			d.fail(n, path, "is condition number %d of the document: at most %d are allowed (every all, any, not and test counts)", d.nodes, MaxConditionNodes)
 		}
@@ -83,6 +85,7 @@ func (d *decoder) enterCondition(n *yaml.Node, path string) bool {
 	}
 	if d.depth > MaxConditionDepth {
 		d.fail(n, path, "conditions nest deeper than %d levels here", MaxConditionDepth)
+		d.limited = true
 		return false
 	}
 	return true
@@ -91,6 +94,7 @@ func (d *decoder) enterCondition(n *yaml.Node, path string) bool {
 // enterStep counts a step; false means the journey has too many (reported once).
 func (d *decoder) enterStep(n *yaml.Node, path string) bool {
 	d.stepCount++
+	d.limited = d.limited || d.stepCount > MaxSteps
 	if d.stepCount == MaxSteps+1 {
 		d.fail(n, path, "is step number %d of the journey: at most %d are allowed (nested steps count)", d.stepCount, MaxSteps)
 	}

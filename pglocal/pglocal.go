@@ -74,7 +74,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("postgres data dir: %w", err)
 	}
 	if c.cred != nil {
-		if dir := unreachable(filepath.Dir(dataDir)); dir != "" {
+		if dir := Unreachable(filepath.Dir(dataDir)); dir != "" {
 			return nil, fmt.Errorf("running as root, so PostgreSQL runs as the postgres user, which cannot reach %s (%s is not searchable by others): choose a state folder it can reach (e.g. under /var/tmp), or set DATABASE_URL", dataDir, dir)
 		}
 	}
@@ -212,9 +212,10 @@ func (c *Cluster) chown(dir string) error {
 	})
 }
 
-// unreachable returns the first folder on the way to dir that users other than its owner
-// cannot pass through, or "".
-func unreachable(dir string) string {
+// Unreachable returns the first folder on the way to dir that users other than its owner
+// cannot pass through, or "": when running as root, PostgreSQL (run as the postgres user)
+// cannot reach a data folder below it.
+func Unreachable(dir string) string {
 	for d := dir; ; d = filepath.Dir(d) {
 		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
 			return d

@@ -13,6 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // Rejected is a reply no retry will change (a 4xx other than 429): the step fails with the
@@ -65,7 +71,7 @@ func (c *Client) Do(ctx context.Context, build func() (*http.Request, error), er
 		if err != nil {
 			return nil, err
 		}
-		resp, err := h.Do(req.WithContext(ctx))
+		resp, err := c.try(ctx, h, req, try)
 		wait := backoff << (try - 1)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -94,6 +100,30 @@ func (c *Client) Do(ctx context.Context, build func() (*http.Request, error), er
 		}
 	}
 	return nil, fmt.Errorf("after %d tries: %w", attempts, last)
+}
+
+// try sends one request under its own span: the method, the provider's host and the reply's
+// status, never the URL (webhook URLs and query strings hold secrets) nor the body.
+func (c *Client) try(ctx context.Context, h *http.Client, req *http.Request, try int) (*http.Response, error) {
+	if !telemetry.TracingEnabled() {
+		return h.Do(req.WithContext(ctx))
+	}
+	ctx, span := telemetry.Tracer().Start(ctx, req.Method, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("server.address", req.URL.Hostname()),
+			attribute.Int("http.request.resend_count", try-1)))
+	defer span.End()
+	resp, err := h.Do(req.WithContext(ctx))
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "request failed")
+	default:
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+		if resp.StatusCode >= 400 {
+			span.SetStatus(codes.Error, resp.Status)
+		}
+	}
+	return resp, err
 }
 
 // retryAfter reads seconds or an HTTP date.

@@ -54,3 +54,15 @@ func TestConfigFromEnvReadsTheEdgeSettingsAndTheirDefaults(t *testing.T) {
 		t.Setenv(k, "")
 	}
 }
+
+func TestConfigFromEnvReadsTheOperationsSettings(t *testing.T) {
+	t.Setenv("CAIRN_METRICS_ADDR", ":9090")
+	t.Setenv("CAIRN_DB_MAX_CONNS", "48")
+	c, err := starter.ConfigFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, ":9090", c.MetricsAddr)
+	require.Equal(t, 48, c.DBMaxConns)
+	t.Setenv("CAIRN_DB_MAX_CONNS", "-1")
+	_, err = starter.ConfigFromEnv()
+	require.ErrorContains(t, err, "CAIRN_DB_MAX_CONNS")
+}

@@ -34,6 +34,7 @@ func (a *API) putDeal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.accepted(r, b2i(changed), 0) // a deal records an event only when its stage changes
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "stage_changed": changed})
 	return nil
 }

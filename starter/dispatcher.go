@@ -17,6 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -26,6 +29,7 @@ import (
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // Dispatcher turns stored events into Temporal calls: for each event, a SignalWithStart of
@@ -265,6 +269,7 @@ func (d *Dispatcher) DispatchOnce(ctx context.Context) (int, error) {
 			finished.Add(int64(len(out.Done)))
 			if out.Dead {
 				finished.Add(1)
+				telemetry.DeadLettered.Inc()
 			}
 		}()
 	}
@@ -358,15 +363,27 @@ func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, hel
 			return out, false
 		}
 		// An event tried before may have reached some journeys already: check before starting.
-		err := d.dispatch(ctx, cache, ev.Event, ev.Attempts > 0 || ev.Recovered)
+		ectx, span := startDispatchSpan(ctx, ev)
+		err := d.dispatch(ectx, cache, ev.Event, ev.Attempts > 0 || ev.Recovered)
+		endSpan(span, err)
 		if err == nil {
 			out.Done = append(out.Done, ev.ID)
+			telemetry.EventsDispatched.Inc()
+			telemetry.Since(telemetry.DispatchLag, ev.ReceivedAt)
 			continue
 		}
 		if ctx.Err() != nil {
 			return out, false // stopping: the event is not at fault, and stays queued
 		}
 		transient := isTransient(err)
+		switch {
+		case transient && isUnreachable(err):
+			telemetry.DispatchFailures.WithLabelValues("unreachable").Inc()
+		case transient:
+			telemetry.DispatchFailures.WithLabelValues("transient").Inc()
+		default:
+			telemetry.DispatchFailures.WithLabelValues("event").Inc()
+		}
 		attempts := ev.Attempts + 1
 		out.Failed, out.Error = ev.ID, err.Error()
 		out.Dead = !transient && attempts >= d.MaxAttempts
@@ -380,6 +397,30 @@ func (d *Dispatcher) dispatchContact(ctx context.Context, cache *batchCache, hel
 		return out, transient && isUnreachable(err)
 	}
 	return out, false
+}
+
+// startDispatchSpan starts the span of one event's dispatch as the child of the span that
+// recorded the event (its stored traceparent), so the trace runs on from the HTTP request
+// through the Temporal calls into the run.
+func startDispatchSpan(ctx context.Context, ev crm.PendingEvent) (context.Context, trace.Span) {
+	if !telemetry.TracingEnabled() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return telemetry.Tracer().Start(telemetry.WithTraceParent(ctx, ev.TraceParent), "dispatch event",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.Int64("cairn.event.id", ev.ID), attribute.String("cairn.event.name", ev.Name),
+			attribute.Int("cairn.event.attempt", ev.Attempts+1)))
+}
+
+func endSpan(span trace.Span, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "dispatch failed")
+	}
+	span.End()
 }
 
 // retryDelay backs off a contact after its attempt-th failure: 200 ms doubling, up to a
@@ -542,8 +583,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 			return err
 		}
 		if len(segs) > 0 {
-			now := d.Clock.Now()
+			now, start := d.Clock.Now(), time.Now()
 			err := crm.WithTx(ctx, d.DB, func(tx pgx.Tx) error { return crm.RecheckMembership(ctx, tx, segs, ev.ContactID, now) })
+			telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("recheck"), start)
 			if err != nil {
 				return err
 			}
@@ -565,7 +607,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 			continue
 		}
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		err := d.Temporal.SignalWorkflow(callCtx, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
+		err := signalChain(callCtx, d.Temporal, en.WorkflowID, en.RunID, contract.SignalEvent, signal)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -636,7 +678,11 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	case err != nil:
 		return fmt.Errorf("signal-with-start %s: %w", id, err)
 	}
-	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, runKey, j.Version, id, run.GetRunID(), ev.ID, d.Clock.Now()); err != nil {
+	runID, err := d.firstRunOf(ctx, j.JourneyID, ev.ContactID, runKey, id, run.GetRunID())
+	if err != nil {
+		return err
+	}
+	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, runKey, j.Version, id, runID, ev.ID, d.Clock.Now()); err != nil {
 		return err
 	}
 	d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
@@ -743,7 +789,7 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	if open && def.Reentry.Mode != journey.ReentryAlways {
 		// The row says open; ask Temporal whether that run has finished since.
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, contract.KeyedWorkflowID(j.JourneyID, ev.ContactID, runKey), last.RunID)
+		info, err := describeChain(callCtx, d.Temporal, contract.KeyedWorkflowID(j.JourneyID, ev.ContactID, runKey), last.RunID)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -751,8 +797,8 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 			open, last.EndedAt = false, &last.EnteredAt
 		case err != nil:
 			return refused, fmt.Errorf("describe run of %s: %w", j.JourneyID, err)
-		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
-			closed := desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		case info.GetCloseTime() != nil:
+			closed := info.GetCloseTime().AsTime()
 			open, last.EndedAt = false, &closed
 		}
 		if !open {
@@ -857,7 +903,7 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 	}
 	for _, en := range rows {
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, en.WorkflowID, en.RunID)
+		info, err := describeChain(callCtx, d.Temporal, en.WorkflowID, en.RunID)
 		cancel()
 		var notFound *serviceerror.NotFound
 		ended := time.Time{}
@@ -866,8 +912,8 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 			ended = d.Clock.Now()
 		case err != nil:
 			return len(rows), fmt.Errorf("describe %s: %w", en.WorkflowID, err)
-		case desc.GetWorkflowExecutionInfo().GetCloseTime() != nil:
-			ended = desc.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+		case info.GetCloseTime() != nil:
+			ended = info.GetCloseTime().AsTime()
 		}
 		if ended.IsZero() {
 			continue
@@ -876,7 +922,7 @@ func (d *Dispatcher) RepairEnrollments(ctx context.Context) (int, error) {
 			return len(rows), err
 		}
 		d.Logger.Info("closed the enrollment of a run that ended without recording it", "workflow_id", en.WorkflowID,
-			"status", desc.GetWorkflowExecutionInfo().GetStatus().String())
+			"status", info.GetStatus().String())
 	}
 	return len(rows), nil
 }

@@ -50,6 +50,7 @@ func (a *API) trackOpen(w http.ResponseWriter, r *http.Request) error {
 		if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now(), a.engagementWindow()); err != nil {
 			return err
 		}
+		a.accepted(r, 1, 0)
 	}
 	w.Header().Set("Content-Type", "image/gif")
 	w.Header().Set("Cache-Control", "no-store")
@@ -68,6 +69,7 @@ func (a *API) trackClick(w http.ResponseWriter, r *http.Request) error {
 		if err := crm.RecordEngagement(r.Context(), a.DB, c, a.Now(), a.engagementWindow()); err != nil {
 			return err
 		}
+		a.accepted(r, 1, 0)
 	}
 	// Only to the URL the token was minted for: the signature covers it.
 	http.Redirect(w, r, c.URL, http.StatusFound)
@@ -95,6 +97,7 @@ func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 		if err := crm.Unsubscribe(r.Context(), a.DB, c, a.Now()); err != nil {
 			return err
 		}
+		a.accepted(r, 1, 0)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	return unsubscribePage.Execute(w, map[string]bool{"Done": done})

@@ -76,9 +76,11 @@ func (a *API) submitForm(w http.ResponseWriter, r *http.Request) error {
 	if id, _ := raw["messageId"].(string); id != "" {
 		key = "form:" + f.ID + ":" + id
 	}
-	if _, err := crm.SubmitForm(r.Context(), a.DB, f, strings.TrimSpace(strings.ToLower(ident)), fields, key, a.Now()); err != nil {
+	inserted, err := crm.SubmitForm(r.Context(), a.DB, f, strings.TrimSpace(strings.ToLower(ident)), fields, key, a.Now())
+	if err != nil {
 		return fmt.Errorf("record form: %w", err)
 	}
+	a.accepted(r, b2i(inserted), b2i(!inserted))
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 	return nil
 }

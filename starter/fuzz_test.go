@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/pglocal/pgtest"
@@ -54,7 +57,21 @@ var fuzzRoutes = []fuzzRoute{
 	{"GET", "/v1/objects/subscription/records/{id}", "admin"}, {"DELETE", "/v1/objects/subscription/records/{id}", "admin"},
 	{"PUT", "/v1/templates/{id}", "admin"}, {"GET", "/v1/templates/{id}", "admin"}, {"POST", "/v1/templates/{id}/preview", "admin"},
 	{"GET", "/v1/t/o/{id}", "none"}, {"GET", "/v1/t/c/{id}", "none"}, {"GET", "/v1/t/u/{id}", "none"}, {"POST", "/v1/t/u/{id}", "none"},
-	{"OPTIONS", "/v1/track", "none"}, {"GET", "/healthz", "none"},
+	{"OPTIONS", "/v1/track", "none"}, {"GET", "/healthz", "none"}, {"GET", "/livez", "none"}, {"GET", "/readyz", "none"},
+	{"GET", "/metrics", "none"},
+	{"GET", "/v1/journeys?limit=2&after={id}", "admin"}, {"GET", "/v1/journeys/{id}/versions", "admin"},
+	{"GET", "/v1/journeys/{id}/versions/1", "admin"}, {"POST", "/v1/journeys/{id}/archive", "admin"},
+	{"POST", "/v1/journeys/{id}/unarchive", "admin"}, {"POST", "/v1/journeys/{id}/simulate", "admin"},
+	{"POST", "/v1/journeys/{id}/migrate", "admin"}, {"GET", "/v1/journeys/{id}/migrations/1", "admin"},
+	{"POST", "/v1/journeys/{id}/migrations/1/resume", "admin"}, {"GET", "/v1/journeys/{id}/stats", "admin"},
+	{"GET", "/v1/contacts?after={id}", "admin"}, {"POST", "/v1/contacts/{id}/tags", "admin"},
+	{"DELETE", "/v1/contacts/{id}/tags/vip", "admin"}, {"PATCH", "/v1/contacts/{id}/fields", "admin"},
+	{"POST", "/v1/contacts/{id}/subscriptions", "admin"}, {"GET", "/v1/segments?after={id}", "admin"},
+	{"GET", "/v1/templates?after={id}", "admin"}, {"GET", "/v1/pipelines?after={id}", "admin"},
+	{"GET", "/v1/openapi.json", "none"}, {"GET", "/ui/journeys", "admin"}, {"GET", "/ui/journeys/{id}", "admin"},
+	{"GET", "/ui/contacts/{id}", "admin"}, {"GET", "/v1/contacts/{id}/export", "admin"}, {"DELETE", "/v1/contacts/{id}", "admin"},
+	{"GET", "/v1/schema/journey.json", "none"}, {"POST", "/v1/i", "write"}, {"POST", "/v1/p", "write"},
+	{"POST", "/v1/s", "write"}, {"POST", "/v1/g", "write"}, {"POST", "/v1/a", "write"},
 }
 
 // fuzzSeed is one request: a route (index into fuzzRoutes), the id in its path, its body,
@@ -110,7 +127,10 @@ func fuzzSeeds() []fuzzSeed {
 		{r("PUT", "/v1/deals/{id}"), "crm-2", `{"userId":"ada","pipeline":"` + long + `","stage":"won"}`, false},
 		{r("POST", "/v1/sources/shop/events"), "", `{"type":"track","userId":"ada","event":"Order Completed","properties":{"order_id":"o1","products":[{"sku":"S1"}]}}`, false},
 		{r("PUT", "/v1/forms/{id}"), "demo", `{"fields":{"mail":"email"},"list":"newsletter","tags":["lead"]}`, false},
+		{r("PUT", "/v1/templates/{id}"), "hello", `{"subject":"Hi {{field \"first_name\" \"there\"}}","text":"Hello","html":"<p>Hello</p>"}`, false},
 		{r("PUT", "/v1/journeys/{id}"), "welcome", "id: welcome\ntrigger: {event: Signed Up}\nsteps: [{add_tag: new}, {wait: 1d}, {send_email: {template: hello}}]", false},
+		{r("PUT", "/v1/journeys/{id}"), "welcome", "id: welcome\ntrigger: {event: Signed Up}\nsteps: [{add_tag: new}, {wait: 2d}, {send_email: {template: hello}}]", false},
+		{r("PUT", "/v1/journeys/{id}"), "nope", "id: nope\ntrigger: {event: A}\nsteps: [{send_email: {template: missing}}]", false},
 		{r("PUT", "/v1/journeys/{id}"), "deep", "id: deep\ntrigger: {event: e}\nsteps:\n" + strings.Repeat("  - if: {tag: a}\n    then:\n", 40), false},
 		{r("GET", "/v1/journeys/{id}"), "welcome", "", false},
 		{r("POST", "/v1/journeys/{id}/pause"), "welcome", "", false},
@@ -162,6 +182,37 @@ func fuzzSeeds() []fuzzSeed {
 		{r("POST", "/v1/t/u/{id}"), "x.y", "", false},
 		{r("OPTIONS", "/v1/track"), "", "", false},
 		{r("GET", "/healthz"), "", "", false},
+		{r("GET", "/v1/journeys?limit=2&after={id}"), "a", "", false},
+		{r("GET", "/v1/journeys/{id}/versions"), "welcome", "", false},
+		{r("GET", "/v1/journeys/{id}/versions/1"), "welcome", "", false},
+		{r("POST", "/v1/journeys/{id}/simulate"), "welcome", `{"contact":{"id":"sim","email":"sim@example.com","traits":{"first_name":"Sim"},"tags":["vip"]},"events":[{"at":"1h","event":"Clicked"}]}`, false},
+		{r("POST", "/v1/journeys/{id}/simulate"), "welcome", `{"events":[{"at":"soon","event":""}]}`, false},
+		{r("POST", "/v1/journeys/{id}/simulate"), "welcome", `{"contact":{"nope":1}}`, false},
+		{r("POST", "/v1/journeys/{id}/migrate"), "welcome", `{"from":1,"to":2,"map":{"2-wait":"2-wait"},"dry_run":true}`, false},
+		{r("POST", "/v1/journeys/{id}/migrate"), "welcome", `{"from":1,"to":2,"map":{"nope":"2-wait"},"default":"zzz"}`, false},
+		{r("POST", "/v1/journeys/{id}/migrate"), "welcome", `{"from":1,"to":2,"map":{"2-wait":"2-wait"}}`, false},
+		{r("GET", "/v1/journeys/{id}/migrations/1"), "welcome", "", false},
+		{r("POST", "/v1/journeys/{id}/migrations/1/resume"), "welcome", "", false},
+		{r("GET", "/v1/journeys/{id}/stats"), "welcome", "", false},
+		{r("GET", "/v1/contacts?after={id}"), "0", "", false},
+		{r("POST", "/v1/contacts/{id}/tags"), "ada", `{"tag":"vip"}`, false},
+		{r("POST", "/v1/contacts/{id}/tags"), "ada", `{"tag":"` + long + `"}`, false},
+		{r("DELETE", "/v1/contacts/{id}/tags/vip"), "ada", "", false},
+		{r("PATCH", "/v1/contacts/{id}/fields"), "ada", `{"fields":{"plan":"pro","coupon":null}}`, false},
+		{r("PATCH", "/v1/contacts/{id}/fields"), "ada", `{"fields":{"note":"` + long + `"}}`, false},
+		{r("POST", "/v1/contacts/{id}/subscriptions"), "ada", `{"list":"newsletter","subscribed":true}`, false},
+		{r("GET", "/v1/segments?after={id}"), "", "", false},
+		{r("GET", "/v1/templates?after={id}"), "", "", false},
+		{r("GET", "/v1/pipelines?after={id}"), "", "", false},
+		{r("GET", "/v1/openapi.json"), "", "", false},
+		{r("GET", "/ui/journeys"), "", "", false},
+		{r("GET", "/ui/journeys/{id}"), "welcome", "", false},
+		{r("GET", "/ui/contacts/{id}"), "ada", "", false},
+		{r("POST", "/v1/journeys/{id}/archive"), "welcome", `{"cancel_runs":true}`, false},
+		{r("POST", "/v1/journeys/{id}/unarchive"), "welcome", "", false},
+		{r("GET", "/v1/contacts/{id}/export"), "ada", "", false},
+		{r("DELETE", "/v1/contacts/{id}"), "bo", `{"requestedBy":"ticket-1","reason":"asked"}`, false},
+		{r("GET", "/v1/schema/journey.json"), "", "", false},
 	}
 }
 
@@ -178,7 +229,7 @@ func newFuzzTarget(tb testing.TB) *fuzzTarget {
 		tb.Fatal(err)
 	}
 	api := &starter.API{DB: pool, WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: []byte("tk"),
-		SourceSecrets: map[string]string{"shop": "s3cret"}, Logger: discard(), Scheduler: &fakeScheduler{}}
+		SourceSecrets: map[string]string{"shop": "s3cret"}, Logger: discard(), Temporal: noRuns{}, Scheduler: &fakeScheduler{}}
 	return &fuzzTarget{db: pool, handler: starter.WithQueryTimeout(api.Handler(), 2*time.Second)}
 }
 
@@ -193,7 +244,9 @@ func (f *fuzzTarget) rows(tb testing.TB) string {
 		(SELECT count(*) FROM stages), (SELECT count(*) FROM pipelines), (SELECT count(*) FROM deals), (SELECT count(*) FROM scoring_rules),
 		(SELECT count(*) FROM score_changes), (SELECT count(*) FROM orders), (SELECT count(*) FROM carts),
 		(SELECT count(*) FROM list_subscriptions), (SELECT count(*) FROM campaigns), (SELECT count(*) FROM campaign_firings),
-		(SELECT count(*) FROM object_types), (SELECT count(*) FROM object_records), (SELECT count(*) FROM object_sources))`).Scan(&out)
+		(SELECT count(*) FROM object_types), (SELECT count(*) FROM object_records), (SELECT count(*) FROM object_sources),
+		(SELECT count(*) FROM journey_migrations), (SELECT count(*) FROM action_ledger),
+		(SELECT count(*) FROM journeys WHERE archived_at IS NOT NULL))`).Scan(&out)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -225,6 +278,7 @@ func (f *fuzzTarget) check(t testing.TB, s fuzzSeed) {
 	if s.gzip {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
+	req.Header.Set(starter.IdempotencyHeader, "k-"+fmt.Sprint(len(s.body)))
 	switch route.auth {
 	case "write":
 		req.SetBasicAuth(writeKey, "")
@@ -317,4 +371,33 @@ func TestMutatedRequestsNeverCause5xxNorPartialRows(t *testing.T) {
 		target.check(t, s)
 	}
 	t.Logf("%d seeds and %d mutations: no 5xx, no partial rows", len(seeds), n)
+}
+
+// noRuns is a Temporal with no runs: visibility lists and counts none, and any run asked for
+// is not found. The fuzz suite's handler reaches every route with it, Temporal's answers
+// included.
+type noRuns struct{ client.Client }
+
+func (noRuns) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	return &workflowservice.ListWorkflowExecutionsResponse{}, nil
+}
+
+func (noRuns) CountWorkflow(context.Context, *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error) {
+	return &workflowservice.CountWorkflowExecutionsResponse{}, nil
+}
+
+func (noRuns) TerminateWorkflow(context.Context, string, string, string, ...any) error {
+	return serviceerror.NewNotFound("no such run")
+}
+
+func (noRuns) CancelWorkflow(context.Context, string, string) error {
+	return serviceerror.NewNotFound("no such run")
+}
+
+func (noRuns) SignalWorkflow(context.Context, string, string, string, any) error {
+	return serviceerror.NewNotFound("no such run")
+}
+
+func (noRuns) CheckHealth(context.Context, *client.CheckHealthRequest) (*client.CheckHealthResponse, error) {
+	return &client.CheckHealthResponse{}, nil
 }

@@ -2,6 +2,7 @@ package starter
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -12,12 +13,14 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 )
@@ -63,12 +66,21 @@ type API struct {
 	Temporal   client.Client
 	Namespace  string
 	TemporalUI string
+	// NoMetrics leaves /metrics off the API: CAIRN_METRICS_ADDR serves it elsewhere.
+	NoMetrics bool
+	// sources maps each ingestion route pattern to its source label.
+	sources map[string]string
 	// Codec is the payload codec of Temporal's payloads; erasure destroys contacts' data keys
 	// with it. CodecServer, when set, serves Temporal's remote codec protocol under /codec/.
 	Codec       *codec.Codec
 	CodecServer http.Handler
 	// Scheduler keeps campaigns' Temporal Schedules (campaigns.go); nil refuses campaign calls.
 	Scheduler Scheduler
+	// Background is the context work outliving a request (a migration being applied) runs
+	// under (nil: context.Background()); Run sets it to the starter's.
+	Background context.Context
+	routes     []string
+	migrating  sync.Map // migration id → a pass applying it in this process
 }
 
 // Now is the API's clock reading.
@@ -81,13 +93,26 @@ const DefaultEngagementWindow = time.Minute
 func (a *API) Handler() http.Handler {
 	a.limits = newLimiter(a.RatePerKey, a.RateBurst)
 	a.authFailures = newFailures(a.AuthFailuresPerMinute, a.AuthFailureBurst)
-	mux := http.NewServeMux()
+	mux := newRouter()
+	a.sources = map[string]string{
+		"POST /v1/forms/{id}": sourceForm, "PUT /v1/deals/{id}": sourceCRM, "POST /v1/sources/{source}/events": sourceSigned,
+		"GET /v1/t/o/{token}": sourceTracking, "GET /v1/t/c/{token}": sourceTracking, "POST /v1/t/u/{token}": sourceTracking,
+		"POST /v1/journeys/{id}/start": sourceAPI,
+	}
 	// ingestion routes a write-key endpoint and answers its CORS preflight.
 	ingestion := func(method, path string, h http.Handler) {
 		mux.Handle(method+" "+path, h)
 		mux.Handle("OPTIONS "+path, preflight(method))
+		if a.sources[method+" "+path] == "" {
+			a.sources[method+" "+path] = sourceSegment
+		}
 	}
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("GET /livez", telemetry.Livez())
+	mux.Handle("GET /readyz", telemetry.Readyz(a.readyChecks()...))
+	if !a.NoMetrics {
+		mux.Handle("GET /metrics", telemetry.Handler())
+	}
 	mux.HandleFunc("GET /v1/schema/journey.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/schema+json")
 		_, _ = w.Write(journey.Schema)
@@ -148,10 +173,12 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /v1/t/c/{token}", a.public(a.trackClick))
 	mux.Handle("GET /v1/t/u/{token}", a.public(a.unsubscribe))
 	mux.Handle("POST /v1/t/u/{token}", a.public(a.unsubscribe))
+	a.operations(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return mux
+	a.routes = mux.patterns
+	return a.observe(mux.ServeMux)
 }
 
 // apiError is every error the API returns, as {"error": {...}}.
@@ -192,6 +219,8 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = recordProblem(re)
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, crm.ErrArchived):
+		ae = &apiError{Status: http.StatusConflict, Code: "archived", Message: err.Error()}
 	case errors.Is(err, crm.ErrQueryTimeout):
 		ae = &apiError{Status: http.StatusServiceUnavailable, Code: "query_timeout",
 			Message: "the segment is too expensive to answer in time (" + err.Error() + ", CAIRN_QUERY_TIMEOUT): narrow its condition, or raise the limit"}
@@ -200,6 +229,7 @@ func writeError(w http.ResponseWriter, err error) {
 	default:
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the starter's log"}
 	}
+	noteError(w, ae.Code, nil)
 	writeJSON(w, ae.Status, map[string]any{"error": ae})
 }
 
@@ -217,15 +247,20 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 	}
 }
 
-// fail answers a request with err, logging it first unless it is the client's doing.
+// fail answers a request with err. Unless it is the client's doing, the cause goes into the
+// request's log line (at ERROR), where the request id finds it.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var mbe *http.MaxBytesError
-	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.As(err, &mbe) && !errors.Is(err, crm.ErrInvalidRecord) &&
-		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		a.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	}
 	writeError(w, err)
+	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.Is(err, crm.ErrArchived) && !errors.As(err, &mbe) &&
+		!errors.Is(err, crm.ErrInvalidRecord) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		if rec, ok := w.(*recorder); ok {
+			rec.err = err
+			return
+		}
+		a.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "error", err)
+	}
 }
 
 // ingest guards an ingestion endpoint. In order: CORS headers (browser pages post events);
@@ -417,12 +452,16 @@ func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	missing, err := missingTemplates(r.Context(), a.DB, j)
+	if err != nil {
+		return err
+	}
 	objs, err := crm.CheckObjectTypes(r.Context(), a.DB, j.ObjectRefs())
 	if err != nil {
 		return err
 	}
-	if probs = append(probs, objs...); len(probs) > 0 {
-		return &journey.ValidationError{Problems: probs}
+	if probs = append(append(probs, missing...), objs...); len(probs) > 0 {
+		return &journey.ValidationError{Problems: journey.WithLines(doc, probs)}
 	}
 	v, created, err := crm.ApplyJourney(r.Context(), a.DB, j, string(doc))
 	if err != nil {
@@ -498,20 +537,23 @@ func (a *API) startJourney(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("userId", "userId is required")
 	}
 	id := r.PathValue("id")
-	if _, err := crm.JourneyByID(r.Context(), a.DB, id, 0); err != nil {
+	if v, err := crm.JourneyByID(r.Context(), a.DB, id, 0); err != nil {
 		return err
+	} else if v.ArchivedAt != nil {
+		return fmt.Errorf("journey %q: %w: it starts no runs", id, crm.ErrArchived)
 	}
 	key := ""
 	if body.MessageID != "" {
 		key = "start:" + body.MessageID
 	}
-	_, _, err := crm.RecordEvent(r.Context(), a.DB, crm.EventInput{
+	_, inserted, err := crm.RecordEvent(r.Context(), a.DB, crm.EventInput{
 		ExternalID: body.UserID, Name: journey.EventStartRequested, Properties: map[string]any{"journey": id},
 		Source: "api", DedupeKey: key, OccurredAt: a.Now(),
 	})
 	if err != nil {
 		return err
 	}
+	a.accepted(r, b2i(inserted), b2i(!inserted))
 	writeJSON(w, http.StatusAccepted, map[string]any{"journey": id, "userId": body.UserID, "accepted": true})
 	return nil
 }
@@ -534,11 +576,23 @@ func (a *API) putField(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// getFields serves GET /v1/fields: the defined fields by name.
 func (a *API) getFields(w http.ResponseWriter, r *http.Request) error {
-	defs, err := crm.Fields(r.Context(), a.DB)
+	limit, after, err := pageOf(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, defs)
+	defs, err := crm.ListFields(r.Context(), a.DB, after, limit)
+	if err != nil {
+		return err
+	}
+	writePage(w, "fields", defs, limit, func(f crm.FieldDefinition) string { return f.Name })
 	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -162,11 +162,12 @@ func (a *API) runState(ctx context.Context, workflowID, runID string) (contract.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var st contract.State
-	desc, err := a.Temporal.DescribeWorkflowExecution(ctx, workflowID, runID)
+	info, err := describeChain(ctx, a.Temporal, workflowID, runID) // the run may have continued as new
 	if err != nil {
 		return st, err
 	}
-	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+	runID = info.GetExecution().GetRunId()
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		err = a.Temporal.GetWorkflow(ctx, workflowID, runID).Get(ctx, &st)
 		return st, err
 	}

@@ -291,7 +291,8 @@ func withKey(m map[string]any, k string, v any) map[string]any {
 // recordAll stores the events (and their contacts) in one transaction; only then does the
 // caller get 200. The dispatcher takes it from there.
 func (a *API) recordAll(w http.ResponseWriter, r *http.Request, events []crm.EventInput) error {
-	if _, err := crm.RecordEvents(r.Context(), a.DB, events); err != nil {
+	inserted, err := crm.RecordEvents(r.Context(), a.DB, events)
+	if err != nil {
 		var re *crm.RecordError
 		if errors.As(err, &re) && (strings.HasSuffix(r.URL.Path, "/batch") || strings.HasSuffix(r.URL.Path, "/b")) {
 			for i := range re.Problems {
@@ -300,6 +301,7 @@ func (a *API) recordAll(w http.ResponseWriter, r *http.Request, events []crm.Eve
 		}
 		return fmt.Errorf("record events: %w", err)
 	}
+	a.accepted(r, inserted, len(events)-inserted)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 	return nil
 }

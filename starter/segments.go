@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 type queryTimeoutKey struct{}
@@ -101,7 +102,9 @@ func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	n, err := crm.CountMatching(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now(), Timeout: queryTimeout(r.Context())})
+	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("count"), start)
 	if err != nil {
 		return err
 	}
@@ -127,7 +130,9 @@ func (a *API) segmentContacts(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("after", "after must be the next value of the previous page")
 		}
 	}
+	start := time.Now()
 	contacts, err := crm.SegmentContacts(r.Context(), a.DB, seg.Condition, crm.Env{Now: a.Now(), Timeout: queryTimeout(r.Context())}, after, limit)
+	telemetry.Since(telemetry.SegmentQueryDuration.WithLabelValues("members"), start)
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/cairnhq/cairn/clock"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // Config is what a starter needs.
@@ -65,6 +68,11 @@ type Config struct {
 	DispatchConcurrency int
 	DispatchBatch       int
 	DispatchMaxAttempts int
+	// MetricsAddr (CAIRN_METRICS_ADDR), when set, serves /metrics, /livez and /readyz on a
+	// listener of their own, and /metrics no longer on the API.
+	MetricsAddr string
+	// DBMaxConns (CAIRN_DB_MAX_CONNS, default 32) bounds the PostgreSQL pool.
+	DBMaxConns int
 	// Clock is the starter's clock (nil: the system's); tests move it.
 	Clock clock.Clock
 	// QueryTimeout (CAIRN_QUERY_TIMEOUT, default 5s) bounds each statement of a segment's
@@ -113,6 +121,7 @@ func ConfigFromEnv() (Config, error) {
 		Temporal:    cluster.FromEnv(),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		HTTPAddr:    os.Getenv("CAIRN_HTTP_ADDR"),
+		MetricsAddr: os.Getenv("CAIRN_METRICS_ADDR"),
 		AdminKey:    os.Getenv("CAIRN_ADMIN_KEY"),
 		TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
 		TemporalUI:  os.Getenv("CAIRN_TEMPORAL_UI_URL"),
@@ -215,19 +224,16 @@ func ConfigFromEnv() (Config, error) {
 			*t.to = d.D
 		}
 	}
-	if v := os.Getenv("CAIRN_CART_IDLE"); v == "0" {
-		c.CartIdle = 0
-	} else if v != "" {
-		d, err := journey.ParseDuration(v)
-		if err != nil {
-			return c, fmt.Errorf("CAIRN_CART_IDLE: %w", err)
-		}
-		c.CartIdle = d.D
+	if d, set, err := CartIdleFromEnv(); err != nil {
+		return c, err
+	} else if set {
+		c.CartIdle = d
 	}
 	for _, v := range []struct {
 		name string
 		dst  *int
-	}{{"CAIRN_DISPATCH_CONCURRENCY", &c.DispatchConcurrency}, {"CAIRN_DISPATCH_BATCH", &c.DispatchBatch}, {"CAIRN_DISPATCH_MAX_ATTEMPTS", &c.DispatchMaxAttempts}} {
+	}{{"CAIRN_DISPATCH_CONCURRENCY", &c.DispatchConcurrency}, {"CAIRN_DISPATCH_BATCH", &c.DispatchBatch},
+		{"CAIRN_DISPATCH_MAX_ATTEMPTS", &c.DispatchMaxAttempts}, {"CAIRN_DB_MAX_CONNS", &c.DBMaxConns}} {
 		if s := os.Getenv(v.name); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
@@ -263,11 +269,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:8080"
 	}
-	// HTTP requests, the listener and the dispatcher's parallel contacts all hold connections;
-	// the default (4 on two cores) would serialise them.
-	pool, err := crm.Connect(ctx, cfg.DatabaseURL, 32)
+	pcfg, err := crm.PoolConfig(cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("starter: DATABASE_URL: %w", err)
+	}
+	// HTTP requests, the listener, the dispatcher's batch and its parallel per-contact
+	// transactions all hold connections; the default (4 on two cores) would serialise them.
+	if pcfg.MaxConns < 32 {
+		pcfg.MaxConns = 32
+	}
+	if cfg.DBMaxConns > 0 {
+		pcfg.MaxConns = int32(cfg.DBMaxConns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("starter: database: %w", err)
 	}
 	defer pool.Close()
 	if err := crm.Migrate(ctx, pool); err != nil {
@@ -297,7 +313,7 @@ func Run(ctx context.Context, cfg Config) error {
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
 		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI, Codec: cfg.Temporal.Codec,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
-		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, Scheduler: &TemporalScheduler{Client: tc}}
+		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, NoMetrics: cfg.MetricsAddr != "", Background: ctx, Scheduler: &TemporalScheduler{Client: tc}}
 	if cfg.Temporal.Codec != nil {
 		api.CodecServer = codec.NewServer(cfg.Temporal.Codec, api.Namespace, cfg.CodecServer, logger)
 		if !cfg.CodecServer.On() {
@@ -307,6 +323,17 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := NewHTTPServer(WithQueryTimeout(api.Handler(), cfg.QueryTimeout), cfg.HTTP)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	telemetry.WatchQueue(func(ctx context.Context) (int64, int64, error) { return crm.QueueDepth(ctx, pool) })
+	defer telemetry.WatchQueue(nil)
+	if cfg.MetricsAddr != "" {
+		msrv, err := telemetry.Serve(cfg.MetricsAddr, api.readyChecks()...)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("starter: %w", err)
+		}
+		defer msrv.Close()
+		logger.Info("starter metrics listening", "addr", msrv.Addr)
+	}
 	if cfg.Ready != nil {
 		cfg.Ready <- ln.Addr().String()
 	}
@@ -330,4 +357,21 @@ func Run(ctx context.Context, cfg Config) error {
 	stopDispatch()
 	<-dispatched
 	return err
+}
+
+// CartIdleFromEnv reads CAIRN_CART_IDLE (a duration; "0" turns cart abandonment off, as 0);
+// set says whether it is set at all. The starter and dev read it.
+func CartIdleFromEnv() (d time.Duration, set bool, err error) {
+	v := os.Getenv("CAIRN_CART_IDLE")
+	switch v {
+	case "":
+		return 0, false, nil
+	case "0":
+		return 0, true, nil
+	}
+	dur, err := journey.ParseDuration(v)
+	if err != nil {
+		return 0, true, fmt.Errorf("CAIRN_CART_IDLE: %w", err)
+	}
+	return dur.D, true, nil
 }

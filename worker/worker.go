@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
@@ -25,6 +28,7 @@ import (
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/provider"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/workflows"
 )
 
@@ -49,17 +53,91 @@ type Config struct {
 	Logger   *slog.Logger
 	// Ready, when set, is closed once the worker polls its task queue.
 	Ready chan<- struct{}
+	// MetricsAddr (CAIRN_METRICS_ADDR), when set, serves /metrics, /livez and /readyz.
+	MetricsAddr string
+	// Tuning of the Temporal worker and the PostgreSQL pool (CAIRN_WORKER_*, CAIRN_DB_MAX_CONNS);
+	// zero values keep the defaults.
+	Tuning Tuning
+}
+
+// Tuning sizes a worker. Zero fields keep the defaults: the SDK's, DefaultStopTimeout and
+// DefaultDBMaxConns.
+type Tuning struct {
+	Activities      int           // CAIRN_WORKER_ACTIVITIES: activities run at once (SDK default 1,000)
+	WorkflowTasks   int           // CAIRN_WORKER_WORKFLOW_TASKS: workflow tasks run at once (SDK default 1,000)
+	LocalActivities int           // CAIRN_WORKER_LOCAL_ACTIVITIES: local activities run at once (SDK default 1,000)
+	ActivityPollers int           // CAIRN_WORKER_ACTIVITY_POLLERS: activity task pollers (SDK default 2)
+	WorkflowPollers int           // CAIRN_WORKER_WORKFLOW_POLLERS: workflow task pollers (SDK default 2)
+	StickyCache     int           // CAIRN_WORKER_STICKY_CACHE: runs kept in memory between tasks (SDK default 10,000)
+	StopTimeout     time.Duration // CAIRN_WORKER_STOP_TIMEOUT: how long running activities may finish on stop (default 30s)
+	DBMaxConns      int           // CAIRN_DB_MAX_CONNS: PostgreSQL pool size (default 16)
+}
+
+// TuningFromEnv reads the CAIRN_WORKER_* variables and CAIRN_DB_MAX_CONNS.
+func TuningFromEnv() (Tuning, error) {
+	var t Tuning
+	for _, v := range []struct {
+		name string
+		dst  *int
+	}{{"CAIRN_WORKER_ACTIVITIES", &t.Activities}, {"CAIRN_WORKER_WORKFLOW_TASKS", &t.WorkflowTasks},
+		{"CAIRN_WORKER_LOCAL_ACTIVITIES", &t.LocalActivities}, {"CAIRN_WORKER_ACTIVITY_POLLERS", &t.ActivityPollers},
+		{"CAIRN_WORKER_WORKFLOW_POLLERS", &t.WorkflowPollers}, {"CAIRN_WORKER_STICKY_CACHE", &t.StickyCache},
+		{"CAIRN_DB_MAX_CONNS", &t.DBMaxConns}} {
+		if s := os.Getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return t, fmt.Errorf("%s %q is not a positive whole number", v.name, s)
+			}
+			*v.dst = n
+		}
+	}
+	if s := os.Getenv("CAIRN_WORKER_STOP_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return t, fmt.Errorf("CAIRN_WORKER_STOP_TIMEOUT %q is not a duration (e.g. 30s, 2m)", s)
+		}
+		t.StopTimeout = d
+	}
+	return t, nil
+}
+
+// DefaultStopTimeout is how long a stopping worker lets running activities finish: an SMTP
+// call or a provider call with its retries fits in it.
+const DefaultStopTimeout = 30 * time.Second
+
+// DefaultDBMaxConns is the worker's PostgreSQL pool: activities are short transactions, and
+// more connections than this on a few cores only queue inside PostgreSQL.
+const DefaultDBMaxConns = 16
+
+// options are the SDK worker options the tuning asks for.
+func (t Tuning) options() sdkworker.Options {
+	stop := t.StopTimeout
+	if stop == 0 {
+		stop = DefaultStopTimeout
+	}
+	return sdkworker.Options{
+		MaxConcurrentActivityExecutionSize:      t.Activities,
+		MaxConcurrentWorkflowTaskExecutionSize:  t.WorkflowTasks,
+		MaxConcurrentLocalActivityExecutionSize: t.LocalActivities,
+		MaxConcurrentActivityTaskPollers:        t.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:        t.WorkflowPollers,
+		WorkerStopTimeout:                       stop,
+		Interceptors:                            []interceptor.WorkerInterceptor{telemetry.WorkerInterceptor()},
+	}
 }
 
 // ConfigFromEnv reads the worker's configuration from the environment.
 func ConfigFromEnv() (Config, error) {
 	c := Config{Temporal: cluster.FromEnv(), DatabaseURL: os.Getenv("DATABASE_URL"),
 		PublicURL: os.Getenv("CAIRN_PUBLIC_URL"), TrackingKey: os.Getenv("CAIRN_TRACKING_KEY"),
-		Notify: provider.NotifyFromEnv(), Audience: provider.AudienceFromEnv()}
+		Notify: provider.NotifyFromEnv(), Audience: provider.AudienceFromEnv(), MetricsAddr: os.Getenv("CAIRN_METRICS_ADDR")}
 	if smtp, ok := email.SMTPFromEnv(); ok {
 		c.SMTP = &smtp
 	}
 	var err error
+	if c.Tuning, err = TuningFromEnv(); err != nil {
+		return c, err
+	}
 	if c.Codec, err = codec.ConfigFromEnv(); err != nil {
 		return c, err
 	}
@@ -119,7 +197,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if mail == nil {
 		logger.Warn("no SMTP server configured (CAIRN_SMTP_HOST): send_email steps will fail until one is")
 	}
-	pool, err := crm.Connect(ctx, cfg.DatabaseURL, 0)
+	pcfg, err := crm.PoolConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("worker: DATABASE_URL: %w", err)
+	}
+	if pcfg.MaxConns < DefaultDBMaxConns {
+		pcfg.MaxConns = DefaultDBMaxConns
+	}
+	if cfg.Tuning.DBMaxConns > 0 {
+		pcfg.MaxConns = int32(cfg.Tuning.DBMaxConns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("worker: DATABASE_URL: %w", err)
 	}
@@ -142,20 +230,55 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	acts := &activities.Activities{DB: pool, Mail: mail, SMS: cfg.SMS, Notifier: cfg.Notify, Audience: cfg.Audience}
-	return serve(ctx, cl, acts, cfg.Ready, logger)
+	if cfg.Tuning.StickyCache > 0 {
+		// Process-wide in the SDK: it must be set before the worker starts.
+		sdkworker.SetStickyWorkflowCacheSize(cfg.Tuning.StickyCache)
+	}
+	var polling atomic.Bool
+	if cfg.MetricsAddr != "" {
+		msrv, err := telemetry.Serve(cfg.MetricsAddr, readyChecks(pool, cl, &polling)...)
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		defer msrv.Close()
+		logger.Info("worker metrics listening", "addr", msrv.Addr)
+	}
+	return serve(ctx, cl, acts, cfg, &polling, logger)
 }
 
-func serve(ctx context.Context, cl client.Client, acts *activities.Activities, ready chan<- struct{}, logger *slog.Logger) error {
-	w := sdkworker.New(cl, contract.TaskQueue, sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&redactor{}}})
+// readyChecks are the worker's readiness: PostgreSQL answers, Temporal answers, and the
+// worker polls its task queue.
+func readyChecks(pool *pgxpool.Pool, cl client.Client, polling *atomic.Bool) []telemetry.Check {
+	return []telemetry.Check{
+		{Name: "database", Run: func(ctx context.Context) error { return pool.Ping(ctx) }},
+		{Name: "temporal", Run: func(ctx context.Context) error {
+			_, err := cl.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}},
+		{Name: "polling", Run: func(context.Context) error {
+			if !polling.Load() {
+				return errors.New("the worker is not polling its task queue")
+			}
+			return nil
+		}},
+	}
+}
+
+func serve(ctx context.Context, cl client.Client, acts *activities.Activities, cfg Config, polling *atomic.Bool, logger *slog.Logger) error {
+	opts := cfg.Tuning.options()
+	opts.Interceptors = append([]interceptor.WorkerInterceptor{&redactor{}}, opts.Interceptors...)
+	w := sdkworker.New(cl, contract.TaskQueue, opts)
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
+	polling.Store(true)
 	logger.Info("worker polling", "task_queue", contract.TaskQueue)
-	if ready != nil {
-		close(ready)
+	if cfg.Ready != nil {
+		close(cfg.Ready)
 	}
 	<-ctx.Done()
+	polling.Store(false)
 	w.Stop()
 	return nil
 }

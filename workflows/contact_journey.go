@@ -13,6 +13,7 @@ import (
 	"github.com/cairnhq/cairn/activities"
 	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/telemetry"
 )
 
 // a is only used for method names in ExecuteActivity; the worker registers the real struct.
@@ -69,6 +70,11 @@ type interpreter struct {
 	// cv is the run's triggerContextVersion; from 1 on, trigger is the event that started it.
 	cv      workflow.Version
 	trigger *contract.Event
+	// moving is the migration the run is making; offered, one it makes at its next wait
+	// (migration.go). deadlineUsed says a migrated run's first wait took its deadline.
+	moving       *migration
+	offered      *contract.Migration
+	deadlineUsed bool
 }
 
 // heardEvent is an event with its place in the order the run heard events.
@@ -119,7 +125,7 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 			it.remember(id)
 		}
 	}
-	if err := workflow.SetQueryHandler(ctx, contract.QueryState, func() (contract.State, error) { return it.state, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryState, func() (contract.State, error) { return it.stateNow(), nil }); err != nil {
 		return fmt.Errorf("register %s query: %w", contract.QueryState, err)
 	}
 	events := workflow.GetSignalChannel(ctx, contract.SignalEvent)
@@ -131,10 +137,14 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 			it.record(ctx, ev)
 		}
 	})
+	it.listenForMigrations(ctx)
 	if it.v >= 1 {
-		// The starter set the search attributes at start, CairnStep to the first step.
+		// The starter set the search attributes at start, CairnStep to the first step; a
+		// migrated run's were set before it moved.
 		if r := it.in.Resume; r == nil && len(it.in.Journey.Steps) > 0 {
 			it.step = it.in.Journey.Steps[0].ID
+		} else if r != nil {
+			it.step = r.Step
 		}
 		return nil
 	}
@@ -270,6 +280,8 @@ func (it *interpreter) run(ctx workflow.Context) error {
 		switch {
 		case it.exited:
 			return it.finish(ctx, contract.StatusExited)
+		case it.moving != nil:
+			return it.migrate(ctx)
 		case it.jump > pc:
 			pc, it.jump = it.jump, -1
 			continue
@@ -391,7 +403,7 @@ func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done boo
 		if err := it.setStep(ctx, g.Then); err != nil {
 			return true, err
 		}
-		met := func() bool { return it.goalMet(g.ID) || it.exited }
+		met := func() bool { return it.goalMet(g.ID) || it.exited || it.moving != nil }
 		if g.WaitTimeout == nil {
 			it.waiting(ctx, "goal "+g.ID, 0)
 			if err := workflow.Await(ctx, met); err != nil {
@@ -421,6 +433,9 @@ func (it *interpreter) reachGoal(ctx workflow.Context, g journey.Goal) (done boo
 		if it.exited {
 			return true, it.finish(ctx, contract.StatusExited)
 		}
+		if it.moving != nil {
+			return true, it.migrate(ctx)
+		}
 	}
 	return false, nil
 }
@@ -440,6 +455,14 @@ func (it *interpreter) shouldContinueAsNew(ctx workflow.Context) bool {
 // workflow task are drained into the state first; any that arrive later make the server
 // reject the completion and replay this task with them, so none is lost.
 func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
+	in := it.in
+	in.Resume = it.resume(ctx, next)
+	return workflow.NewContinueAsNewError(ctx, contract.WorkflowType, in)
+}
+
+// resume is the state a run carries into a new run that starts at step next, with the
+// events signalled in this workflow task drained into it.
+func (it *interpreter) resume(ctx workflow.Context, next int) *contract.Resume {
 	ch := workflow.GetSignalChannel(ctx, contract.SignalEvent)
 	for {
 		var ev contract.Event
@@ -448,8 +471,7 @@ func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
 		}
 		it.record(ctx, ev)
 	}
-	in := it.in
-	in.Resume = &contract.Resume{
+	r := &contract.Resume{
 		Next:      next,
 		EnteredAt: it.enteredAt(ctx),
 		Visits:    it.visits,
@@ -459,10 +481,10 @@ func (it *interpreter) continueAsNew(ctx workflow.Context, next int) error {
 		Heard:     it.heardOrder,
 		Trigger:   it.trigger,
 	}
-	if n := len(in.Resume.Path); n > maxPathKept {
-		in.Resume.Path = in.Resume.Path[n-maxPathKept:]
+	if n := len(r.Path); n > maxPathKept {
+		r.Path = r.Path[n-maxPathKept:]
 	}
-	return workflow.NewContinueAsNewError(ctx, contract.WorkflowType, in)
+	return r
 }
 
 func (it *interpreter) enteredAt(ctx workflow.Context) time.Time {
@@ -497,6 +519,9 @@ func (it *interpreter) fail(step string, err error) error {
 // walk runs a list of steps (the journey's, or a then/else path); errEnded means an end step.
 func (it *interpreter) walk(ctx workflow.Context, steps []journey.Step) error {
 	for _, step := range steps {
+		if err := it.moveBefore(step); err != nil {
+			return err
+		}
 		if err := it.enter(ctx, step); err != nil {
 			return err
 		}
@@ -508,7 +533,7 @@ func (it *interpreter) walk(ctx workflow.Context, steps []journey.Step) error {
 		}
 		it.leave(ctx, outcome, err)
 		if err != nil {
-			if it.exited || it.jump >= 0 || temporal.IsCanceledError(err) {
+			if it.exited || it.jump >= 0 || it.moving != nil || temporal.IsCanceledError(err) {
 				return err
 			}
 			return it.fail(fmt.Sprintf("%s (%s)", step.ID, step.Summary()), err)
@@ -552,14 +577,19 @@ func (it *interpreter) leave(ctx workflow.Context, outcome string, err error) {
 	now := workflow.Now(ctx)
 	v.LeftAt = &now
 	v.Outcome = outcome
+	counted := telemetry.StepDone
 	switch {
 	case it.exited:
-		v.Outcome = "left: exit condition met"
+		v.Outcome, counted = "left: exit condition met", telemetry.StepExited
 	case it.jump >= 0 && err != nil:
-		v.Outcome = "left: goal met"
+		v.Outcome, counted = "left: goal met", telemetry.StepGoal
+	case it.moving != nil && err != nil:
+		v.Outcome = fmt.Sprintf("left: moved to version %d at %s", it.moving.m.To, it.moving.target)
 	case err != nil:
-		v.Outcome = "failed: " + err.Error()
+		v.Outcome, counted = "failed: "+err.Error(), telemetry.StepFailed
 	}
+	// Counted only outside replay; it changes nothing the run records.
+	telemetry.StepLeft(ctx, v.Kind, counted)
 	it.state.WaitingFor, it.state.WaitUntil = "", nil
 }
 
@@ -581,10 +611,10 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		return "tagged " + step.AddTag, nil, err
 	case journey.KindSendEmail:
 		var out activities.ActionOutput
-		err := workflow.ExecuteActivity(actionContext(ctx, step), a.SendEmail, activities.SendEmailInput{
+		err := it.deliver(ctx, step, a.SendEmail, activities.SendEmailInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
 			Journey: it.in.Journey.ID, Step: step.ID, Trigger: it.trigger, Event: it.latestEvent(), Timezone: it.timezone(),
-		}).Get(ctx, &out)
+		}, &out)
 		return "queued " + step.SendEmail.Template, nil, err
 	case journey.KindRemoveTag, journey.KindUpdateFields, journey.KindAdjustScore, journey.KindSubscribe,
 		journey.KindUnsubscribe, journey.KindCreateDeal, journey.KindMoveDeal, journey.KindCreateTask,
@@ -593,11 +623,18 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		var out activities.ActionOutput
 		in := activities.ActionInput{Key: it.key(ctx, step), ContactID: it.in.ContactID, Step: step, Journey: it.in.Journey.ID}
 		it.textTemplate(step, &in)
-		err := workflow.ExecuteActivity(actionContext(ctx, step), actionActivity(step.Kind()), in).Get(ctx, &out)
+		err := it.deliver(ctx, step, actionActivity(step.Kind()), in, &out)
 		return "done: " + step.Summary(), nil, err
 	case journey.KindWait:
-		it.waiting(ctx, "timer: "+step.Summary(), step.Wait.D)
-		err := workflow.NewTimerWithOptions(ctx, step.Wait.D, workflow.TimerOptions{
+		d := step.Wait.D
+		if deadline := it.resumedDeadline(step); deadline != nil {
+			// Moved here from a wait by a migration: the wait ends when the old one would have.
+			if d = deadline.Sub(workflow.Now(ctx)); d <= 0 {
+				return "its deadline passed while moving", nil, nil
+			}
+		}
+		it.waiting(ctx, "timer: "+step.Summary(), d)
+		err := workflow.NewTimerWithOptions(ctx, d, workflow.TimerOptions{
 			Summary: fmt.Sprintf("%s: %s", step.ID, step.Summary()),
 		}).Get(ctx, nil)
 		return "waited " + step.Wait.String(), nil, err
@@ -664,6 +701,9 @@ func (it *interpreter) waitUntil(ctx workflow.Context, step journey.Step) (strin
 	var deadline time.Time
 	if w.Timeout != nil {
 		deadline = workflow.Now(ctx).Add(w.Timeout.D)
+		if kept := it.resumedDeadline(step); kept != nil {
+			deadline = *kept // moved here from a wait_until by a migration
+		}
 	}
 	seen := it.seq
 	for {

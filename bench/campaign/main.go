@@ -33,7 +33,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/cairnhq/cairn/bench/cpu"
+	"github.com/cairnhq/cairn/bench/measure"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
@@ -89,7 +89,7 @@ func (p *proc) cpuTime() time.Duration {
 	if p.cmd == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
 		return p.spent
 	}
-	return p.spent + cpu.Tree(p.cmd.Process.Pid)
+	return p.spent + measure.TreeCPU(p.cmd.Process.Pid)
 }
 
 func (p *proc) start(bin string) error {
@@ -208,7 +208,7 @@ func run(o options) error {
 	// server, and the raw starts' client), PostgreSQL, the starters, the workers.
 	usage := func() [4]time.Duration {
 		var u [4]time.Duration
-		u[0], u[1] = cpu.Self(), cpu.Tree(pgPID)
+		u[0], u[1] = measure.SelfCPU(), measure.TreeCPU(pgPID)
 		for _, p := range starters {
 			u[2] += p.cpuTime()
 		}

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -179,6 +180,8 @@ func run(o options) error {
 	}
 	fmt.Printf("%d starters, %d workers, one embedded Temporal (SQLite), one PostgreSQL; %d contacts × %d events\n",
 		o.starters, o.workers, o.contacts, o.events)
+	time.Sleep(2 * time.Second) // the workers settle after their first polls
+	rssIdle := workersRSS(workers)
 
 	total := o.contacts * o.events
 	var accepted, retried atomic.Int64
@@ -238,6 +241,9 @@ func run(o options) error {
 		return err
 	}
 	dispatchedIn := time.Since(began)
+	// Every run now waits for its Release: parked, each in its worker's sticky cache.
+	time.Sleep(2 * time.Second)
+	rssParked := workersRSS(workers)
 	release := make(chan int)
 	for range o.senders {
 		wg.Add(1)
@@ -305,6 +311,12 @@ func run(o options) error {
 	fmt.Printf("%-48s %10.0f ms\n", "accept → dispatched p50", lagP50*1000)
 	fmt.Printf("%-48s %10.0f ms\n", "accept → dispatched p99", lagP99*1000)
 	fmt.Printf("%-48s %12d\n", "events that needed another attempt", reattempted)
+	fmt.Printf("%-48s %9.0f MiB\n", "workers' RSS, idle (all workers)", float64(rssIdle)/(1<<20))
+	fmt.Printf("%-48s %9.0f MiB\n", fmt.Sprintf("workers' RSS, %d runs parked", o.contacts), float64(rssParked)/(1<<20))
+	if per := float64(rssParked-rssIdle) / float64(o.contacts); per > 0 {
+		fmt.Printf("%-48s %10.1f KiB\n", "  → worker memory per parked (cached) run", per/1024)
+		fmt.Printf("%-48s %12.0f\n", "  → parked runs per GiB of worker memory", float64(1<<30)/per)
+	}
 	if o.kill {
 		fmt.Printf("%-48s %11.1fs\n", "killed at (since start)", killedAt.Sub(began).Seconds())
 		fmt.Printf("%-48s %11.1fs\n", "restarted at (since start)", restartedAt.Sub(began).Seconds())
@@ -317,6 +329,25 @@ func run(o options) error {
 	}
 	fmt.Println("\nevery event dispatched once, every run heard its events in order and none twice, every run completed, no effect twice")
 	return nil
+}
+
+// workersRSS sums the resident memory of the worker processes (VmRSS).
+func workersRSS(workers []*proc) int64 {
+	var total int64
+	for _, w := range workers {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var kb int64
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+				total += kb << 10
+			}
+		}
+	}
+	return total
 }
 
 // send posts the body to one starter, and on failure (a killed starter, a timeout) to the

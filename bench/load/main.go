@@ -10,30 +10,40 @@
 //	go run ./bench/load -rate 200 -for 20s
 //	go run ./bench/load -rate 200 -for 20s -codec both
 //	go run ./bench/load -rate 200 -for 20s -starters 1,3 -poison
+//	go run ./bench/load -rate 200 -for 20s -telemetry off,on,off,on
+//
+// -telemetry lists a phase per setting: on records the Temporal SDK's metrics, scrapes the
+// starter's /metrics every second and exports every span over OTLP/HTTP to a receiver in this
+// process that decodes and drops them (Cairn's own counters are kept either way). Each phase
+// also prints sizing figures: the starter's own CPU per 1,000 events (the phase's less the raw
+// phase's) and PostgreSQL's growth per contact.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/proto"
 
-	"github.com/cairnhq/cairn/bench/cpu"
+	"github.com/cairnhq/cairn/bench/measure"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
@@ -43,6 +53,7 @@ import (
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/pglocal"
 	"github.com/cairnhq/cairn/starter"
+	"github.com/cairnhq/cairn/telemetry"
 	"github.com/cairnhq/cairn/worker"
 )
 
@@ -53,7 +64,28 @@ func main() {
 	startersFlag := flag.String("starters", "1", "starters per phase, comma-separated (a phase each): 1,3")
 	poison := flag.Bool("poison", false, "also run each phase with a poisoned journey triggered by one event in twenty")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	telemetryFlag := flag.String("telemetry", "off", "metrics and tracing per phase, comma-separated (a phase each): off, on")
 	flag.Parse()
+	var settings []bool
+	for _, f := range strings.Split(*telemetryFlag, ",") {
+		switch strings.TrimSpace(f) {
+		case "off":
+			settings = append(settings, false)
+		case "on":
+			settings = append(settings, true)
+		default:
+			fmt.Fprintln(os.Stderr, "load: -telemetry is a list of off and on, such as off,on")
+			os.Exit(2)
+		}
+		if settings[len(settings)-1] && !telemetry.TracingEnabled() {
+			stop, err := startTracing()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "load:", err)
+				os.Exit(1)
+			}
+			defer stop()
+		}
+	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
@@ -73,16 +105,18 @@ func main() {
 		os.Exit(2)
 	}
 	var phases []phaseSetup
-	for _, c := range codecs {
-		for _, f := range strings.Split(*startersFlag, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				fmt.Fprintln(os.Stderr, "load: -starters is a list of counts such as 1,3")
-				os.Exit(2)
-			}
-			phases = append(phases, phaseSetup{codecOn: c, starters: n})
-			if *poison {
-				phases = append(phases, phaseSetup{codecOn: c, starters: n, poison: true})
+	for _, tel := range settings {
+		for _, c := range codecs {
+			for _, f := range strings.Split(*startersFlag, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || n < 1 {
+					fmt.Fprintln(os.Stderr, "load: -starters is a list of counts such as 1,3")
+					os.Exit(2)
+				}
+				phases = append(phases, phaseSetup{codecOn: c, starters: n, telemetry: tel})
+				if *poison {
+					phases = append(phases, phaseSetup{codecOn: c, starters: n, poison: true, telemetry: tel})
+				}
 			}
 		}
 	}
@@ -116,7 +150,7 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	if err != nil {
 		return err
 	}
-	postgresCPU := func() time.Duration { return cpu.Tree(pgPID) }
+	postgresCPU := func() time.Duration { return measure.TreeCPU(pgPID) }
 	srv, err := embedded.Start(embedded.Options{DatabaseFile: filepath.Join(dir, "temporal.db"), Namespace: "default",
 		SearchAttributes: contract.SearchAttributes, UIPort: -1})
 	if err != nil {
@@ -153,7 +187,7 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, starters as the phase says, one process\n\n", n, rate)
 
 	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow, same rate.
-	cpu0, pg0 := cpuTime(), postgresCPU()
+	cpu0, pg0 := measure.SelfCPU(), postgresCPU()
 	base := pace(rate, n, func(i int) error {
 		id := fmt.Sprintf("journey:raw:%d", i)
 		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"},
@@ -161,7 +195,11 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
 		return err
 	})
-	baseCPU, basePG := cpuTime()-cpu0, postgresCPU()-pg0
+	baseCPU, basePG := measure.SelfCPU()-cpu0, postgresCPU()-pg0
+	// A worker takes the baseline's runs' first tasks now, so that no phase pays for them.
+	if err := drain(ctx, tc, pg.URL, ring, cl); err != nil {
+		return err
+	}
 
 	// Cairn: the same events through the starter's HTTP API and dispatcher, once per codec
 	// setting, each with a worker and a starter of its own.
@@ -198,13 +236,28 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 		fmt.Println(line)
 	}
 	row("accepted per second", fmt.Sprintf("%.1f", base.rate), func(c column) string { return fmt.Sprintf("%.1f", c.res.rate) })
-	row("call p50 (SWS / HTTP accept)", ms(base.p(50)), func(c column) string { return ms(c.res.p(50)) })
-	row("call p99 (SWS / HTTP accept)", ms(base.p(99)), func(c column) string { return ms(c.res.p(99)) })
-	row("event → workflow started p50", ms(base.p(50)), func(c column) string { return ms(pct(c.e2s, 50)) })
-	row("event → workflow started p99", ms(base.p(99)), func(c column) string { return ms(pct(c.e2s, 99)) })
-	row("CPU per 1,000 events (this process)", ms(baseCPU*1000/time.Duration(n)), func(c column) string { return ms(c.cpu * 1000 / time.Duration(n)) })
-	row("  + PostgreSQL CPU per 1,000", ms(basePG*1000/time.Duration(n)), func(c column) string { return ms(c.pg * 1000 / time.Duration(n)) })
+	row("call p50 (SWS / HTTP accept)", measure.MS(base.p(50)), func(c column) string { return measure.MS(c.res.p(50)) })
+	row("call p99 (SWS / HTTP accept)", measure.MS(base.p(99)), func(c column) string { return measure.MS(c.res.p(99)) })
+	row("event → workflow started p50", measure.MS(base.p(50)), func(c column) string { return measure.MS(measure.Percentile(c.e2s, 50)) })
+	row("event → workflow started p99", measure.MS(base.p(99)), func(c column) string { return measure.MS(measure.Percentile(c.e2s, 99)) })
+	row("CPU per 1,000 events (this process)", measure.MS(baseCPU*1000/time.Duration(n)), func(c column) string { return measure.MS(c.cpu * 1000 / time.Duration(n)) })
+	row("  + PostgreSQL CPU per 1,000", measure.MS(basePG*1000/time.Duration(n)), func(c column) string { return measure.MS(c.pg * 1000 / time.Duration(n)) })
 	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG)) })
+	row("starter CPU per 1,000 (derived)", "", func(c column) string {
+		return measure.MS((c.cpu + c.pg - baseCPU - basePG) * 1000 / time.Duration(n))
+	})
+	row("PostgreSQL growth per contact", "", func(c column) string { return fmt.Sprintf("%d B", c.dbGrowth/int64(n)) })
+	var on, off []float64
+	for i, c := range cols {
+		if phases[i].telemetry {
+			on = append(on, float64(c.cpu+c.pg))
+		} else {
+			off = append(off, float64(c.cpu+c.pg))
+		}
+	}
+	if len(on) > 0 && len(off) > 0 {
+		fmt.Printf("%-34s %12s %12.2f×\n", "CPU ratio telemetry on / off (all)", "", mean(on)/mean(off))
+	}
 	if len(cols) == 2 && phases[0].codecOn != phases[1].codecOn {
 		fmt.Printf("%-34s %12s %12s %11.2f×\n", "CPU ratio codec on / off (all)", "", "", float64(cols[1].cpu+cols[1].pg)/float64(cols[0].cpu+cols[0].pg))
 	}
@@ -231,6 +284,8 @@ type phaseSetup struct {
 	poisonEvent string
 	users       string
 	postgresCPU func() time.Duration
+	// telemetry: the SDK's metrics recorded and scraped, every span exported.
+	telemetry bool
 }
 
 // column is one Cairn phase's figures.
@@ -241,6 +296,8 @@ type column struct {
 	cpu, pg time.Duration
 	// poisoned events sent, and how many of them were dead-lettered by the end of the phase.
 	poisoned, dead int
+	// dbGrowth is how much the CRM database grew during the phase.
+	dbGrowth int64
 }
 
 // cairnPhase posts n events at rate through a fresh worker and starter, and waits until every
@@ -249,6 +306,9 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 	ctx, cancel := context.WithCancel(parent)
 	quiet := slog.New(slog.DiscardHandler)
 	cc := codec.Config{Ring: ps.ring, Off: !ps.codecOn}
+	// Clients, handlers and dispatchers made from here on record and trace as the phase says.
+	telemetry.SetSDKMetrics(ps.telemetry)
+	telemetry.SetTracing(ps.telemetry)
 	done := make(chan error, 1+ps.starters)
 	go func() {
 		done <- worker.Run(ctx, worker.Config{Temporal: ps.tc, DatabaseURL: ps.dbURL, Codec: cc, Logger: quiet})
@@ -269,11 +329,18 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 		}
 	}()
 	for _, addr := range addrs {
-		waitHTTP("http://" + addr + "/healthz")
+		measure.WaitHTTP("http://" + addr + "/healthz")
+	}
+	if ps.telemetry {
+		go scrape(ctx, "http://"+addrs[0]+"/metrics")
+	}
+	var dbBefore int64
+	if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbBefore); err != nil {
+		return column{}, err
 	}
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	posted := make([]time.Time, n)
-	cpu0, pg0 := cpuTime(), ps.postgresCPU()
+	cpu0, pg0 := measure.SelfCPU(), ps.postgresCPU()
 	res := pace(rate, n, func(i int) error {
 		addr := addrs[i%len(addrs)]
 		body := fmt.Sprintf(`{"userId":"%s%d","event":"Signed Up","messageId":"%s%d"}`, ps.users, i, ps.users, i)
@@ -305,7 +372,15 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c := column{name: "codec on", res: res, cpu: cpuTime() - cpu0, pg: ps.postgresCPU() - pg0}
+	c := column{name: "codec on", res: res, cpu: measure.SelfCPU() - cpu0, pg: ps.postgresCPU() - pg0}
+	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
+		return c, err
+	}
+	var dbAfter int64
+	if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbAfter); err != nil {
+		return c, err
+	}
+	c.dbGrowth = dbAfter - dbBefore
 	if !ps.codecOn {
 		c.name = "codec off"
 	}
@@ -317,6 +392,9 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 		if ps.poison {
 			c.name += "+poison"
 		}
+	}
+	if ps.telemetry {
+		c.name += "+tel"
 	}
 	if ps.poison {
 		c.poisoned = n / 20
@@ -340,7 +418,7 @@ type result struct {
 	errors int
 }
 
-func (r result) p(q int) time.Duration { return pct(r.lat, q) }
+func (r result) p(q int) time.Duration { return measure.Percentile(r.lat, q) }
 
 // pace calls fn n times at rate per second, each in its own goroutine (open loop: a slow
 // call does not slow the sender), and returns the achieved rate and latencies.
@@ -406,29 +484,78 @@ func startTimes(ctx context.Context, cl client.Client, pool *pgxpool.Pool) (map[
 	}
 }
 
-func pct(d []time.Duration, q int) time.Duration {
-	if len(d) == 0 {
-		return 0
+func mean(xs []float64) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += x
 	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[min(len(s)-1, len(s)*q/100)]
+	return sum / float64(len(xs))
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func waitHTTP(url string) {
-	for i := 0; i < 200; i++ {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return
+// drain runs a worker until the task queue holds no workflow task: the baseline's runs have
+// taken their first step.
+func drain(ctx context.Context, tc cluster.Config, dbURL string, ring *codec.KeyRing, cl client.Client) error {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: codec.Config{Ring: ring},
+			Logger: slog.New(slog.DiscardHandler)})
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(3 * time.Minute)
+	for empty := 0; empty < 3 && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		resp, err := cl.DescribeTaskQueue(ctx, contract.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		if resp.GetTaskQueueStatus().GetBacklogCountHint() == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
 	}
+	return nil
+}
+
+// scrape reads /metrics every second, as a Prometheus server would.
+func scrape(ctx context.Context, url string) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if resp, err := http.Get(url); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+}
+
+// startTracing points the OTLP exporter at a receiver in this process that reads and decodes
+// every export, as a collector would, and drops it.
+func startTracing() (func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		_ = proto.Unmarshal(b, &req)
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+	})}
+	go srv.Serve(ln)
+	os.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	shutdown, err := telemetry.Setup(context.Background(), "cairn-load")
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return func() { _ = shutdown(context.Background()); srv.Close() }, nil
 }

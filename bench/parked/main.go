@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,7 +40,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cairnhq/cairn/activities"
-	"github.com/cairnhq/cairn/bench/cpu"
+	"github.com/cairnhq/cairn/bench/measure"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
@@ -298,11 +297,13 @@ func run(o options) error {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
 	go starter.Run(ctx, starter.Config{Temporal: cluster.Config{Address: addr, Namespace: "default"}, DatabaseURL: pg.URL, Codec: cc,
 		HTTPAddr: httpAddr, WriteKeys: []string{writeKey}, AdminKey: "ak", Logger: quiet, DispatchConcurrency: o.dispatch})
-	if err := waitHTTP("http://" + httpAddr + "/healthz"); err != nil {
+	if err := measure.WaitHTTP("http://" + httpAddr + "/healthz"); err != nil {
 		return err
 	}
 	serverPID := server.Process.Pid
-	meter := func() [3]time.Duration { return [3]time.Duration{cpu.Tree(serverPID), cpu.Self(), cpu.Tree(pgPID)} }
+	meter := func() [3]time.Duration {
+		return [3]time.Duration{measure.TreeCPU(serverPID), measure.SelfCPU(), measure.TreeCPU(pgPID)}
+	}
 	fmt.Printf("stock Temporal dev server (temporal CLI, SQLite file, WAL) as its own process; local PostgreSQL; workers and starter in this process\n")
 	fmt.Printf("park %d runs per side, %d callers; then %d of them react to an event\n\n", o.park, o.callers, o.react)
 
@@ -402,19 +403,19 @@ func run(o options) error {
 	row("park: runs reached their wait", func(p result) string { return fmt.Sprint(p.done) }, rawPark, cairnPark)
 	row("park: calls failed", func(p result) string { return fmt.Sprint(p.failed) }, rawPark, cairnPark)
 	row("park: runs parked per second", func(p result) string { return fmt.Sprintf("%.1f", p.rate()) }, rawPark, cairnPark)
-	row("park: server CPU per run", func(p result) string { return ms(p.cpu[0] / time.Duration(max(p.done, 1))) }, rawPark, cairnPark)
-	row("park: this process CPU per run", func(p result) string { return ms(p.cpu[1] / time.Duration(max(p.done, 1))) }, rawPark, cairnPark)
-	row("park: PostgreSQL CPU per run", func(p result) string { return ms(p.cpu[2] / time.Duration(max(p.done, 1))) }, rawPark, cairnPark)
+	row("park: server CPU per run", func(p result) string { return measure.MS(p.cpu[0] / time.Duration(max(p.done, 1))) }, rawPark, cairnPark)
+	row("park: this process CPU per run", func(p result) string { return measure.MS(p.cpu[1] / time.Duration(max(p.done, 1))) }, rawPark, cairnPark)
+	row("park: PostgreSQL CPU per run", func(p result) string { return measure.MS(p.cpu[2] / time.Duration(max(p.done, 1))) }, rawPark, cairnPark)
 	fmt.Printf("%-44s %14s %13.2f×\n", "park: rate Cairn / raw", "", cairnPark.rate()/rawPark.rate())
 	fmt.Printf("%-44s %14s %13.2f×\n", "park: server CPU per run Cairn / raw", "", perRun(cairnPark, 0)/perRun(rawPark, 0))
 	fmt.Printf("%-44s %14s %13.2f×\n", "park: all CPU per run Cairn / raw", "", perRunAll(cairnPark)/perRunAll(rawPark))
 	row("react: runs ended", func(p result) string { return fmt.Sprint(p.done) }, rawReact, cairnReact)
 	row("react: runs ended per second", func(p result) string { return fmt.Sprintf("%.1f", p.rate()) }, rawReact, cairnReact)
-	fmt.Printf("%-44s %14s %14s\n", "react: event → ended p50", ms(pct(rawLat, 50)), ms(pct(cairnLat, 50)))
-	fmt.Printf("%-44s %14s %14s\n", "react: event → ended p99", ms(pct(rawLat, 99)), ms(pct(cairnLat, 99)))
-	row("react: server CPU per reaction", func(p result) string { return ms(p.cpu[0] / time.Duration(max(p.done, 1))) }, rawReact, cairnReact)
-	row("react: this process CPU per reaction", func(p result) string { return ms(p.cpu[1] / time.Duration(max(p.done, 1))) }, rawReact, cairnReact)
-	row("react: PostgreSQL CPU per reaction", func(p result) string { return ms(p.cpu[2] / time.Duration(max(p.done, 1))) }, rawReact, cairnReact)
+	fmt.Printf("%-44s %14s %14s\n", "react: event → ended p50", measure.MS(measure.Percentile(rawLat, 50)), measure.MS(measure.Percentile(cairnLat, 50)))
+	fmt.Printf("%-44s %14s %14s\n", "react: event → ended p99", measure.MS(measure.Percentile(rawLat, 99)), measure.MS(measure.Percentile(cairnLat, 99)))
+	row("react: server CPU per reaction", func(p result) string { return measure.MS(p.cpu[0] / time.Duration(max(p.done, 1))) }, rawReact, cairnReact)
+	row("react: this process CPU per reaction", func(p result) string { return measure.MS(p.cpu[1] / time.Duration(max(p.done, 1))) }, rawReact, cairnReact)
+	row("react: PostgreSQL CPU per reaction", func(p result) string { return measure.MS(p.cpu[2] / time.Duration(max(p.done, 1))) }, rawReact, cairnReact)
 	fmt.Printf("%-44s %14s %13.2f×\n", "react: rate Cairn / raw", "", cairnReact.rate()/rawReact.rate())
 	fmt.Printf("%-44s %14s %13.2f×\n", "react: all CPU per reaction Cairn / raw", "", perRunAll(cairnReact)/perRunAll(rawReact))
 	return nil
@@ -514,25 +515,3 @@ func findTemporal(flagged string) (string, error) {
 	}
 	return "", errors.New("no temporal CLI: install it with `go install github.com/temporalio/cli/cmd/temporal@v1.5.1`, or pass -temporal PATH")
 }
-
-func waitHTTP(url string) error {
-	for range 400 {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer", url)
-}
-
-func pct(d []time.Duration, q int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[min(len(s)-1, len(s)*q/100)]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }

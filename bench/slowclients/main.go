@@ -14,12 +14,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cairnhq/cairn/bench/measure"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/dev"
@@ -60,12 +60,12 @@ func run(slow, requests, rate int, readTimeout time.Duration) error {
 			Write: starter.DefaultHTTPTimeouts.Write, Idle: starter.DefaultHTTPTimeouts.Idle},
 		Logger: slog.New(slog.DiscardHandler)}
 	go starter.Run(ctx, cfg)
-	if err := waitHTTP("http://" + addr + "/healthz"); err != nil {
+	if err := measure.WaitHTTP("http://" + addr + "/healthz"); err != nil {
 		return err
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	fmt.Printf("starter on a local PostgreSQL (Temporal unreachable: only accepting is measured); %d requests at %d/s per phase\n\n", requests, rate)
-	idle := measure(client, addr, requests, rate, "idle")
+	idle := timeRequests(client, addr, requests, rate, "idle")
 
 	// Slow clients: each opens a connection, sends its headers and then its body one byte a
 	// second; the starter must cut them at its read timeout and serve everyone else meanwhile.
@@ -102,14 +102,14 @@ func run(slow, requests, rate int, readTimeout time.Duration) error {
 		}()
 	}
 	time.Sleep(3 * time.Second) // let them all connect and start trickling
-	loaded := measure(client, addr, requests, rate, fmt.Sprintf("%d slow connections open", open.Load()))
+	loaded := timeRequests(client, addr, requests, rate, fmt.Sprintf("%d slow connections open", open.Load()))
 	close(stop)
 	wg.Wait()
 
 	fmt.Printf("%-40s %12s %12s\n", "", "idle", "slow clients")
 	fmt.Printf("%-40s %12d %12d\n", "requests answered 200", idle.ok, loaded.ok)
-	fmt.Printf("%-40s %12s %12s\n", "latency p50", ms(idle.p(50)), ms(loaded.p(50)))
-	fmt.Printf("%-40s %12s %12s\n", "latency p99", ms(idle.p(99)), ms(loaded.p(99)))
+	fmt.Printf("%-40s %12s %12s\n", "latency p50", measure.MS(idle.p(50)), measure.MS(loaded.p(50)))
+	fmt.Printf("%-40s %12s %12s\n", "latency p99", measure.MS(idle.p(99)), measure.MS(loaded.p(99)))
 	fmt.Printf("%-40s %12s %11.2f×\n", "p99 slow / idle", "", float64(loaded.p(99))/float64(idle.p(99)))
 	fmt.Printf("%-40s %12s %12d\n", "slow connections cut by the server", "", cut.Load())
 	return nil
@@ -120,17 +120,10 @@ type result struct {
 	lat []time.Duration
 }
 
-func (r result) p(q int) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), r.lat...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[min(len(s)-1, len(s)*q/100)]
-}
+func (r result) p(q int) time.Duration { return measure.Percentile(r.lat, q) }
 
-// measure posts n track events at rate per second (open loop) and records their latencies.
-func measure(client *http.Client, addr string, n, rate int, label string) result {
+// timeRequests posts n track events at rate per second (open loop) and records their latencies.
+func timeRequests(client *http.Client, addr string, n, rate int, label string) result {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var r result
@@ -164,16 +157,3 @@ func measure(client *http.Client, addr string, n, rate int, label string) result
 }
 
 func basic(user string) string { return base64.StdEncoding.EncodeToString([]byte(user + ":")) }
-
-func waitHTTP(url string) error {
-	for range 400 {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer", url)
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }

@@ -56,6 +56,14 @@ type Options struct {
 	// LegacySQLite turns off WAL and Cairn's dynamic-config defaults: the stock dev-server
 	// settings, kept so a benchmark can measure the difference in one run.
 	LegacySQLite bool
+	// Postgres, when set, persists in PostgreSQL with SQL visibility instead of SQLite.
+	Postgres *Postgres
+	// Shards is the number of history shards (default 1 on SQLite, 4 on PostgreSQL). It is
+	// fixed when the store is first set up.
+	Shards int32
+	// PlainNamespaces are created too, without Cairn's search attributes (tests of the
+	// worker's check, and of adding them as an operator would).
+	PlainNamespaces []string
 }
 
 // DefaultSQLiteConns is the connection pool used with WAL mode. One: with more, connections
@@ -200,7 +208,23 @@ func (s *Server) Stop() {
 
 func buildConfig(opts Options, httpPort int) (*config.Config, error) {
 	sqlConf := &config.SQL{PluginName: sqliteplugin.PluginName}
-	if opts.DatabaseFile == "" {
+	visConf := sqlConf
+	shards := opts.Shards
+	if opts.Postgres != nil {
+		var err error
+		if sqlConf, visConf, err = opts.Postgres.sqlConfigs(); err != nil {
+			return nil, err
+		}
+		if err := setupPostgres(sqlConf, pgSchema); err != nil {
+			return nil, err
+		}
+		if err := setupPostgres(visConf, pgVisibilitySchema); err != nil {
+			return nil, err
+		}
+		if shards == 0 {
+			shards = 4
+		}
+	} else if opts.DatabaseFile == "" {
 		sqlConf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
 		sqlConf.DatabaseName = "cairn-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	} else {
@@ -234,8 +258,21 @@ func buildConfig(opts Options, httpPort int) (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded temporal: namespace: %w", err)
 	}
-	if err := sqliteschema.CreateNamespaces(sqlConf, ns); err != nil {
+	namespaces := []*sqliteschema.NamespaceConfig{ns}
+	for _, name := range opts.PlainNamespaces {
+		plain, err := sqliteschema.NewNamespaceConfig(clusterName, name, false, nil)
+		if err != nil {
+			return nil, fmt.Errorf("embedded temporal: namespace: %w", err)
+		}
+		namespaces = append(namespaces, plain)
+	}
+	// The server's helper writes namespaces straight into any SQL store before the server
+	// starts (no wait for the namespace cache); it is not SQLite's alone.
+	if err := sqliteschema.CreateNamespaces(sqlConf, namespaces...); err != nil {
 		return nil, fmt.Errorf("embedded temporal: create namespace %q: %w", opts.Namespace, err)
+	}
+	if shards == 0 {
+		shards = 1
 	}
 
 	frontend := net.JoinHostPort(opts.IP, strconv.Itoa(opts.GRPCPort))
@@ -244,8 +281,12 @@ func buildConfig(opts Options, httpPort int) (*config.Config, error) {
 	conf.Global.Membership.BroadcastAddress = opts.IP
 	conf.Persistence.DefaultStore = "sqlite"
 	conf.Persistence.VisibilityStore = "sqlite"
-	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.NumHistoryShards = shards
 	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlConf}}
+	if opts.Postgres != nil {
+		conf.Persistence.DefaultStore, conf.Persistence.VisibilityStore = "postgres", "postgres-visibility"
+		conf.Persistence.DataStores = map[string]config.DataStore{"postgres": {SQL: sqlConf}, "postgres-visibility": {SQL: visConf}}
+	}
 	conf.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
 		MasterClusterName:        clusterName,

@@ -19,9 +19,12 @@ import (
 
 var baseURL string
 
+// Runner runs a package's tests: *testing.M, or a wrapper that checks something after them.
+type Runner interface{ Run() int }
+
 // Main starts a local cluster unless DATABASE_URL is set, runs the tests, and stops it.
 // Use it from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
-func Main(m *testing.M) {
+func Main(m Runner) {
 	baseURL = os.Getenv("DATABASE_URL")
 	if baseURL == "" {
 		cluster, err := pglocal.StartTemp(context.Background(), nil)

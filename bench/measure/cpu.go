@@ -1,7 +1,8 @@
-// Package cpu reads CPU time for the benchmark programs: this process's, and a process tree's
-// (a Temporal server, a PostgreSQL cluster) from /proc, so each side of a comparison is
-// charged only for its own processes on a machine where other things run.
-package cpu
+// Package measure holds what the benchmark programs measure with: CPU time of this process and
+// of a process tree (a Temporal server, a PostgreSQL cluster) read from /proc, so each side of
+// a comparison is charged only for its own processes on a machine where other things run;
+// percentiles; and waiting for a server to answer.
+package measure
 
 import (
 	"os"
@@ -12,17 +13,17 @@ import (
 	"time"
 )
 
-// Self is this process's user and system CPU time.
-func Self() time.Duration {
+// SelfCPU is this process's user and system CPU time.
+func SelfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// Tree is the CPU time of the process and all its live descendants (a PostgreSQL cluster's
+// TreeCPU is the CPU time of the process and all its live descendants (a PostgreSQL cluster's
 // backends are the postmaster's children). Time of descendants that already exited is
 // counted through the parent's cutime/cstime.
-func Tree(pid int) time.Duration {
+func TreeCPU(pid int) time.Duration {
 	type proc struct {
 		ppid int
 		cpu  time.Duration

@@ -1,0 +1,5 @@
+package cli_test
+
+import "log/slog"
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
