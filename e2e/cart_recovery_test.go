@@ -19,15 +19,16 @@ import (
 // what other customers bought with them.
 func TestTheCartRecoveryExampleEmailsTheCartAndTwoRecommendations(t *testing.T) {
 	s := setup(t)
-	doc, err := os.ReadFile(filepath.Join("..", "examples", "cart-recovery.yaml"))
-	require.NoError(t, err)
-	s.apply(t, "cart-recovery", string(doc))
+	// Templates first: a journey naming a template that does not exist is refused.
 	for _, id := range []string{"cart-reminder-1", "cart-reminder-2", "cart-last-call", "thanks-for-your-order"} {
 		tpl, err := os.ReadFile(filepath.Join("..", "examples", "templates", id+".yaml"))
 		require.NoError(t, err)
 		status, body := s.call(t, "PUT", "/v1/templates/"+id, string(tpl), asAdmin)
 		require.Contains(t, []int{200, 201}, status, body)
 	}
+	doc, err := os.ReadFile(filepath.Join("..", "examples", "cart-recovery.yaml"))
+	require.NoError(t, err)
+	s.apply(t, "cart-recovery", string(doc))
 	product := func(sku, name string, price float64) string {
 		return fmt.Sprintf(`{"sku":%q,"name":%q,"price":%v,"quantity":1}`, sku, name, price)
 	}
