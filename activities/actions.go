@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
@@ -26,6 +27,21 @@ type ActionInput struct {
 	// Policy, on a send_sms or notify step, holds the send to the frequency caps and quiet
 	// hours, when set.
 	Policy *SendPolicy `json:"policy,omitempty"`
+	// Trigger and Event (the run's trigger and latest event) and Timezone (the journey's) are
+	// set for the steps whose text is a template: send_sms and notify.
+	Trigger  *contract.Event `json:"trigger,omitempty"`
+	Event    *contract.Event `json:"event,omitempty"`
+	Timezone string          `json:"timezone,omitempty"`
+}
+
+// templateData adds to a contact's data what a text template sees besides its fields, as an
+// email's (the context: the run's events, tags, cart, order, objects, recommendations).
+func (a *Activities) templateData(ctx context.Context, in ActionInput, d email.Data) (email.Data, error) {
+	var err error
+	d.Journey, d.Step = in.Journey, in.Step.ID
+	d.Context, err = crm.TemplateContext(ctx, a.DB, crm.TemplateInput{ContactID: in.ContactID,
+		Trigger: templateEvent(in.Trigger), Event: templateEvent(in.Event), Timezone: in.Timezone, Now: a.now()})
+	return d, err
 }
 
 // RemoveTag removes a tag.
@@ -101,6 +117,10 @@ func (a *Activities) SendSMS(ctx context.Context, in ActionInput) (out ActionOut
 		if phone == "" {
 			return nil, permanent(fmt.Errorf("contact %d has no phone field", in.ContactID))
 		}
+		d, err := a.templateData(ctx, in, d)
+		if err != nil {
+			return nil, err
+		}
 		body, err := email.RenderText(in.Step.SendSMS.Text, d)
 		if err != nil {
 			return nil, permanent(err)
@@ -120,6 +140,10 @@ func (a *Activities) Notify(ctx context.Context, in ActionInput) (out ActionOutp
 		return ActionOutput{}, notConfigured("team notification", "CAIRN_NOTIFY_URL")
 	}
 	return a.external(ctx, in, "team_notified", func(d email.Data) (map[string]any, error) {
+		d, err := a.templateData(ctx, in, d)
+		if err != nil {
+			return nil, err
+		}
 		text, err := email.RenderText(in.Step.Notify.Text, d)
 		if err != nil {
 			return nil, permanent(err)

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/cairnhq/cairn/clock"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
@@ -108,6 +109,20 @@ type SendEmailInput struct {
 	Step    string `json:"step,omitempty"`
 	// Policy, when set, holds the send to the frequency caps and quiet hours.
 	Policy *SendPolicy `json:"policy,omitempty"`
+	// Trigger is the event that started the run and Event the latest one it heard:
+	// {{.Trigger}} and {{.Event}} in templates.
+	Trigger *contract.Event `json:"trigger,omitempty"`
+	Event   *contract.Event `json:"event,omitempty"`
+	// Timezone is the journey's, for dates of contacts without a time zone of their own.
+	Timezone string `json:"timezone,omitempty"`
+}
+
+// templateEvent is how a template sees an event (zero for none).
+func templateEvent(ev *contract.Event) email.Event {
+	if ev == nil {
+		return email.Event{}
+	}
+	return email.Event{Name: ev.Name, Properties: ev.Properties, At: ev.OccurredAt}
 }
 
 // SendEmail renders the template for the contact, adds tracking and unsubscribe links, and
@@ -123,6 +138,12 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (out Acti
 	check := a.check(in.Policy, journey.ChannelEmail, in.Journey, in.Step)
 	es, err := crm.ClaimEmail(ctx, a.DB, in.Key, in.ContactID, in.Template, check, func(es *crm.EmailSend) error {
 		es.Data.Journey, es.Data.Step = in.Journey, in.Step
+		var err error
+		es.Data.Context, err = crm.TemplateContext(ctx, es.Conn, crm.TemplateInput{ContactID: in.ContactID,
+			Trigger: templateEvent(in.Trigger), Event: templateEvent(in.Event), Timezone: in.Timezone, Now: a.now()})
+		if err != nil {
+			return err
+		}
 		r, err := es.Template.Render(es.Data)
 		if err != nil {
 			return err
@@ -248,11 +269,13 @@ type CheckInput struct {
 	Condition journey.Condition `json:"condition"`
 	// EnteredAt is when the contact entered the journey, for since_entry windows.
 	EnteredAt time.Time `json:"entered_at"`
+	// Trigger holds the properties of the event that started the run, for keyed values.
+	Trigger map[string]any `json:"trigger,omitempty"`
 }
 
 // CheckCondition answers if/else, wait-until and exit questions against the CRM.
 func (a *Activities) CheckCondition(ctx context.Context, in CheckInput) (bool, error) {
-	ok, err := crm.Matches(ctx, a.DB, in.ContactID, in.Condition, crm.Env{Now: a.now(), EnteredAt: in.EnteredAt})
+	ok, err := crm.Matches(ctx, a.DB, in.ContactID, in.Condition, crm.Env{Now: a.now(), EnteredAt: in.EnteredAt, Trigger: in.Trigger})
 	switch {
 	case errors.Is(err, crm.ErrCondition):
 		return false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCondition, err)
@@ -269,13 +292,14 @@ type FirstMatchInput struct {
 	ContactID  int64               `json:"contact_id"`
 	Conditions []journey.Condition `json:"conditions"`
 	EnteredAt  time.Time           `json:"entered_at"`
+	Trigger    map[string]any      `json:"trigger,omitempty"`
 }
 
 // FirstMatch returns the index of the first condition the contact matches, or -1: a
 // multi-branch step costs one activity, not one per branch.
 func (a *Activities) FirstMatch(ctx context.Context, in FirstMatchInput) (int, error) {
 	for i, c := range in.Conditions {
-		ok, err := a.CheckCondition(ctx, CheckInput{ContactID: in.ContactID, Condition: c, EnteredAt: in.EnteredAt})
+		ok, err := a.CheckCondition(ctx, CheckInput{ContactID: in.ContactID, Condition: c, EnteredAt: in.EnteredAt, Trigger: in.Trigger})
 		if err != nil {
 			return -1, err
 		}
@@ -407,6 +431,8 @@ type RunRecord struct {
 	Goal      string    `json:"goal,omitempty"`
 	Status    string    `json:"status,omitempty"` // completed or exited
 	At        time.Time `json:"at"`
+	// TriggerEvent is the id of the event that started the run (0: unknown).
+	TriggerEvent int64 `json:"trigger_event,omitempty"`
 }
 
 // RecordGoal records a goal met (goal_completions, goal_met); idempotent.
@@ -417,7 +443,7 @@ func (a *Activities) RecordGoal(ctx context.Context, in RunRecord) error {
 // RecordRunEnd closes the run's enrollment and records journey_completed / journey_exited;
 // idempotent.
 func (a *Activities) RecordRunEnd(ctx context.Context, in RunRecord) error {
-	return crm.RecordRunEnd(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Status, in.At)
+	return crm.RecordRunEnd(ctx, a.DB, in.Journey, in.ContactID, in.RunID, in.Status, in.At, in.TriggerEvent)
 }
 
 func (a *Activities) now() time.Time { return clock.OrSystem(a.Clock).Now() }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cairnhq/cairn/activities"
+	"github.com/cairnhq/cairn/contract"
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/journey"
 	"github.com/cairnhq/cairn/provider"
@@ -190,4 +191,18 @@ func TestSMSRetriedAfterACrashBeforeTheCallSendsOnce(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Len(t, f.ok, 1)
+}
+
+func TestAnSMSSeesWhatAnEmailSees(t *testing.T) {
+	t.Parallel()
+	f := &fakeTwilio{}
+	ctx, a, id := smsFixture(t, f)
+	_, _, err := crm.RecordEvent(ctx, a.DB, crm.EventInput{ExternalID: "ada", Name: "Product Added", Source: "test", OccurredAt: time.Now(),
+		Properties: map[string]any{"sku": "LAMP", "name": "Lamp", "price": 20, "currency": "EUR"}})
+	require.NoError(t, err)
+	trigger := &contract.Event{ID: 9, Name: "cart_abandoned", Properties: map[string]any{"cart_id": "k1"}}
+	_, err = a.SendSMS(ctx, activities.ActionInput{Key: "k", ContactID: id, Trigger: trigger, Event: trigger,
+		Step: smsStep("{{.Trigger.Name}}: {{range .Cart.Lines}}{{.Name}} {{money .Price \"EUR\"}}{{end}}")})
+	require.NoError(t, err)
+	require.Equal(t, "cart_abandoned: Lamp €20.00", f.ok[0]["body"])
 }

@@ -117,6 +117,8 @@ type Resume struct {
 	// Heard are the ids of the latest events the run heard, so a repeated delivery after
 	// continue-as-new is still recognised.
 	Heard []int64 `json:"heard,omitempty"`
+	// Trigger is the event that started the run (keyed conditions compare with it).
+	Trigger *Event `json:"trigger,omitempty"`
 	// Migrated names the migration that moved the run to this version; Deadline, then, is
 	// when the wait it was in ends, which the step at Next keeps when it is a wait of the same
 	// kind; Step is the CairnStep value the run already holds.
@@ -245,6 +247,7 @@ func ContactOfWorkflowID(id string) (contactID int64, ok bool) {
 	var rest string
 	switch {
 	case strings.HasPrefix(id, "journey:"):
+		id = trimRunKey(id)
 		i := strings.LastIndexByte(id, ':')
 		if i < len("journey:") {
 			return 0, false

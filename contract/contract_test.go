@@ -14,6 +14,8 @@ func TestContactOfWorkflowID(t *testing.T) {
 	for id, want := range map[string]int64{
 		contract.WorkflowID("welcome", 42): 42, contract.WorkflowID("a:b", 7): 7, contract.CartWatchID(9): 9,
 		contract.DateScheduleID: 0, "journey:x": 0, "journey:x:07": 0, "journey:x:-1": 0, "cart:": 0, "other:5": 0,
+		contract.KeyedWorkflowID("cart-recovery", 12, contract.RunKey("cart-1")): 12, contract.KeyedWorkflowID("j", 5, ""): 5,
+		"journey:x:kdeadbeefdeadbeef": 0, "journey:x:3:kdeadbeefdeadbee": 0,
 	} {
 		got, ok := contract.ContactOfWorkflowID(id)
 		require.Equal(t, want, got, id)
@@ -37,4 +39,16 @@ func TestIDsThatArePersonalDataStayOutOfSearchAttributes(t *testing.T) {
 	sa = temporal.NewSearchAttributes(contract.ContactAttributes("ada", []string{"anon:a1"})...)
 	cur, _ := sa.GetKeyword(contract.AttrContact)
 	require.Equal(t, "ada", cur)
+}
+
+func TestARunKeyNamesTheValueWithoutShowingIt(t *testing.T) {
+	t.Parallel()
+	a, b := contract.RunKey("ada@example.com"), contract.RunKey("cart-2")
+	require.NotEqual(t, a, b)
+	require.Len(t, a, 17)
+	require.NotContains(t, contract.KeyedWorkflowID("j", 1, a), "ada")
+	require.Equal(t, contract.RunKey(float64(12)), contract.RunKey(12), "a number is the same key however it was decoded")
+	require.Empty(t, contract.RunKey(nil))
+	require.Empty(t, contract.RunKey("  "))
+	require.Equal(t, "journey:j:1", contract.KeyedWorkflowID("j", 1, ""))
 }

@@ -86,10 +86,12 @@ func recordCommerce(ctx context.Context, db DB, contactID, eventID int64, name s
 		if _, err := db.Exec(ctx, abandonCartSQL, contactID, props, at); err != nil {
 			return fmt.Errorf("abandon cart: %w", err)
 		}
+		return recordCartLines(ctx, db, contactID, name, props, at)
 	case slices.Contains(journey.CartEvents, name):
 		if _, err := db.Exec(ctx, refreshCartSQL, contactID, props, at); err != nil {
 			return fmt.Errorf("refresh cart: %w", err)
 		}
+		return recordCartLines(ctx, db, contactID, name, props, at)
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ func (b *sqlBuilder) purchased(e *journey.EventTest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	where, err := b.containment("o.properties", "purchased", e.Where)
+	where, err := b.eventWhere("o.properties", "purchased", e)
 	if err != nil {
 		return "", err
 	}
@@ -28,7 +28,7 @@ func (b *sqlBuilder) abandonedCart(e *journey.EventTest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	where, err := b.containment("k.properties", "abandoned_cart", e.Where)
+	where, err := b.eventWhere("k.properties", "abandoned_cart", e)
 	if err != nil {
 		return "", err
 	}

@@ -25,6 +25,9 @@ type Env struct {
 	// Timeout bounds each statement the question runs (DefaultQueryTimeout when zero); past
 	// it the answer is ErrQueryTimeout.
 	Timeout time.Duration
+	// Trigger holds the properties of the event that started the run asking (or, for entry
+	// conditions, of the trigger itself): keyed values ({trigger: cart_id}) are read from it.
+	Trigger map[string]any
 }
 
 // sqlBuilder collects parameters: values are always passed as parameters, never spliced
@@ -300,6 +303,8 @@ func (b *sqlBuilder) expr(c journey.Condition) (string, error) {
 		return b.totalSpent(c.TotalSpent, c.SpentWithin)
 	case "viewed_not_purchased":
 		return b.viewedNotPurchased(c.ViewedNotPurchased)
+	case "object":
+		return b.object(c.Object)
 	case "deal":
 		q := "d.status = 'open' AND d.pipeline = " + b.arg(c.Deal.Pipeline) + "::text"
 		if c.Deal.Stage != "" {
@@ -369,14 +374,21 @@ func (b *sqlBuilder) field(f *journey.FieldTest) (string, error) {
 		raw = "(c.traits -> " + key + ")"
 		text = "cairn_text" + raw
 	}
+	if v, ok := f.Value.(string); ok && isProfile && f.Op == journey.OpEquals {
+		// The contacts_country index is on this prefix; the column is then compared in full.
+		want := "lower(btrim(" + b.arg(v) + "::text))"
+		return fmt.Sprintf("(%[1]s IS NOT NULL AND left(lower(%[1]s), %[2]d) = left(%[3]s, %[2]d) AND lower(%[1]s) = %[3]s)", col, fieldKeyChars, want), nil
+	}
+	return b.valueTest(f, raw, text)
+}
+
+// valueTest writes a two-valued test of a JSON value (raw) with its text, by the field-test
+// rules: a contact's trait, or a field of a custom object record.
+func (b *sqlBuilder) valueTest(f *journey.FieldTest, raw, text string) (string, error) {
 	if v, ok := f.Value.(string); ok && (f.Op == journey.OpEquals || f.Op == journey.OpNotEquals) {
 		want := "lower(btrim(" + b.arg(v) + "::text))"
 		if f.Op == journey.OpNotEquals {
 			return "(" + text + " IS NOT NULL AND lower(" + text + ") <> " + want + ")", nil
-		}
-		if isProfile {
-			// The contacts_country index is on this prefix; the column is then compared in full.
-			return fmt.Sprintf("(%[1]s IS NOT NULL AND left(lower(%[1]s), %[2]d) = left(%[3]s, %[2]d) AND lower(%[1]s) = %[3]s)", col, fieldKeyChars, want), nil
 		}
 		return "(" + text + " IS NOT NULL AND lower(" + text + ") = " + want + ")", nil
 	}
@@ -480,6 +492,11 @@ func (b *sqlBuilder) fieldValue(f *journey.FieldTest, raw, text string) (string,
 			return "", fmt.Errorf("%w: field %s within_last needs a window and a clock", ErrCondition, f.Name)
 		}
 		return at + " BETWEEN " + b.arg(b.env.Now.Add(-f.Within.D)) + " AND " + b.arg(b.env.Now), nil
+	case journey.OpWithinNext:
+		if b.env.Now.IsZero() || f.Within == nil {
+			return "", fmt.Errorf("%w: field %s within_next needs a window and a clock", ErrCondition, f.Name)
+		}
+		return at + " BETWEEN " + b.arg(b.env.Now) + " AND " + b.arg(b.env.Now.Add(f.Within.D)), nil
 	}
 	return "", fmt.Errorf("%w: field %s: unknown operator %q", ErrCondition, f.Name, f.Op)
 }
@@ -562,7 +579,9 @@ func (b *sqlBuilder) counted(table, x, cond string, e *journey.EventTest) string
 		case e.AtLeast != nil && *e.AtLeast > 1:
 			return having(">=", *e.AtLeast)
 		case e.AtLeast != nil && *e.AtLeast == 0:
-			return "true"
+			// Always true; written over the rows so that their parameters are used (PostgreSQL
+			// refuses a parameter whose type nothing gives).
+			return "(" + b.in(rows, false) + " OR true)"
 		}
 		return b.in(rows, false)
 	}
@@ -576,7 +595,7 @@ func (b *sqlBuilder) counted(table, x, cond string, e *journey.EventTest) string
 	case e.AtLeast != nil && *e.AtLeast > 1:
 		return count + " >= " + b.arg(*e.AtLeast)
 	case e.AtLeast != nil && *e.AtLeast == 0:
-		return "true"
+		return "(EXISTS (SELECT 1 FROM " + table + " " + x + " WHERE " + mine + ") OR true)"
 	}
 	return "EXISTS (SELECT 1 FROM " + table + " " + x + " WHERE " + mine + ")"
 }
@@ -586,7 +605,7 @@ func (b *sqlBuilder) event(e *journey.EventTest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	where, err := b.containment("e.properties", "event "+e.Name, e.Where)
+	where, err := b.eventWhere("e.properties", "event "+e.Name, e)
 	if err != nil {
 		return "", err
 	}

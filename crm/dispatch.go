@@ -242,20 +242,21 @@ func QueueDepth(ctx context.Context, db DB) (pending, failed int64, err error) {
 // dispatch of that event knows its start is done.
 //
 // A short run may end, and record its end, before the dispatcher gets here: its end event
-// (journey_completed, …, keyed by the run) then closes the row at once.
-func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, version int, workflowID, runID string, eventID int64, at time.Time) error {
+// (journey_completed, …, keyed by the run) then closes the row at once. runKey is the run's
+// key for a journey with one ("" otherwise): each key has its row.
+func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, runKey string, version int, workflowID, runID string, eventID int64, at time.Time) error {
 	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8),
 		entry AS (INSERT INTO journey_entries (journey_id, run_id, contact_id, version, entered_at) VALUES ($1, $5, $2, $3, $7)
 			ON CONFLICT (journey_id, run_id) DO UPDATE SET version = COALESCE(journey_entries.version, EXCLUDED.version),
 			entered_at = LEAST(journey_entries.entered_at, EXCLUDED.entered_at))
-		INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended))
-		ON CONFLICT (journey_id, contact_id) DO UPDATE
+		INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at, run_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended), $9)
+		ON CONFLICT (journey_id, contact_id, run_key) DO UPDATE
 		SET version = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $3 ELSE enrollments.version END,
 		    entered_at = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $7 ELSE enrollments.entered_at END,
 		    ended_at = CASE WHEN enrollments.run_id <> $5 THEN (SELECT occurred_at FROM ended) ELSE enrollments.ended_at END,
 		    workflow_id = $4, run_id = $5, event_id = $6`,
-		journeyID, contactID, version, workflowID, runID, eventID, at, runEndKey(journeyID, contactID, runID))
+		journeyID, contactID, version, workflowID, runID, eventID, at, runEndKey(journeyID, contactID, runID), runKey)
 	if err != nil {
 		return fmt.Errorf("enroll contact %d in %s: %w", contactID, journeyID, err)
 	}
@@ -332,12 +333,13 @@ type EnrollmentRecord struct {
 	EventID int64
 }
 
-// EnrollmentOf returns the contact's last run of the journey, or nil if it never entered.
-func EnrollmentOf(ctx context.Context, db DB, journeyID string, contactID int64) (*EnrollmentRecord, error) {
+// EnrollmentOf returns the contact's last run of the journey (with that run key: "" for a
+// journey without a key), or nil if it never entered.
+func EnrollmentOf(ctx context.Context, db DB, journeyID string, contactID int64, runKey string) (*EnrollmentRecord, error) {
 	e := &EnrollmentRecord{}
 	var eventID *int64
-	err := db.QueryRow(ctx, `SELECT version, run_id, entered_at, ended_at, event_id FROM enrollments WHERE journey_id = $1 AND contact_id = $2`,
-		journeyID, contactID).Scan(&e.Version, &e.RunID, &e.EnteredAt, &e.EndedAt, &eventID)
+	err := db.QueryRow(ctx, `SELECT version, run_id, entered_at, ended_at, event_id FROM enrollments WHERE journey_id = $1 AND contact_id = $2 AND run_key = $3`,
+		journeyID, contactID, runKey).Scan(&e.Version, &e.RunID, &e.EnteredAt, &e.EndedAt, &eventID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -380,10 +382,10 @@ func ContactEnrollments(ctx context.Context, db DB, contactID int64) ([]Enrollme
 // sweep take different ones.
 func ClaimOpenEnrollments(ctx context.Context, db DB, interval time.Duration, limit int) ([]EnrollmentRow, error) {
 	rows, err := db.Query(ctx, `UPDATE enrollments e SET checked_at = now()
-		FROM (SELECT journey_id, contact_id FROM enrollments
+		FROM (SELECT journey_id, contact_id, run_key FROM enrollments
 		      WHERE ended_at IS NULL AND (checked_at IS NULL OR checked_at < now() - $1 * interval '1 millisecond')
 		      ORDER BY checked_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED) due
-		WHERE e.journey_id = due.journey_id AND e.contact_id = due.contact_id
+		WHERE e.journey_id = due.journey_id AND e.contact_id = due.contact_id AND e.run_key = due.run_key
 		RETURNING e.journey_id, e.version, e.workflow_id, e.run_id, e.entered_at, e.ended_at, e.contact_id`, interval.Milliseconds(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim open enrollments: %w", err)

@@ -217,8 +217,8 @@ func TestARunThatEndedBeforeItsEnrollmentWasRecordedIsEnrolledClosed(t *testing.
 	_, err := s.Exec(ctx, `INSERT INTO journeys (id) VALUES ('quick')`)
 	require.NoError(t, err)
 	// The run is so short it records its end before the dispatcher records its start.
-	require.NoError(t, crm.RecordRunEnd(ctx, s, "quick", ada, "run-1", "completed", time.Now()))
-	require.NoError(t, crm.Enroll(ctx, s, "quick", ada, 1, "journey:quick:1", "run-1", 7, time.Now()))
+	require.NoError(t, crm.RecordRunEnd(ctx, s, "quick", ada, "run-1", "completed", time.Now(), 7))
+	require.NoError(t, crm.Enroll(ctx, s, "quick", ada, "", 1, "journey:quick:1", "run-1", 7, time.Now()))
 	var open bool
 	require.NoError(t, s.QueryRow(ctx, `SELECT ended_at IS NULL FROM enrollments WHERE journey_id = 'quick'`).Scan(&open))
 	require.False(t, open)

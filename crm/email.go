@@ -53,6 +53,9 @@ type EmailSend struct {
 	Data      email.Data
 	// Deferred, when set, means the send policy holds the send back: nothing was claimed.
 	Deferred *Deferral
+	// Conn is the claim's transaction while render runs: what render reads (the template's
+	// context) it reads there, holding no second connection.
+	Conn DB
 }
 
 // ClaimEmail prepares one send per key. The first call checks the contact (exists, has an
@@ -107,6 +110,8 @@ func ClaimEmail(ctx context.Context, db DB, key string, contactID int64, templat
 				return fmt.Errorf("record message: %w", err)
 			}
 		}
+		es.Conn = tx
+		defer func() { es.Conn = nil }()
 		return render(es)
 	})
 	return es, err

@@ -148,6 +148,9 @@ func appendEvent(ctx context.Context, db DB, e NewEvent) (id int64, inserted boo
 	if err := recordCommerce(ctx, db, e.ContactID, id, e.Name, e.Properties, e.OccurredAt); err != nil {
 		return 0, false, err
 	}
+	if err := recordObjects(ctx, db, id, e.ContactID, e.Name, e.Properties, e.OccurredAt); err != nil {
+		return 0, false, err
+	}
 	// Notifications are sent at commit, once per transaction however many events it holds.
 	if _, err := db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel); err != nil {
 		return 0, false, fmt.Errorf("announce event: %w", err)
@@ -181,8 +184,12 @@ func RecordEvent(ctx context.Context, db DB, in EventInput) (id int64, inserted 
 func RecordEvents(ctx context.Context, db DB, events []EventInput) (inserted int, err error) {
 	err = WithTx(ctx, db, func(tx pgx.Tx) error {
 		inserted = 0
-		for _, in := range events {
+		for i, in := range events {
 			_, ok, err := recordEvent(ctx, tx, in)
+			var re *RecordError
+			if errors.As(err, &re) {
+				re.Index = i // which event of the batch
+			}
 			if err != nil {
 				return err
 			}

@@ -32,7 +32,7 @@ var builtinFields = map[string]string{
 var opsByType = map[string][]string{
 	"text":    {journey.OpEquals, journey.OpNotEquals, journey.OpContains, journey.OpStartsWith, journey.OpIsSet, journey.OpIsBlank},
 	"number":  {journey.OpEquals, journey.OpNotEquals, journey.OpGT, journey.OpGTE, journey.OpLT, journey.OpLTE, journey.OpBetween, journey.OpIsSet, journey.OpIsBlank},
-	"date":    {journey.OpBefore, journey.OpAfter, journey.OpWithinLast, journey.OpAnniversary, journey.OpIsSet, journey.OpIsBlank},
+	"date":    {journey.OpBefore, journey.OpAfter, journey.OpWithinLast, journey.OpWithinNext, journey.OpAnniversary, journey.OpIsSet, journey.OpIsBlank},
 	"boolean": {journey.OpEquals, journey.OpNotEquals, journey.OpIsSet, journey.OpIsBlank},
 }
 

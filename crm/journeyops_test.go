@@ -37,17 +37,17 @@ func TestStatsCountRunsGoalsAndEachEmailStep(t *testing.T) {
 		id := newContact(t, ctx, s, ext, map[string]any{"email": ext + "@example.com"})
 		ids = append(ids, id)
 		run := "run-" + ext
-		require.NoError(t, crm.Enroll(ctx, s, "st", id, 1, "journey:st:x", run, int64(i+1), at))
+		require.NoError(t, crm.Enroll(ctx, s, "st", id, "", 1, "journey:st:x", run, int64(i+1), at))
 		// Re-enrolling the same run (the trigger reaching the open run) is no new entry.
-		require.NoError(t, crm.Enroll(ctx, s, "st", id, 1, "journey:st:x", run, int64(i+1), at))
+		require.NoError(t, crm.Enroll(ctx, s, "st", id, "", 1, "journey:st:x", run, int64(i+1), at))
 	}
-	require.NoError(t, crm.RecordRunEnd(ctx, s, "st", ids[0], "run-a", "completed", at))
-	require.NoError(t, crm.RecordRunEnd(ctx, s, "st", ids[1], "run-b", "exited", at))
+	require.NoError(t, crm.RecordRunEnd(ctx, s, "st", ids[0], "run-a", "completed", at, 0))
+	require.NoError(t, crm.RecordRunEnd(ctx, s, "st", ids[1], "run-b", "exited", at, 0))
 	require.NoError(t, crm.RecordGoal(ctx, s, "st", ids[0], "bought", "run-a", at))
 	// A run that ended before the dispatcher recorded its start still counts once, as ended.
 	e := newContact(t, ctx, s, "e", nil)
-	require.NoError(t, crm.RecordRunEnd(ctx, s, "st", e, "run-e", "completed", at))
-	require.NoError(t, crm.Enroll(ctx, s, "st", e, 1, "journey:st:x", "run-e", 9, at))
+	require.NoError(t, crm.RecordRunEnd(ctx, s, "st", e, "run-e", "completed", at, 0))
+	require.NoError(t, crm.Enroll(ctx, s, "st", e, "", 1, "journey:st:x", "run-e", 9, at))
 
 	// Two messages from the hello step; one opened twice and clicked, one unsubscribed from.
 	var msgs []int64

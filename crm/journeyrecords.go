@@ -26,7 +26,9 @@ func RecordGoal(ctx context.Context, db DB, journeyID string, contactID int64, g
 
 // RecordRunEnd closes the run's enrollment and records journey_completed or journey_exited,
 // once, so "completed journey J" conditions and journeys triggered by it see it at once.
-func RecordRunEnd(ctx context.Context, db DB, journeyID string, contactID int64, runID, status string, at time.Time) error {
+// triggerEvent, when not 0, is the event that started the run: the dispatcher finds by it
+// that the run an event started has ended (RunEndedFor).
+func RecordRunEnd(ctx context.Context, db DB, journeyID string, contactID int64, runID, status string, at time.Time, triggerEvent int64) error {
 	return WithTx(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE enrollments SET ended_at = $4 WHERE journey_id = $1 AND contact_id = $2 AND run_id = $3 AND ended_at IS NULL`,
 			journeyID, contactID, runID, at); err != nil {
@@ -41,9 +43,26 @@ func RecordRunEnd(ctx context.Context, db DB, journeyID string, contactID int64,
 			journeyID, contactID, runID, status, at); err != nil {
 			return fmt.Errorf("end entry: %w", err)
 		}
-		return appendOwn(ctx, tx, contactID, "journey_"+status, map[string]any{"journey": journeyID},
-			runEndKey(journeyID, contactID, runID), at)
+		props := map[string]any{"journey": journeyID}
+		if triggerEvent != 0 {
+			props["trigger_event"] = triggerEvent
+		}
+		return appendOwn(ctx, tx, contactID, "journey_"+status, props, runEndKey(journeyID, contactID, runID), at)
 	})
+}
+
+// RunEndedFor says whether a run of the journey that the event started has recorded its end:
+// a dispatch of the event tried again after a starter died between starting the run and
+// enrolling it knows from this that the start happened, even when the run is over.
+func RunEndedFor(ctx context.Context, db DB, journeyID string, contactID, eventID int64) (bool, error) {
+	var ended bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE contact_id = $1
+			AND name IN ('journey_completed', 'journey_exited', 'journey_failed', 'journey_cancelled')
+			AND properties @> jsonb_build_object('journey', $2::text, 'trigger_event', $3::bigint))`, contactID, journeyID, eventID).Scan(&ended)
+	if err != nil {
+		return false, fmt.Errorf("find run end: %w", err)
+	}
+	return ended, nil
 }
 
 // runEndKey is the dedupe key of a run's end event: the dispatcher finds by it whether a run

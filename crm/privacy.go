@@ -16,6 +16,7 @@ import (
 // belongs here: TestEveryContactTableIsErased fails until it is.
 var contactRows = []struct{ table, where, export string }{
 	{"order_lines", "order_ref IN (SELECT id FROM orders WHERE contact_id = $1)", "order_lines"},
+	{"cart_lines", "cart_ref IN (SELECT id FROM carts WHERE contact_id = $1)", "cart_lines"},
 	{"orders", "contact_id = $1", "orders"},
 	{"deal_stage_changes", "deal_id IN (SELECT id FROM deals WHERE contact_id = $1)", "deal_stage_changes"},
 	{"deals", "contact_id = $1", "deals"},
@@ -32,6 +33,8 @@ var contactRows = []struct{ table, where, export string }{
 	{"score_changes", "contact_id = $1", "score_changes"},
 	{"segment_members", "contact_id = $1", "segments"},
 	{"goal_completions", "contact_id = $1", "goals"},
+	{"campaign_members", "contact_id = $1", "campaigns"},
+	{"object_records", "contact_id = $1", "objects"},
 	{"enrollments", "contact_id = $1", "enrollments"},
 	{"journey_entries", "contact_id = $1", "journey_entries"},
 	{"carts", "contact_id = $1", "carts"},

@@ -11,7 +11,8 @@ import (
 
 // Scratch turns tx into a throwaway CRM: a schema of its own, migrated, holding a copy of the
 // definitions of the CRM tx was opened on (email templates, pipelines and their stages,
-// scoring rules, field definitions, the journeys' ids; none when it holds no CRM), and no
+// scoring rules, field definitions, custom object types and their sources, the journeys' ids;
+// none when it holds no CRM), and no
 // contact. Every statement on tx
 // afterwards reads and writes that schema alone; rolling tx back leaves nothing behind, in
 // either. A simulation runs journeys against it.
@@ -50,6 +51,8 @@ func Scratch(ctx context.Context, tx pgx.Tx) error {
 		// tests read traits then, with the same answers.
 		`INSERT INTO field_definitions (name, type, label, created_at) SELECT name, type, label, created_at FROM %s.field_definitions`,
 		`INSERT INTO journeys (id) SELECT id FROM %s.journeys`,
+		`INSERT INTO object_types (id, name, schema, document, created_at, updated_at) SELECT id, name, schema, document, created_at, updated_at FROM %s.object_types`,
+		`INSERT INTO object_sources (event, type, id_property) SELECT event, type, id_property FROM %s.object_sources`,
 	} {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(copy, src)); err != nil {
 			return fmt.Errorf("scratch: copy definitions: %w", err)

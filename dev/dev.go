@@ -385,6 +385,9 @@ func applyExamples(ctx context.Context, dbURL, dir string) ([]*journey.Journey, 
 	if err := crm.Migrate(ctx, pool); err != nil {
 		return nil, err
 	}
+	if err := applyObjects(ctx, pool, filepath.Join(dir, "objects")); err != nil {
+		return nil, err
+	}
 	for _, t := range c.Templates {
 		if _, err := crm.PutTemplate(ctx, pool, t.Template); err != nil {
 			return nil, err

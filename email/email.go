@@ -28,6 +28,9 @@ type Data struct {
 	Score   float64
 	Journey string
 	Step    string
+	// Context adds the run's events, tags, scores, cart, last order, objects and
+	// recommendations (context.go): .Cart, .Trigger, recommend 3, …
+	Context
 }
 
 // Contact is the part of a contact a template sees.
@@ -46,7 +49,8 @@ type Rendered struct {
 var ErrTemplate = errors.New("invalid template")
 
 func funcs(d *Data) map[string]any {
-	return map[string]any{
+	m := contextFuncs(d)
+	for k, v := range map[string]any{
 		// field returns a contact field, or the fallback when it is unset.
 		// Segment's own traits are camelCase (firstName), so first_name finds them too.
 		"field": func(name string, fallback ...string) any {
@@ -59,7 +63,10 @@ func funcs(d *Data) map[string]any {
 			}
 			return strings.Join(fallback, "")
 		},
+	} {
+		m[k] = v
 	}
+	return m
 }
 
 // Check parses the template and renders it for an empty contact, so a reference to
@@ -67,10 +74,10 @@ func funcs(d *Data) map[string]any {
 // when the first contact reaches the step.
 func (t Template) Check() error {
 	if strings.TrimSpace(t.Subject) == "" {
-		return fmt.Errorf("%w: subject is required", ErrTemplate)
+		return &TemplateError{Part: "subject", Message: "subject is required"}
 	}
 	if t.HTML == "" && t.Text == "" {
-		return fmt.Errorf("%w: an html or a text part is required", ErrTemplate)
+		return &TemplateError{Part: "html", Message: "an html or a text part is required"}
 	}
 	_, err := t.Render(Data{Fields: map[string]any{}})
 	return err
@@ -89,11 +96,11 @@ func (t Template) Render(d Data) (Rendered, error) {
 	if t.HTML != "" {
 		tpl, err := htmltemplate.New("html").Funcs(funcs(&d)).Option("missingkey=zero").Parse(t.HTML)
 		if err != nil {
-			return r, fmt.Errorf("%w: html: %v", ErrTemplate, err)
+			return r, templateError("html", err)
 		}
 		var b bytes.Buffer
 		if err := tpl.Execute(&b, d); err != nil {
-			return r, fmt.Errorf("%w: html: %v", ErrTemplate, err)
+			return r, templateError("html", err)
 		}
 		r.HTML = b.String()
 	}
@@ -104,11 +111,11 @@ func (t Template) Render(d Data) (Rendered, error) {
 func renderText(name, src string, d *Data) (string, error) {
 	tpl, err := texttemplate.New(name).Funcs(funcs(d)).Option("missingkey=zero").Parse(src)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: %v", ErrTemplate, name, err)
+		return "", templateError(name, err)
 	}
 	var b bytes.Buffer
 	if err := tpl.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("%w: %s: %v", ErrTemplate, name, err)
+		return "", templateError(name, err)
 	}
 	return b.String(), nil
 }

@@ -44,6 +44,9 @@ type Condition struct {
 	// ViewedNotPurchased holds when the contact viewed a product (in the window) and has not
 	// bought that product in an order at or after the view.
 	ViewedNotPurchased *ViewTest `json:"viewed_not_purchased,omitempty"`
+	// Object holds when the contact has a record of a custom object type that matches
+	// (object_condition.go).
+	Object *ObjectTest `json:"object,omitempty"`
 }
 
 // ViewTest narrows viewed_not_purchased: views in the last Within, of one product (a
@@ -108,12 +111,14 @@ const (
 	OpBefore     = "before"
 	OpAfter      = "after"
 	OpWithinLast = "within_last"
+	// OpWithinNext holds when a date field falls in the next N (a renewal within 7 days).
+	OpWithinNext = "within_next"
 	// OpAnniversary holds when a date field's month and day are today's.
 	OpAnniversary = "anniversary"
 )
 
 // FieldOps lists the field operators in documentation order.
-var FieldOps = []string{OpEquals, OpNotEquals, OpContains, OpStartsWith, OpGT, OpGTE, OpLT, OpLTE, OpBetween, OpIsSet, OpIsBlank, OpBefore, OpAfter, OpWithinLast, OpAnniversary}
+var FieldOps = []string{OpEquals, OpNotEquals, OpContains, OpStartsWith, OpGT, OpGTE, OpLT, OpLTE, OpBetween, OpIsSet, OpIsBlank, OpBefore, OpAfter, OpWithinLast, OpWithinNext, OpAnniversary}
 
 // ScoreTest bounds a lead score; Name "" is the default score.
 type ScoreTest struct {
@@ -140,6 +145,9 @@ type EventTest struct {
 	SinceEntry bool `json:"since_entry,omitempty"`
 	// Where holds property values that must all match (JSON containment).
 	Where map[string]any `json:"where,omitempty"`
+	// Keys are where's keyed values: property → the trigger event's property it must equal
+	// ({cart_id: {trigger: cart_id}}), resolved when the condition is checked (keyed.go).
+	Keys map[string]string `json:"keys,omitempty"`
 	// URL is a glob on a page event's path or url; Product an order's product_id or sku.
 	URL     string `json:"url,omitempty"`
 	Product string `json:"product,omitempty"`
@@ -183,6 +191,8 @@ func (c Condition) Kind() string {
 		return "goal_met"
 	case c.ViewedNotPurchased != nil:
 		return "viewed_not_purchased"
+	case c.Object != nil:
+		return "object"
 	}
 	return ""
 }
@@ -259,6 +269,8 @@ func (c Condition) collectEvents(set map[string]bool, legacy bool) {
 		set[EventProductViewed], set[EventOrderCompleted] = true, true
 	case c.InJourney != "" || c.CompletedJourney != "":
 		set[EventJourneyCompleted], set[EventJourneyExited] = true, true
+	case c.Object != nil:
+		set[EventObjectCreated], set[EventObjectChanged], set[EventObjectDeleted] = true, true, true
 	}
 }
 
@@ -289,6 +301,8 @@ func (c Condition) String() string {
 			return fmt.Sprintf("%s between %v and %v", f.Name, f.Range[0], f.Range[1])
 		case OpWithinLast:
 			return fmt.Sprintf("%s within last %s", f.Name, f.Within)
+		case OpWithinNext:
+			return fmt.Sprintf("%s within next %s", f.Name, f.Within)
 		}
 		return fmt.Sprintf("%s %s %v", f.Name, strings.ReplaceAll(f.Op, "_", " "), f.Value)
 	case "score":
@@ -333,7 +347,7 @@ func (c Condition) String() string {
 		if e.Product != "" {
 			s += " product " + e.Product
 		}
-		return s
+		return s + keysString(e.Keys)
 	case "list":
 		return "list " + c.List
 	case "total_spent":
@@ -363,6 +377,8 @@ func (c Condition) String() string {
 			s += " within " + v.Within.String()
 		}
 		return s + " and did not buy it"
+	case "object":
+		return c.Object.String()
 	}
 	return "?"
 }

@@ -16,6 +16,9 @@ type Heard struct {
 	// Now is the time of the check; EnteredAt when the contact entered the journey.
 	Now       time.Time
 	EnteredAt time.Time
+	// Trigger holds the properties of the event that started the run, which keyed values
+	// ({trigger: cart_id}) are compared with.
+	Trigger map[string]any
 }
 
 // Affects says whether the event can change the condition's answer. It is conservative: true
@@ -38,7 +41,11 @@ func (c Condition) Affects(h Heard) bool {
 	case c.Field != nil:
 		return slices.Contains(h.Changed, c.Field.Name)
 	case c.Event != nil && c.Event.From == "" && h.Name == c.Event.Name:
-		for k, want := range c.Event.Where {
+		where, ok := c.Event.Resolved(h.Trigger)
+		if !ok {
+			return false // no event has a property equal to a value the trigger lacks
+		}
+		for k, want := range where {
 			if got, ok := h.Properties[k]; !ok || !jsonContains(got, want) {
 				return false
 			}
@@ -112,7 +119,11 @@ func (e *EventTest) decideFrom(h Heard) bool {
 	case e.SinceEntry && h.OccurredAt.Before(h.EnteredAt):
 		return false
 	}
-	for k, want := range e.Where {
+	where, ok := e.Resolved(h.Trigger)
+	if !ok {
+		return false
+	}
+	for k, want := range where {
 		got, ok := h.Properties[k]
 		if !ok || !jsonContains(got, want) {
 			return false

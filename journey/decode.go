@@ -112,7 +112,7 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 
 func (d *decoder) journey(n *yaml.Node) *Journey {
 	j := &Journey{}
-	f := d.fields(n, "", "id", "name", "trigger", "triggers", "entry", "reentry", "timezone", "exit", "goals", "policy", "steps")
+	f := d.fields(n, "", "id", "name", "trigger", "triggers", "entry", "reentry", "key", "timezone", "exit", "goals", "policy", "steps")
 	if f == nil {
 		return j
 	}
@@ -140,6 +140,11 @@ func (d *decoder) journey(n *yaml.Node) *Journey {
 	}
 	if v := f["timezone"]; v != nil {
 		j.Timezone = d.str(v, "timezone")
+	}
+	if v := f["key"]; v != nil {
+		if j.Key = d.str(v, "key"); j.Key == "" && v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+			d.fail(v, "key", "needs the name of a property of the trigger event, such as cart_id")
+		}
 	}
 	if v := f["entry"]; v != nil {
 		c := d.condition(v, "entry")
@@ -649,7 +654,12 @@ func (d *decoder) where(n *yaml.Node, path string, into map[string]any) map[stri
 		return into
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		into[n.Content[i].Value] = d.scalar(n.Content[i+1], join(path, "where."+n.Content[i].Value))
+		p, v := join(path, "where."+n.Content[i].Value), n.Content[i+1]
+		if v.Kind == yaml.MappingNode && len(v.Content) == 2 && v.Content[0].Value == TriggerRef {
+			d.fail(v.Content[0], join(p, TriggerRef), triggerInTrigger)
+			continue
+		}
+		into[n.Content[i].Value] = d.scalar(v, p)
 	}
 	return into
 }

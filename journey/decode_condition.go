@@ -12,7 +12,7 @@ import (
 // ConditionKinds are the keys that say what a condition tests.
 var ConditionKinds = []string{"all", "any", "not", "tag", "field", "score", "event",
 	"list", "opened", "clicked", "visited", "purchased", "abandoned_cart", "total_spent", "deal", "open_task",
-	"in_journey", "completed_journey", "created_within", "goal_met", "viewed_not_purchased"}
+	"in_journey", "completed_journey", "created_within", "goal_met", "viewed_not_purchased", "object"}
 
 // eventShortcuts are condition kinds that are event tests on a known event: {opened: welcome}
 // is {event: email_opened, where: {template: welcome}}, and they take the event test's
@@ -72,6 +72,9 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 		if contains(ConditionKinds, n.Content[i].Value) {
 			kinds = append(kinds, n.Content[i].Value)
 		}
+	}
+	if isObjectTest(n) {
+		kinds = []string{"object"} // its other keys are the record's fields, whatever their names
 	}
 	switch len(kinds) {
 	case 0:
@@ -171,6 +174,8 @@ func (d *decoder) condition(n *yaml.Node, path string) Condition {
 				d.fail(v, join(path, "product"), "needs a product_id or sku")
 			}
 		}
+	case "object":
+		c.Object = d.objectTest(n, path)
 	case "goal_met":
 		f := d.fields(n, path, "goal_met")
 		c.GoalMet = &GoalRef{}
@@ -234,7 +239,7 @@ func (d *decoder) fieldTest(n *yaml.Node, path string) *FieldTest {
 				d.fail(v, p, "%s", err)
 			}
 			t.Value = s
-		case OpWithinLast:
+		case OpWithinLast, OpWithinNext:
 			if raw := d.str(v, p); raw != "" {
 				w, err := ParseDuration(raw)
 				if err != nil {
@@ -330,7 +335,7 @@ func (d *decoder) eventTest(n *yaml.Node, path, kind string) *EventTest {
 		}
 	}
 	if v := f["where"]; v != nil {
-		e.Where = d.where(v, path, e.Where)
+		e.Where, e.Keys = d.conditionWhere(v, path, e.Where)
 	}
 	counts := 0
 	count := func(key string) *int {

@@ -23,6 +23,10 @@ type Journey struct {
 	Entry *Condition `json:"entry,omitempty"`
 	// Reentry says whether a contact who has been through the journey may enter again.
 	Reentry Reentry `json:"reentry"`
+	// Key, when set, names a property of the trigger event: the contact then has one run per
+	// value of it (one per cart for cart_id), each with its own re-entry rule; a trigger
+	// without the property starts the contact's one run without a key.
+	Key string `json:"key,omitempty"`
 	// Timezone (IANA, e.g. Europe/Lisbon) is used for contacts without a timezone field.
 	Timezone string `json:"timezone,omitempty"`
 	// Exit takes the contact out of the journey the moment it holds (checked at entry and

@@ -163,11 +163,25 @@ func (l *limiter) condition(c *Condition, path string, depth int) {
 		l.condition(c.Not, join(path, "not"), depth+1)
 	}
 	if e := c.Event; e != nil {
-		if len(e.Where) > MaxListItems {
-			l.add(join(path, "where"), "has %d properties: at most %d are allowed", len(e.Where), MaxListItems)
+		if n := len(e.Where) + len(e.Keys); n > MaxListItems {
+			l.add(join(path, "where"), "has %d properties: at most %d are allowed", n, MaxListItems)
 		}
 		if l.segment && e.SinceEntry {
 			l.add(join(path, "since_entry"), sinceEntryInSegment)
+		}
+		if l.segment && len(e.Keys) > 0 {
+			l.add(join(path, "where"), triggerInSegment)
+		}
+	}
+	if o := c.Object; o != nil {
+		if n := len(o.Where) + len(o.Keys); n > MaxListItems {
+			l.add(join(path, "where"), "has %d properties: at most %d are allowed", n, MaxListItems)
+		}
+		if len(o.Fields) > MaxListItems {
+			l.add(path, "has %d field tests: at most %d are allowed", len(o.Fields), MaxListItems)
+		}
+		if l.segment && len(o.Keys) > 0 {
+			l.add(join(path, "where"), triggerInSegment)
 		}
 	}
 }

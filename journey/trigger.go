@@ -76,6 +76,8 @@ var triggerShortcuts = map[string]struct{ event, prop string }{
 	"manual":            {"manual_start", ""},
 	"date_field":        {"date_reached", "field"},
 	"segment_entered":   {"segment_entered", "segment"},
+	"object_created":    {"object_created", "object"},
+	"object_changed":    {"object_changed", "object"},
 }
 
 // TriggerKinds lists the trigger shortcuts, sorted.

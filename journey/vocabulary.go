@@ -39,6 +39,16 @@ const (
 	EventSegmentEntered = "segment_entered"
 	EventSegmentExited  = "segment_exited"
 
+	// EventCampaignEntered is a segment member entering a campaign's journey at one of its
+	// firings (properties campaign, firing, journey): the dispatcher starts that journey.
+	EventCampaignEntered = "campaign_entered"
+
+	// Custom object records (properties object, record, changed and the record's fields),
+	// written through the API or by a type's source events.
+	EventObjectCreated = "object_created"
+	EventObjectChanged = "object_changed"
+	EventObjectDeleted = "object_deleted"
+
 	// Commerce: Cairn's own abandonment, and the Segment e-commerce spec's order.
 	EventCartAbandoned  = "cart_abandoned"
 	EventOrderCompleted = "Order Completed"
@@ -65,6 +75,7 @@ var reserved = map[string]bool{
 	EventStartRequested: true, EventJourneyCompleted: true, EventJourneyExited: true, EventGoalMet: true,
 	EventJourneyFailed: true, EventJourneyCancelled: true,
 	EventDateReached: true, EventSegmentEntered: true, EventSegmentExited: true,
+	EventCampaignEntered: true, EventObjectCreated: true, EventObjectChanged: true, EventObjectDeleted: true,
 }
 
 // segmentCalls are the names Segment calls other than track are recorded under: a track

@@ -280,7 +280,16 @@ func (s *sim) run(ctx context.Context) error {
 		for k, v := range t[0].Where {
 			props[k] = v
 		}
-		env.RegisterDelayedCallback(func() { s.happen(ctx, -1, Event{Name: t[0].Event, Properties: props}) }, 0)
+		switch t[0].Event {
+		case journey.EventObjectCreated, journey.EventObjectChanged:
+			// The CRM records these itself as a record is written: write one, with the fields
+			// the trigger asks for (a new record, so the run hears object_created first).
+			typ, _ := props["object"].(string)
+			delete(props, "object")
+			env.RegisterDelayedCallback(func() { s.record(ctx, typ, props) }, 0)
+		default:
+			env.RegisterDelayedCallback(func() { s.happen(ctx, -1, Event{Name: t[0].Event, Properties: props}) }, 0)
+		}
 	}
 	for i, ev := range s.in.Events {
 		if ev.Name == journey.EventAlias {
@@ -340,6 +349,18 @@ func (s *sim) happen(ctx context.Context, i int, ev Event) {
 			path = fmt.Sprintf("events[%d]", i)
 		}
 		s.fail(&InputError{Path: path, Err: err})
+		return
+	}
+	s.pump(ctx)
+}
+
+// simulatedRecord is the id of the record an object trigger's simulation writes.
+const simulatedRecord = "simulated"
+
+// record writes the custom object record an object trigger starts the run with.
+func (s *sim) record(ctx context.Context, typ string, fields map[string]any) {
+	if _, _, err := crm.PutRecord(ctx, s.db, typ, simulatedRecord, s.in.Contact.ID, fields, s.env.Now()); err != nil {
+		s.fail(&InputError{Path: "trigger", Err: err})
 		return
 	}
 	s.pump(ctx)

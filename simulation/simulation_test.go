@@ -15,13 +15,15 @@ import (
 	"github.com/cairnhq/cairn/crm"
 	"github.com/cairnhq/cairn/email"
 	"github.com/cairnhq/cairn/journey"
+	"github.com/cairnhq/cairn/object"
 	"github.com/cairnhq/cairn/pglocal/pgtest"
 	"github.com/cairnhq/cairn/simulation"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// examplesCRM is a CRM holding every example journey and template, as dev applies them.
+// examplesCRM is a CRM holding every example journey, template and object type, as dev
+// applies them.
 func examplesCRM(t *testing.T) (context.Context, *pgxpool.Pool, map[string]*journey.Journey) {
 	t.Helper()
 	ctx := context.Background()
@@ -31,6 +33,16 @@ func examplesCRM(t *testing.T) (context.Context, *pgxpool.Pool, map[string]*jour
 	require.NoError(t, err)
 	for _, tpl := range templates {
 		_, err := crm.PutTemplate(ctx, pool, tpl)
+		require.NoError(t, err)
+	}
+	objects, err := filepath.Glob("../examples/objects/*.yaml")
+	require.NoError(t, err)
+	for _, f := range objects {
+		doc, err := os.ReadFile(f)
+		require.NoError(t, err)
+		typ, err := object.Decode(strings.TrimSuffix(filepath.Base(f), ".yaml"), doc)
+		require.NoError(t, err)
+		_, err = crm.PutObjectType(ctx, pool, typ, string(doc))
 		require.NoError(t, err)
 	}
 	files, err := filepath.Glob("../examples/*.yaml")
@@ -90,6 +102,8 @@ func TestEveryExampleJourneySimulatesInVirtualTime(t *testing.T) {
 		{journey: "email-course", status: "completed", atLeast: 4 * 24 * time.Hour},
 		{journey: "win-back", status: "completed", atLeast: 90 * 24 * time.Hour},
 		{journey: "weekly-newsletter", status: "completed"},
+		// The trigger writes the subscription record; nobody pays, so the last notice goes out.
+		{journey: "subscription-dunning", status: "completed", atLeast: 3 * 24 * time.Hour, lastStep: "last-notice"},
 	}
 	simulated := map[string]bool{}
 	for _, c := range cases {

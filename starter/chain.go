@@ -57,8 +57,8 @@ func signalChain(ctx context.Context, tc client.Client, workflowID, firstRunID, 
 // its chain. SignalWithStart answers with the execution open now, which is a later one when
 // the run has continued as new (a long run, a migrated one); the CRM's open enrollment then
 // names the chain's first run.
-func (d *Dispatcher) firstRunOf(ctx context.Context, journeyID string, contactID int64, workflowID, runID string) (string, error) {
-	last, err := crm.EnrollmentOf(ctx, d.DB, journeyID, contactID)
+func (d *Dispatcher) firstRunOf(ctx context.Context, journeyID string, contactID int64, runKey, workflowID, runID string) (string, error) {
+	last, err := crm.EnrollmentOf(ctx, d.DB, journeyID, contactID, runKey)
 	if err != nil || last == nil || last.EndedAt != nil || last.RunID == runID {
 		return runID, err
 	}

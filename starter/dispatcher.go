@@ -470,6 +470,7 @@ type batchCache struct {
 	born      time.Time
 	mu        sync.Mutex
 	triggered map[string][]crm.JourneyVersion
+	requested map[string]*crm.JourneyVersion
 	segments  []crm.Segment
 	segLoaded bool
 }
@@ -525,15 +526,15 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 	}
 	journeys := append([]crm.JourneyVersion(nil), cached...)
 	requested := ""
-	if ev.Name == journey.EventStartRequested {
-		// A start_journey step or the API asks for one journey, whatever its triggers.
+	if ev.Name == journey.EventStartRequested || ev.Name == journey.EventCampaignEntered {
+		// A start_journey step, the API or a campaign asks for one journey, whatever its triggers.
 		requested, _ = ev.Properties["journey"].(string)
-		v, err := crm.JourneyByID(ctx, d.DB, requested, 0)
+		v, err := cache.requestedJourney(ctx, requested)
 		switch {
-		case errors.Is(err, crm.ErrNotFound):
-			d.Logger.Warn("start requested for an unknown journey", "journey", requested, "event", ev.ID)
 		case err != nil:
 			return err
+		case v == nil:
+			d.Logger.Warn("start requested for an unknown journey", "journey", requested, "event", ev.ID)
 		case !v.Paused:
 			journeys = append(journeys, *v)
 		}
@@ -542,7 +543,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 	if ev.Name == journey.EventAlias {
 		signal.ContactIDs = contactIDs(ev)
 	}
-	reached := make([]string, 0, len(journeys))
+	// reached: the journeys whose one run the trigger reached; reachedRuns: every run it
+	// reached (those of keyed journeys too), which hear nothing more of this event.
+	reached, reachedRuns := make([]string, 0, len(journeys)), make([]string, 0, len(journeys))
 	for _, j := range journeys {
 		trig := j.Definition.TriggeredBy(ev.Name, ev.Properties)
 		if j.JourneyID == requested {
@@ -551,18 +554,22 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 		if trig == nil {
 			continue
 		}
-		decision, err := d.admit(ctx, j, ev, retried)
+		runKey := runKeyOf(j, ev)
+		decision, err := d.admit(ctx, j, ev, runKey, retried)
 		if err != nil {
 			return err
 		}
 		if decision == refused {
 			continue
 		}
-		reached = append(reached, j.JourneyID)
+		reachedRuns = append(reachedRuns, contract.KeyedWorkflowID(j.JourneyID, ev.ContactID, runKey))
+		if runKey == "" {
+			reached = append(reached, j.JourneyID)
+		}
 		if decision == alreadyDone {
 			continue
 		}
-		if err := d.start(ctx, j, ev, trig, signal); err != nil {
+		if err := d.start(ctx, j, ev, runKey, trig, signal); err != nil {
 			return err
 		}
 	}
@@ -596,7 +603,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, cache *batchCache, ev crm.Eve
 		return err
 	}
 	for _, en := range open {
-		if slices.Contains(reached, en.JourneyID) {
+		if slices.Contains(reachedRuns, en.WorkflowID) {
 			continue
 		}
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
@@ -630,9 +637,10 @@ func contactIDs(ev crm.Event) []string {
 	return append([]string{ev.ExternalID}, ev.Aliases...)
 }
 
-// start SignalWithStarts the journey's run for the contact and records the enrollment.
-func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Event, trig *journey.Trigger, signal contract.Event) error {
-	id := contract.WorkflowID(j.JourneyID, ev.ContactID)
+// start SignalWithStarts the journey's run for the contact (and run key) and records the
+// enrollment.
+func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Event, runKey string, trig *journey.Trigger, signal contract.Event) error {
+	id := contract.KeyedWorkflowID(j.JourneyID, ev.ContactID, runKey)
 	first := ""
 	if len(j.Definition.Steps) > 0 {
 		first = j.Definition.Steps[0].ID
@@ -657,7 +665,7 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 		StaticSummary: fmt.Sprintf("%s v%d for contact %d, triggered by %s", j.JourneyID, j.Version, ev.ContactID, trig),
 	}
 	in := contract.Input{Journey: j.Definition, Version: j.Version, ContactID: ev.ContactID}
-	if in.Checked, err = d.entryChecks(ctx, j, ev.ContactID); err != nil {
+	if in.Checked, err = d.entryChecks(ctx, j, ev.ContactID, ev.Properties); err != nil {
 		return err
 	}
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
@@ -670,11 +678,11 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 	case err != nil:
 		return fmt.Errorf("signal-with-start %s: %w", id, err)
 	}
-	runID, err := d.firstRunOf(ctx, j.JourneyID, ev.ContactID, id, run.GetRunID())
+	runID, err := d.firstRunOf(ctx, j.JourneyID, ev.ContactID, runKey, id, run.GetRunID())
 	if err != nil {
 		return err
 	}
-	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, j.Version, id, runID, ev.ID, d.Clock.Now()); err != nil {
+	if err := crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, runKey, j.Version, id, runID, ev.ID, d.Clock.Now()); err != nil {
 		return err
 	}
 	d.Logger.Debug("dispatched", "event", ev.ID, "workflow_id", id)
@@ -683,13 +691,14 @@ func (d *Dispatcher) start(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 
 // entryChecks evaluates the journey's exit and goal conditions for a run about to start, so
 // the run need not ask the CRM again before its first step (nil when it has neither).
-func (d *Dispatcher) entryChecks(ctx context.Context, j crm.JourneyVersion, contactID int64) (*contract.EntryChecks, error) {
+// trigger is the properties of the event starting it, for keyed values.
+func (d *Dispatcher) entryChecks(ctx context.Context, j crm.JourneyVersion, contactID int64, trigger map[string]any) (*contract.EntryChecks, error) {
 	def := &j.Definition
 	if def.Exit == nil && len(def.Goals) == 0 {
 		return nil, nil
 	}
 	now := d.Clock.Now()
-	env := crm.Env{Now: now, EnteredAt: now}
+	env := crm.Env{Now: now, EnteredAt: now, Trigger: trigger}
 	out := &contract.EntryChecks{}
 	if def.Exit != nil {
 		met, err := crm.Matches(ctx, d.DB, contactID, *def.Exit, env)
@@ -753,23 +762,34 @@ const (
 // admit applies the re-entry rule and the entry condition. An open run always hears the
 // trigger (SignalWithStart reaches it); the rules decide only whether a new run may start.
 // retried says the event may have been dispatched in part before.
-func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Event, retried bool) (admission, error) {
+func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Event, runKey string, retried bool) (admission, error) {
 	def := &j.Definition
 	if def.Reentry.Mode == journey.ReentryAlways && def.Entry == nil && !retried {
 		return admitted, nil // nothing to decide: SignalWithStart starts or signals as it should
 	}
-	last, err := crm.EnrollmentOf(ctx, d.DB, j.JourneyID, ev.ContactID)
+	last, err := crm.EnrollmentOf(ctx, d.DB, j.JourneyID, ev.ContactID, runKey)
 	if err != nil {
 		return refused, err
 	}
 	if last != nil && last.EventID == ev.ID {
 		return alreadyDone, nil
 	}
+	if retried {
+		// The start may have gone through unrecorded, and its run ended since: then the run's
+		// end names this event.
+		ended, err := crm.RunEndedFor(ctx, d.DB, j.JourneyID, ev.ContactID, ev.ID)
+		if err != nil {
+			return refused, err
+		}
+		if ended {
+			return alreadyDone, nil
+		}
+	}
 	open := last != nil && last.EndedAt == nil
 	if open && def.Reentry.Mode != journey.ReentryAlways {
 		// The row says open; ask Temporal whether that run has finished since.
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		info, err := describeChain(callCtx, d.Temporal, contract.WorkflowID(j.JourneyID, ev.ContactID), last.RunID)
+		info, err := describeChain(callCtx, d.Temporal, contract.KeyedWorkflowID(j.JourneyID, ev.ContactID, runKey), last.RunID)
 		cancel()
 		var notFound *serviceerror.NotFound
 		switch {
@@ -798,7 +818,7 @@ func (d *Dispatcher) admit(ctx context.Context, j crm.JourneyVersion, ev crm.Eve
 		return refused, nil
 	}
 	if def.Entry != nil {
-		ok, err := crm.Matches(ctx, d.DB, ev.ContactID, *def.Entry, crm.Env{Now: now})
+		ok, err := crm.Matches(ctx, d.DB, ev.ContactID, *def.Entry, crm.Env{Now: now, Trigger: ev.Properties})
 		if err != nil {
 			return refused, fmt.Errorf("entry condition of %s: %w", j.JourneyID, err)
 		}

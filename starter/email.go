@@ -121,7 +121,7 @@ func (a *API) putTemplate(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("id", "the document's id %q does not match the URL's %q", t.ID, r.PathValue("id"))
 	}
 	if err := t.Check(); err != nil {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_template", Message: err.Error()}
+		return templateProblem(err, "")
 	}
 	created, err := crm.PutTemplate(r.Context(), a.DB, t)
 	if err != nil {

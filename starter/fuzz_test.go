@@ -51,7 +51,11 @@ var fuzzRoutes = []fuzzRoute{
 	{"PUT", "/v1/scoring-rules/{id}", "admin"}, {"PUT", "/v1/fields/{id}", "admin"}, {"GET", "/v1/fields", "admin"},
 	{"PUT", "/v1/segments/{id}", "admin"}, {"GET", "/v1/segments/{id}", "admin"}, {"GET", "/v1/segments/{id}/contacts", "admin"},
 	{"PUT", "/v1/pipelines/{id}", "admin"}, {"GET", "/v1/pipelines/{id}", "admin"},
-	{"PUT", "/v1/templates/{id}", "admin"}, {"GET", "/v1/templates/{id}", "admin"},
+	{"PUT", "/v1/campaigns/{id}", "admin"}, {"GET", "/v1/campaigns/{id}", "admin"}, {"POST", "/v1/campaigns/{id}/pause", "admin"},
+	{"POST", "/v1/campaigns/{id}/resume", "admin"}, {"POST", "/v1/campaigns/{id}/fire", "admin"},
+	{"PUT", "/v1/objects/{id}", "admin"}, {"GET", "/v1/objects/{id}", "admin"}, {"PUT", "/v1/objects/subscription/records/{id}", "admin"},
+	{"GET", "/v1/objects/subscription/records/{id}", "admin"}, {"DELETE", "/v1/objects/subscription/records/{id}", "admin"},
+	{"PUT", "/v1/templates/{id}", "admin"}, {"GET", "/v1/templates/{id}", "admin"}, {"POST", "/v1/templates/{id}/preview", "admin"},
 	{"GET", "/v1/t/o/{id}", "none"}, {"GET", "/v1/t/c/{id}", "none"}, {"GET", "/v1/t/u/{id}", "none"}, {"POST", "/v1/t/u/{id}", "none"},
 	{"OPTIONS", "/v1/track", "none"}, {"GET", "/healthz", "none"}, {"GET", "/livez", "none"}, {"GET", "/readyz", "none"},
 	{"GET", "/metrics", "none"},
@@ -144,14 +148,36 @@ func fuzzSeeds() []fuzzSeed {
 		{r("GET", "/v1/fields"), "", "", false},
 		{r("PUT", "/v1/segments/{id}"), "pros", `{"condition":{"all":[{"field":"plan","equals":"pro"},{"score":{"gte":5}}]}}`, false},
 		{r("PUT", "/v1/segments/{id}"), "bad", `{"condition":{"event":"x","since_entry":true}}`, false},
+		{r("PUT", "/v1/segments/{id}"), "keyed", `{"condition":{"event":"x","where":{"cart_id":{"trigger":"cart_id"}}}}`, false},
+		{r("PUT", "/v1/journeys/{id}"), "carts", "id: carts\ntrigger: {cart_abandoned: true}\nkey: cart_id\nsteps: [{wait_until: {condition: {event: Order Completed, where: {cart_id: {trigger: cart_id}}}, timeout: 1d}}]", false},
 		{r("PUT", "/v1/segments/{id}"), "deep", `{"condition":` + deep + `}`, false},
 		{r("PUT", "/v1/segments/{id}"), "wide", `{"condition":{"any":[` + strings.Join(tags, ",") + `]}}`, true},
 		{r("GET", "/v1/segments/{id}"), "pros", "", false},
 		{r("GET", "/v1/segments/{id}/contacts"), "pros", "", false},
 		{r("PUT", "/v1/pipelines/{id}"), "sales", `{"name":"Sales","stages":[{"id":"lead","name":"Lead"},{"id":"won","name":"Won"}]}`, false},
 		{r("GET", "/v1/pipelines/{id}"), "sales", "", false},
+		{r("PUT", "/v1/campaigns/{id}"), "spring", "segment: pros\njourney: welcome\nschedule: {every: 7d}\nrate: 500", false},
+		{r("PUT", "/v1/campaigns/{id}"), "news", `{"segment":"pros","message":{"template":"hello"},"schedule":{"cron":"0 9 * * MON","timezone":"Europe/Lisbon"}}`, false},
+		{r("PUT", "/v1/campaigns/{id}"), "bad", `{"segment":"nobody","journey":"welcome","schedule":{"cron":"99 * * * *"},"rate":0}`, false},
+		{r("GET", "/v1/campaigns/{id}"), "spring", "", false},
+		{r("POST", "/v1/campaigns/{id}/pause"), "spring", "", false},
+		{r("POST", "/v1/campaigns/{id}/resume"), "spring", "", false},
+		{r("POST", "/v1/campaigns/{id}/fire"), "spring", "", false},
+		{r("PUT", "/v1/objects/{id}"), "subscription", "name: Subscription\nschema: {type: object, properties: {status: {enum: [active, cancelled]}, renews: {type: string, format: date}}, required: [status]}\nsources: [{event: Subscription Updated, id: subscription_id}]", false},
+		{r("PUT", "/v1/objects/{id}"), "vehicle", `{"schema":{"type":"object","properties":{"vin":{"type":"strng"},"record":{},"x":{"$ref":"https://example.com/s.json"}}},"sources":[{"event":"tag_added"}]}`, false},
+		{r("GET", "/v1/objects/{id}"), "subscription", "", false},
+		{r("PUT", "/v1/objects/subscription/records/{id}"), "sub_1", `{"userId":"ada","fields":{"status":"active","renews":"2026-05-01"}}`, false},
+		{r("PUT", "/v1/objects/subscription/records/{id}"), "sub_2", `{"userId":"ada","fields":{"status":"paused","renews":"soon"}}`, false},
+		{r("POST", "/v1/track"), "", `{"userId":"ada","event":"Subscription Updated","properties":{"subscription_id":"sub_1","status":"cancelled"}}`, false},
+		{r("POST", "/v1/track"), "", `{"userId":"ada","event":"Subscription Updated","properties":{"subscription_id":"sub_3","renews":"never"}}`, false},
+		{r("GET", "/v1/objects/subscription/records/{id}"), "sub_1", "", false},
+		{r("PUT", "/v1/segments/{id}"), "renewing", `{"condition":{"object":"subscription","where":{"status":"active"},"renews":{"within_next":"7d"}}}`, false},
+		{r("DELETE", "/v1/objects/subscription/records/{id}"), "sub_1", "", false},
 		{r("PUT", "/v1/templates/{id}"), "hello", `{"subject":"Hi {{field \"first_name\" \"there\"}}","text":"Hello","html":"<p>Hello</p>"}`, false},
 		{r("GET", "/v1/templates/{id}"), "hello", "", false},
+		{r("POST", "/v1/templates/{id}/preview"), "hello", `{"userId":"ada","event":{"event":"cart_abandoned","properties":{"cart_id":"k1"}}}`, false},
+		{r("POST", "/v1/templates/{id}/preview"), "hello", `{"userId":"ada","template":{"subject":"s","html":"<p>{{range recommend 3}}{{money .Price .Currency}}{{end}}{{url "javascript:x"}}</p>"}}`, false},
+		{r("PUT", "/v1/templates/{id}"), "cart", `{"subject":"Cart","text":"{{range .Cart.Lines}}{{.Name}} {{money .Total $.Cart.Currency}}{{end}}{{date .Trigger.At}}"}`, false},
 		{r("GET", "/v1/t/o/{id}"), "eyJrIjoibyJ9.AAAA", "", false},
 		{r("GET", "/v1/t/c/{id}"), "not-a-token", "", false},
 		{r("POST", "/v1/t/u/{id}"), "x.y", "", false},
@@ -205,7 +231,7 @@ func newFuzzTarget(tb testing.TB) *fuzzTarget {
 		tb.Fatal(err)
 	}
 	api := &starter.API{DB: pool, WriteKeys: []string{writeKey}, AdminKey: adminKey, TrackingKey: []byte("tk"),
-		SourceSecrets: map[string]string{"shop": "s3cret"}, Logger: discard(), Temporal: noRuns{}}
+		SourceSecrets: map[string]string{"shop": "s3cret"}, Logger: discard(), Temporal: noRuns{}, Scheduler: &fakeScheduler{}}
 	return &fuzzTarget{db: pool, handler: starter.WithQueryTimeout(api.Handler(), 2*time.Second)}
 }
 
@@ -219,7 +245,9 @@ func (f *fuzzTarget) rows(tb testing.TB) string {
 		(SELECT count(*) FROM email_templates), (SELECT count(*) FROM forms), (SELECT count(*) FROM field_definitions),
 		(SELECT count(*) FROM stages), (SELECT count(*) FROM pipelines), (SELECT count(*) FROM deals), (SELECT count(*) FROM scoring_rules),
 		(SELECT count(*) FROM score_changes), (SELECT count(*) FROM orders), (SELECT count(*) FROM carts),
-		(SELECT count(*) FROM list_subscriptions), (SELECT count(*) FROM journey_migrations), (SELECT count(*) FROM action_ledger),
+		(SELECT count(*) FROM list_subscriptions), (SELECT count(*) FROM campaigns), (SELECT count(*) FROM campaign_firings),
+		(SELECT count(*) FROM object_types), (SELECT count(*) FROM object_records), (SELECT count(*) FROM object_sources),
+		(SELECT count(*) FROM journey_migrations), (SELECT count(*) FROM action_ledger),
 		(SELECT count(*) FROM journeys WHERE archived_at IS NOT NULL))`).Scan(&out)
 	if err != nil {
 		tb.Fatal(err)

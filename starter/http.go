@@ -74,6 +74,8 @@ type API struct {
 	// with it. CodecServer, when set, serves Temporal's remote codec protocol under /codec/.
 	Codec       *codec.Codec
 	CodecServer http.Handler
+	// Scheduler keeps campaigns' Temporal Schedules (campaigns.go); nil refuses campaign calls.
+	Scheduler Scheduler
 	// Background is the context work outliving a request (a migration being applied) runs
 	// under (nil: context.Background()); Run sets it to the starter's.
 	Background context.Context
@@ -151,10 +153,22 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("PUT /v1/segments/{id}", a.admin(a.putSegment, docBody, lim("id", maxID), lim("name", maxID)))
 	mux.Handle("GET /v1/segments/{id}", a.admin(a.getSegment, jsonBody))
 	mux.Handle("GET /v1/segments/{id}/contacts", a.admin(a.segmentContacts, jsonBody))
+	mux.Handle("PUT /v1/campaigns/{id}", a.admin(a.putCampaign, docBody, lim("id", maxID), lim("name", maxID), lim("segment", maxID),
+		lim("journey", maxID), lim("message.template", maxID), lim("schedule.*", maxID)))
+	mux.Handle("GET /v1/campaigns/{id}", a.admin(a.getCampaign, jsonBody))
+	mux.Handle("POST /v1/campaigns/{id}/pause", a.admin(a.pauseCampaign(true), jsonBody))
+	mux.Handle("POST /v1/campaigns/{id}/resume", a.admin(a.pauseCampaign(false), jsonBody))
+	mux.Handle("POST /v1/campaigns/{id}/fire", a.admin(a.fireCampaign, jsonBody))
+	mux.Handle("PUT /v1/objects/{type}", a.admin(a.putObjectType, docBody, lim("id", maxID), lim("name", maxID), lim("sources[].event", maxID), lim("sources[].id", maxID)))
+	mux.Handle("GET /v1/objects/{type}", a.admin(a.getObjectType, jsonBody))
+	mux.Handle("PUT /v1/objects/{type}/records/{id}", a.admin(a.putRecord, jsonBody, lim("userId", maxID), lim("fields.**", maxFieldValue)))
+	mux.Handle("GET /v1/objects/{type}/records/{id}", a.admin(a.getRecord, jsonBody))
+	mux.Handle("DELETE /v1/objects/{type}/records/{id}", a.admin(a.deleteRecord, jsonBody))
 	mux.Handle("PUT /v1/pipelines/{id}", a.admin(a.putPipeline, jsonBody, lim("name", maxID), lim("stages[].id", maxID), lim("stages[].name", maxID)))
 	mux.Handle("GET /v1/pipelines/{id}", a.admin(a.getPipeline, jsonBody))
 	mux.Handle("PUT /v1/templates/{id}", a.admin(a.putTemplate, docBody, lim("id", maxID)))
 	mux.Handle("GET /v1/templates/{id}", a.admin(a.getTemplate, jsonBody))
+	mux.Handle("POST /v1/templates/{id}/preview", a.admin(a.previewTemplate, jsonBody, lim("userId", maxID), lim("event.event", maxID), lim("trigger.event", maxID)))
 	mux.Handle("GET /v1/t/o/{token}", a.public(a.trackOpen))
 	mux.Handle("GET /v1/t/c/{token}", a.public(a.trackClick))
 	mux.Handle("GET /v1/t/u/{token}", a.public(a.unsubscribe))
@@ -187,6 +201,7 @@ func writeError(w http.ResponseWriter, err error) {
 	var ae *apiError
 	var ve *journey.ValidationError
 	var mbe *http.MaxBytesError
+	var re *crm.RecordError
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &ve):
@@ -200,6 +215,8 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "the request body ended before its Content-Length"}
 	case errors.Is(err, crm.ErrReservedEvent):
 		ae = &apiError{Status: http.StatusUnprocessableEntity, Code: "reserved_event", Message: err.Error()}
+	case errors.As(err, &re):
+		ae = recordProblem(re)
 	case errors.Is(err, crm.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	case errors.Is(err, crm.ErrArchived):
@@ -237,7 +254,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	writeError(w, err)
 	if !errors.As(err, &ae) && !errors.Is(err, crm.ErrNotFound) && !errors.Is(err, crm.ErrArchived) && !errors.As(err, &mbe) &&
-		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		!errors.Is(err, crm.ErrInvalidRecord) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		if rec, ok := w.(*recorder); ok {
 			rec.err = err
 			return
@@ -439,7 +456,11 @@ func (a *API) putJourney(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if probs = append(probs, missing...); len(probs) > 0 {
+	objs, err := crm.CheckObjectTypes(r.Context(), a.DB, j.ObjectRefs())
+	if err != nil {
+		return err
+	}
+	if probs = append(append(probs, missing...), objs...); len(probs) > 0 {
 		return &journey.ValidationError{Problems: journey.WithLines(doc, probs)}
 	}
 	v, created, err := crm.ApplyJourney(r.Context(), a.DB, j, string(doc))

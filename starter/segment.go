@@ -293,6 +293,12 @@ func withKey(m map[string]any, k string, v any) map[string]any {
 func (a *API) recordAll(w http.ResponseWriter, r *http.Request, events []crm.EventInput) error {
 	inserted, err := crm.RecordEvents(r.Context(), a.DB, events)
 	if err != nil {
+		var re *crm.RecordError
+		if errors.As(err, &re) && (strings.HasSuffix(r.URL.Path, "/batch") || strings.HasSuffix(r.URL.Path, "/b")) {
+			for i := range re.Problems {
+				re.Problems[i].Path = fmt.Sprintf("batch[%d].%s", re.Index, re.Problems[i].Path)
+			}
+		}
 		return fmt.Errorf("record events: %w", err)
 	}
 	a.accepted(r, inserted, len(events)-inserted)

@@ -74,7 +74,11 @@ func (a *API) putSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(probs) > 0 {
+	objs, err := crm.CheckObjectTypes(r.Context(), a.DB, c.ObjectRefs("condition"))
+	if err != nil {
+		return err
+	}
+	if probs = append(probs, objs...); len(probs) > 0 {
 		return &journey.ValidationError{Problems: probs}
 	}
 	seg.Condition = *c

@@ -122,6 +122,10 @@ func TestSegmentsPastTheLimitsOrUsingSinceEntryAreRefusedAtPut(t *testing.T) {
 	require.Contains(t, p["message"], "only has a meaning in a journey")
 	p = problem("condition: {any: [{opened: welcome, since_entry: true}, {tag: a}]}")
 	require.Equal(t, "condition.any[0].since_entry", p["path"])
+	// So does a keyed value: a segment has no trigger to read it from.
+	p = problem(`{"condition": {"all": [{"tag": "a"}, {"event": "Order Completed", "where": {"cart_id": {"trigger": "cart_id"}}}]}}`)
+	require.Equal(t, "condition.all[1].where.cart_id.trigger", p["path"])
+	require.Contains(t, p["message"], "a segment has no trigger")
 	require.Zero(t, f.count(t, "segments"))
 	require.Equal(t, 201, f.do(t, "PUT", "/v1/segments/s", "condition: {event: x, within: 30d}", bearer(adminKey)).Status)
 }

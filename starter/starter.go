@@ -313,7 +313,7 @@ func Run(ctx context.Context, cfg Config) error {
 		RatePerKey: cfg.RatePerKey, RateBurst: burst, SourceSecrets: cfg.SourceSecrets, Logger: logger, Clock: cfg.Clock,
 		Temporal: tc, Namespace: cfg.Temporal.Namespace, TemporalUI: cfg.TemporalUI, Codec: cfg.Temporal.Codec,
 		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
-		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, NoMetrics: cfg.MetricsAddr != "", Background: ctx}
+		TrustedProxies: cfg.TrustedProxies, EngagementWindow: cfg.EngagementWindow, NoMetrics: cfg.MetricsAddr != "", Background: ctx, Scheduler: &TemporalScheduler{Client: tc}}
 	if cfg.Temporal.Codec != nil {
 		api.CodecServer = codec.NewServer(cfg.Temporal.Codec, api.Namespace, cfg.CodecServer, logger)
 		if !cfg.CodecServer.On() {

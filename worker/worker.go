@@ -220,6 +220,7 @@ func Register(w sdkworker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: contract.WorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.CartWatch, workflow.RegisterOptions{Name: contract.CartWatchType})
 	w.RegisterWorkflowWithOptions(workflows.DateScheduler, workflow.RegisterOptions{Name: contract.DateSchedulerType})
+	w.RegisterWorkflowWithOptions(workflows.CampaignFiring, workflow.RegisterOptions{Name: contract.CampaignFiringType})
 	w.RegisterActivity(acts)
 }
 

@@ -67,6 +67,9 @@ type interpreter struct {
 	heardOrder []int64
 	log        []heardEvent
 
+	// cv is the run's triggerContextVersion; from 1 on, trigger is the event that started it.
+	cv      workflow.Version
+	trigger *contract.Event
 	// moving is the migration the run is making; offered, one it makes at its next wait
 	// (migration.go). deadlineUsed says a migrated run's first wait took its deadline.
 	moving       *migration
@@ -129,6 +132,7 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 		return fmt.Errorf("register %s query: %w", contract.QueryState, err)
 	}
 	events := workflow.GetSignalChannel(ctx, contract.SignalEvent)
+	it.takeTrigger(ctx, events)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var ev contract.Event
@@ -162,6 +166,7 @@ func (it *interpreter) record(ctx workflow.Context, ev contract.Event) {
 		}
 		it.remember(ev.ID)
 	}
+	it.noteTrigger(ev)
 	it.seq++
 	it.lastEvent[ev.Name] = it.seq
 	if it.v >= 1 {
@@ -371,6 +376,7 @@ func (it *interpreter) recordRun(ctx workflow.Context, what string, fn any, rec 
 	}
 	info := workflow.GetInfo(ctx)
 	rec.Journey, rec.ContactID, rec.RunID, rec.At = it.in.Journey.ID, it.in.ContactID, info.FirstRunID, workflow.Now(ctx)
+	rec.TriggerEvent = it.triggerID()
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
@@ -476,6 +482,7 @@ func (it *interpreter) resume(ctx workflow.Context, next int) *contract.Resume {
 		Events:    it.state.Events,
 		Path:      it.state.Path,
 		Heard:     it.heardOrder,
+		Trigger:   it.trigger,
 	}
 	if n := len(r.Path); n > maxPathKept {
 		r.Path = r.Path[n-maxPathKept:]
@@ -619,16 +626,17 @@ func (it *interpreter) do(ctx workflow.Context, step journey.Step) (string, []jo
 		outcome, err := it.send(ctx, step, a.SendEmail, activities.SendEmailInput{
 			Key: it.key(ctx, step), ContactID: it.in.ContactID, Template: step.SendEmail.Template,
 			Journey: it.in.Journey.ID, Step: step.ID, Policy: it.sendPolicy(ctx, step),
+			Trigger: it.trigger, Event: it.latestEvent(), Timezone: it.timezone(),
 		}, "queued "+step.SendEmail.Template)
 		return outcome + waited, nil, err
 	case journey.KindRemoveTag, journey.KindUpdateFields, journey.KindAdjustScore, journey.KindSubscribe,
 		journey.KindUnsubscribe, journey.KindCreateDeal, journey.KindMoveDeal, journey.KindCreateTask,
 		journey.KindAddNote, journey.KindStartJourney, journey.KindSendSMS, journey.KindNotify,
 		journey.KindAddToAudience, journey.KindRemoveFromAudience:
-		outcome, err := it.send(ctx, step, actionActivity(step.Kind()), activities.ActionInput{
-			Key: it.key(ctx, step), ContactID: it.in.ContactID, Step: step, Journey: it.in.Journey.ID,
-			Policy: it.sendPolicy(ctx, step),
-		}, "done: "+step.Summary())
+		in := activities.ActionInput{Key: it.key(ctx, step), ContactID: it.in.ContactID, Step: step, Journey: it.in.Journey.ID,
+			Policy: it.sendPolicy(ctx, step)}
+		it.textTemplate(step, &in)
+		outcome, err := it.send(ctx, step, actionActivity(step.Kind()), in, "done: "+step.Summary())
 		return outcome, nil, err
 	case journey.KindWait:
 		d := step.Wait.D
@@ -809,7 +817,7 @@ func (it *interpreter) check(ctx workflow.Context, stepID string, c journey.Cond
 		lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(fmt.Sprintf("%s: check %s", stepID, c)))
 		var met bool
 		err := workflow.ExecuteLocalActivity(lctx, a.CheckCondition, activities.CheckInput{
-			ContactID: it.in.ContactID, Condition: c, EnteredAt: it.enteredAt(ctx),
+			ContactID: it.in.ContactID, Condition: c, EnteredAt: it.enteredAt(ctx), Trigger: it.triggerProperties(),
 		}).Get(ctx, &met)
 		return met, err
 	}
@@ -835,7 +843,7 @@ func (it *interpreter) decide(ctx workflow.Context, c journey.Condition, seq int
 		}
 		heard = true
 		e := journey.Heard{Name: h.ev.Name, Properties: h.ev.Properties, OccurredAt: h.ev.OccurredAt, Changed: h.ev.Changed,
-			Now: now, EnteredAt: entered}
+			Now: now, EnteredAt: entered, Trigger: it.triggerProperties()}
 		if !c.Affects(e) {
 			continue
 		}
@@ -853,7 +861,7 @@ func (it *interpreter) decide(ctx workflow.Context, c journey.Condition, seq int
 
 // firstMatch asks, in one activity, which condition of a branch holds first (-1: none).
 func (it *interpreter) firstMatch(ctx workflow.Context, stepID string, conds []journey.Condition) (int, error) {
-	in := activities.FirstMatchInput{ContactID: it.in.ContactID, Conditions: conds, EnteredAt: it.enteredAt(ctx)}
+	in := activities.FirstMatchInput{ContactID: it.in.ContactID, Conditions: conds, EnteredAt: it.enteredAt(ctx), Trigger: it.triggerProperties()}
 	if it.v >= 1 {
 		lctx := workflow.WithLocalActivityOptions(ctx, checkLocalOptions(fmt.Sprintf("%s: check %d conditions", stepID, len(conds))))
 		var first int

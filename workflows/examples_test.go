@@ -61,6 +61,13 @@ func TestEveryExampleJourneyRuns(t *testing.T) {
 			"send email course-complete-offer"}},
 		{file: "win-back.yaml", want: []string{"send email we-miss-you", "add tag lapsed", "score -10"}},
 		{file: "weekly-newsletter.yaml", want: []string{"send email newsletter-question"}},
+		// Renewing within two days (and paid by the time the wait looks); never paid.
+		{file: "subscription-dunning.yaml",
+			events: []timedEvent{{0, "object_changed", "object subscription where status = past_due, renews within next 2d"}},
+			want:   []string{"send email payment-failed", "add tag renewal-at-risk"}},
+		{file: "subscription-dunning.yaml",
+			events: []timedEvent{{0, "object_changed", "object subscription where status = past_due"}},
+			want:   []string{"send email payment-failed", "send email payment-last-notice"}},
 	}
 	files, err := filepath.Glob("../examples/*.yaml")
 	require.NoError(t, err)

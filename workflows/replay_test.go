@@ -33,6 +33,7 @@ func TestRecordedHistoriesStillReplay(t *testing.T) {
 				DataConverter: cluster.DataConverter(cd), FailureConverter: cluster.FailureConverter(cd)})
 			require.NoError(t, err)
 			r.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: contract.WorkflowType})
+			r.RegisterWorkflowWithOptions(workflows.CampaignFiring, workflow.RegisterOptions{Name: contract.CampaignFiringType})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -47,6 +47,7 @@ func TestRunsAndStepsAreCountedWhenTheyHappenAndNeverOnReplay(t *testing.T) {
 			Interceptors: []interceptor.WorkerInterceptor{telemetry.WorkerInterceptor()}})
 		require.NoError(t, err)
 		r.RegisterWorkflowWithOptions(workflows.ContactJourney, workflow.RegisterOptions{Name: contract.WorkflowType})
+		r.RegisterWorkflowWithOptions(workflows.CampaignFiring, workflow.RegisterOptions{Name: contract.CampaignFiringType})
 		require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 	}
 	require.Equal(t, steps, stepsCounted(t), "replaying recorded histories counts no step")
