@@ -8,10 +8,12 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -376,13 +378,44 @@ func (s *logSink) Close() error {
 	return s.f.Close()
 }
 
+// freePort finds a port nothing listens on, below the kernel's range of ephemeral ports when
+// it can: a port from that range, released, may be taken by any outgoing connection before
+// the server binds it (a busy machine makes thousands), and Temporal's services do not
+// survive a port they cannot bind.
 func freePort(ip string) (int, error) {
+	if first := ephemeralStart(); first > lowestPort {
+		for range 64 {
+			p := lowestPort + rand.IntN(first-lowestPort)
+			if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p))); err == nil {
+				_ = l.Close()
+				return p, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lowestPort is where freePort starts looking, above the ports services usually take.
+const lowestPort = 20000
+
+// ephemeralStart is the first port the kernel hands to outgoing connections (Linux's
+// ip_local_port_range; 0 where it cannot be read).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
 }
 
 func waitListening(addr string, failed <-chan error, limit time.Duration) error {
