@@ -41,6 +41,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairnhq/cairn/bench/measure"
@@ -65,6 +66,7 @@ func main() {
 	poison := flag.Bool("poison", false, "also run each phase with a poisoned journey triggered by one event in twenty")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	telemetryFlag := flag.String("telemetry", "off", "metrics and tracing per phase, comma-separated (a phase each): off, on")
+	flag.BoolVar(&rawAttributes, "raw-attributes", false, "the raw baseline's starts carry the search attributes Cairn's do, to tell the server's cost of them from the dispatcher's")
 	flag.Parse()
 	var settings []bool
 	for _, f := range strings.Split(*telemetryFlag, ",") {
@@ -190,8 +192,13 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	cpu0, pg0 := measure.SelfCPU(), postgresCPU()
 	base := pace(rate, n, func(i int) error {
 		id := fmt.Sprintf("journey:raw:%d", i)
-		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"},
-			client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}, contract.WorkflowType,
+		opts := client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}
+		if rawAttributes {
+			opts.TypedSearchAttributes = temporal.NewSearchAttributes(append(contract.ContactAttributes(fmt.Sprintf("raw-%d", i), nil),
+				contract.AttrJourney.ValueSet(v.JourneyID), contract.AttrStep.ValueSet(v.Definition.Steps[0].ID),
+				contract.AttrJourneyVersion.ValueSet(int64(v.Version)))...)
+		}
+		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"}, opts, contract.WorkflowType,
 			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
 		return err
 	})
@@ -525,6 +532,9 @@ func drain(ctx context.Context, tc cluster.Config, dbURL string, ring *codec.Key
 	}
 	return nil
 }
+
+// rawAttributes gives the raw baseline's starts Cairn's search attributes (-raw-attributes).
+var rawAttributes bool
 
 // scrape reads /metrics every second, as a Prometheus server would.
 func scrape(ctx context.Context, url string) {
