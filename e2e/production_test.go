@@ -238,7 +238,7 @@ func prometheusBinaries(t *testing.T) (string, string) {
 	}
 	p, pt, ok := find()
 	if !ok {
-		t.Skip("prometheus and promtool are not installed and could not be installed (apt-get install prometheus): skipping the production-shaped test")
+		missing(t, "prometheus and promtool are not installed and could not be installed (apt-get install prometheus): the production-shaped test needs them")
 	}
 	return p, pt
 }
