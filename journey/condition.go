@@ -403,66 +403,17 @@ type FieldRef struct {
 // FieldRefs lists every field test in the condition, with paths under base.
 func (c *Condition) FieldRefs(base string) []FieldRef {
 	var out []FieldRef
-	var walk func(c *Condition, path string)
-	walk = func(c *Condition, path string) {
-		for i := range c.All {
-			walk(&c.All[i], fmt.Sprintf("%s.all[%d]", path, i))
-		}
-		for i := range c.Any {
-			walk(&c.Any[i], fmt.Sprintf("%s.any[%d]", path, i))
-		}
-		if c.Not != nil {
-			walk(c.Not, path+".not")
-		}
+	c.tests(base, func(c *Condition, path string) {
 		if c.Field != nil {
 			out = append(out, FieldRef{Path: path, Test: c.Field})
 		}
-	}
-	walk(c, base)
+	})
 	return out
 }
 
 // FieldRefs lists every field test in the journey's conditions, with their paths.
 func (j *Journey) FieldRefs() []FieldRef {
 	var out []FieldRef
-	if j.Entry != nil {
-		out = append(out, j.Entry.FieldRefs("entry")...)
-	}
-	if j.Exit != nil {
-		out = append(out, j.Exit.FieldRefs("exit")...)
-	}
-	for i := range j.Goals {
-		out = append(out, j.Goals[i].When.FieldRefs(fmt.Sprintf("goals[%d].when", i))...)
-	}
-	var steps func(list []Step, base string)
-	steps = func(list []Step, base string) {
-		for i := range list {
-			s := &list[i]
-			p := fmt.Sprintf("%s[%d]", base, i)
-			if s.If != nil {
-				out = append(out, s.If.FieldRefs(p+".if")...)
-			}
-			if s.WaitUntil != nil {
-				out = append(out, s.WaitUntil.Condition.FieldRefs(p+".wait_until.condition")...)
-			}
-			for k := range s.Branch {
-				if s.Branch[k].When != nil {
-					out = append(out, s.Branch[k].When.FieldRefs(fmt.Sprintf("%s.branch[%d].when", p, k))...)
-				}
-				steps(s.Branch[k].Steps, fmt.Sprintf("%s.branch[%d].steps", p, k))
-			}
-			for k := range s.Split {
-				steps(s.Split[k].Steps, fmt.Sprintf("%s.split[%d].steps", p, k))
-			}
-			if t := s.SplitTest; t != nil {
-				for k := range t.Variants {
-					steps(t.Variants[k].Steps, fmt.Sprintf("%s.split_test.variants[%d].steps", p, k))
-				}
-			}
-			steps(s.Then, p+".then")
-			steps(s.Else, p+".else")
-		}
-	}
-	steps(j.Steps, "steps")
+	j.conditions(func(c *Condition, path string) { out = append(out, c.FieldRefs(path)...) })
 	return out
 }

@@ -98,35 +98,82 @@ type TemplateRef struct {
 // (steps[2].then[0].send_email.template).
 func (j *Journey) TemplateRefs() []TemplateRef {
 	var out []TemplateRef
-	var steps func(list []Step, base string)
-	steps = func(list []Step, base string) {
-		for i := range list {
-			s := &list[i]
-			p := fmt.Sprintf("%s[%d]", base, i)
-			if s.SendEmail != nil && s.SendEmail.Template != "" {
-				out = append(out, TemplateRef{Path: p + ".send_email.template", Template: s.SendEmail.Template})
-			}
-			for k := range s.Branch {
-				list := ".steps"
-				if s.Branch[k].When == nil {
-					list = ".else"
-				}
-				steps(s.Branch[k].Steps, fmt.Sprintf("%s.branch[%d]%s", p, k, list))
-			}
-			for k := range s.Split {
-				steps(s.Split[k].Steps, fmt.Sprintf("%s.split[%d].steps", p, k))
-			}
-			if t := s.SplitTest; t != nil {
-				for k := range t.Variants {
-					steps(t.Variants[k].Steps, fmt.Sprintf("%s.split_test.variants[%d].steps", p, k))
-				}
-			}
-			steps(s.Then, p+".then")
-			steps(s.Else, p+".else")
+	walkPaths(j.Steps, "steps", func(s *Step, path string) {
+		if s.SendEmail != nil && s.SendEmail.Template != "" {
+			out = append(out, TemplateRef{Path: path + ".send_email.template", Template: s.SendEmail.Template})
 		}
-	}
-	steps(j.Steps, "steps")
+	})
 	return out
+}
+
+// walkPaths visits every step, nested ones included, depth first, with its path as the
+// decoder writes it: steps[2].then[0], steps[3].branch[1].steps[0] (a branch's default:
+// .else), steps[4].split[0].steps[1], steps[5].split_test.variants[0].steps[0].
+func walkPaths(list []Step, base string, fn func(s *Step, path string)) {
+	for i := range list {
+		s := &list[i]
+		p := fmt.Sprintf("%s[%d]", base, i)
+		fn(s, p)
+		for k := range s.Branch {
+			sub := ".steps"
+			if s.Branch[k].When == nil {
+				sub = ".else"
+			}
+			walkPaths(s.Branch[k].Steps, fmt.Sprintf("%s.branch[%d]%s", p, k, sub), fn)
+		}
+		for k := range s.Split {
+			walkPaths(s.Split[k].Steps, fmt.Sprintf("%s.split[%d].steps", p, k), fn)
+		}
+		if t := s.SplitTest; t != nil {
+			for k := range t.Variants {
+				walkPaths(t.Variants[k].Steps, fmt.Sprintf("%s.split_test.variants[%d].steps", p, k), fn)
+			}
+		}
+		walkPaths(s.Then, p+".then", fn)
+		walkPaths(s.Else, p+".else", fn)
+	}
+}
+
+// conditions visits every condition of the journey (entry, exit, goals, and the steps' if,
+// wait_until and branch tests) with its path.
+func (j *Journey) conditions(fn func(c *Condition, path string)) {
+	if j.Entry != nil {
+		fn(j.Entry, "entry")
+	}
+	if j.Exit != nil {
+		fn(j.Exit, "exit")
+	}
+	for i := range j.Goals {
+		fn(&j.Goals[i].When, fmt.Sprintf("goals[%d].when", i))
+	}
+	walkPaths(j.Steps, "steps", func(s *Step, p string) {
+		if s.If != nil {
+			fn(s.If, p+".if")
+		}
+		if s.WaitUntil != nil {
+			fn(&s.WaitUntil.Condition, p+".wait_until.condition")
+		}
+		for k := range s.Branch {
+			if s.Branch[k].When != nil {
+				fn(s.Branch[k].When, fmt.Sprintf("%s.branch[%d].when", p, k))
+			}
+		}
+	})
+}
+
+// tests visits every node of the condition tree (all, any, not, and the tests they hold),
+// with paths under base.
+func (c *Condition) tests(base string, fn func(c *Condition, path string)) {
+	fn(c, base)
+	for i := range c.All {
+		c.All[i].tests(fmt.Sprintf("%s.all[%d]", base, i), fn)
+	}
+	for i := range c.Any {
+		c.Any[i].tests(fmt.Sprintf("%s.any[%d]", base, i), fn)
+	}
+	if c.Not != nil {
+		c.Not.tests(base+".not", fn)
+	}
 }
 
 // maxStepID is the longest step id: ids become index keys and Temporal search-attribute values.

@@ -76,3 +76,37 @@ func TestProblemsFoundAfterReadingCarryTheirLine(t *testing.T) {
 	}
 	require.Equal(t, map[string]int{"steps[1].goto.step": 5, "steps[2].wait": 6}, lines)
 }
+
+// Field and object tests, and templates, are found wherever a step can be, with the paths the
+// decoder gives their problems: in a branch's default path (.else) and in a split test's
+// variants too.
+func TestReferencesAreFoundInEveryPathWithTheDecodersPaths(t *testing.T) {
+	t.Parallel()
+	j, err := journey.Decode([]byte(`
+id: refs
+trigger: {event: A}
+steps:
+  - branch:
+      - {when: {field: plan, equals: pro}, steps: [{add_tag: p}]}
+      - {else: [{if: {field: seats, gt: 3}, then: [{add_tag: big}]}]}
+  - split_test:
+      variants:
+        - {id: a, steps: [{if: {object: subscription, where: {status: active}}, then: [{send_email: {template: sub}}]}]}
+        - {id: b, steps: [{send_email: {template: other}}]}
+      metric: opened
+`))
+	require.NoError(t, err)
+	var fields, objects []string
+	for _, r := range j.FieldRefs() {
+		fields = append(fields, r.Path)
+	}
+	for _, r := range j.ObjectRefs() {
+		objects = append(objects, r.Path)
+	}
+	require.Equal(t, []string{"steps[0].branch[0].when", "steps[0].branch[1].else[0].if"}, fields)
+	require.Equal(t, []string{"steps[1].split_test.variants[0].steps[0].if"}, objects)
+	require.Equal(t, []journey.TemplateRef{
+		{Path: "steps[1].split_test.variants[0].steps[0].then[0].send_email.template", Template: "sub"},
+		{Path: "steps[1].split_test.variants[1].steps[0].send_email.template", Template: "other"},
+	}, j.TemplateRefs())
+}

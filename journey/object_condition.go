@@ -151,61 +151,17 @@ type ObjectRef struct {
 // ObjectRefs lists every object test in the condition, with paths under base.
 func (c *Condition) ObjectRefs(base string) []ObjectRef {
 	var out []ObjectRef
-	var walk func(c *Condition, path string)
-	walk = func(c *Condition, path string) {
-		for i := range c.All {
-			walk(&c.All[i], fmt.Sprintf("%s.all[%d]", path, i))
-		}
-		for i := range c.Any {
-			walk(&c.Any[i], fmt.Sprintf("%s.any[%d]", path, i))
-		}
-		if c.Not != nil {
-			walk(c.Not, path+".not")
-		}
+	c.tests(base, func(c *Condition, path string) {
 		if c.Object != nil {
 			out = append(out, ObjectRef{Path: path, Test: c.Object})
 		}
-	}
-	walk(c, base)
+	})
 	return out
 }
 
 // ObjectRefs lists every object test in the journey's conditions, with their paths.
 func (j *Journey) ObjectRefs() []ObjectRef {
 	var out []ObjectRef
-	if j.Entry != nil {
-		out = append(out, j.Entry.ObjectRefs("entry")...)
-	}
-	if j.Exit != nil {
-		out = append(out, j.Exit.ObjectRefs("exit")...)
-	}
-	for i := range j.Goals {
-		out = append(out, j.Goals[i].When.ObjectRefs(fmt.Sprintf("goals[%d].when", i))...)
-	}
-	var steps func(list []Step, base string)
-	steps = func(list []Step, base string) {
-		for i := range list {
-			s := &list[i]
-			p := fmt.Sprintf("%s[%d]", base, i)
-			if s.If != nil {
-				out = append(out, s.If.ObjectRefs(p+".if")...)
-			}
-			if s.WaitUntil != nil {
-				out = append(out, s.WaitUntil.Condition.ObjectRefs(p+".wait_until.condition")...)
-			}
-			for k := range s.Branch {
-				if s.Branch[k].When != nil {
-					out = append(out, s.Branch[k].When.ObjectRefs(fmt.Sprintf("%s.branch[%d].when", p, k))...)
-				}
-				steps(s.Branch[k].Steps, fmt.Sprintf("%s.branch[%d].steps", p, k))
-			}
-			for k := range s.Split {
-				steps(s.Split[k].Steps, fmt.Sprintf("%s.split[%d].steps", p, k))
-			}
-			steps(s.Then, p+".then")
-			steps(s.Else, p+".else")
-		}
-	}
-	steps(j.Steps, "steps")
+	j.conditions(func(c *Condition, path string) { out = append(out, c.ObjectRefs(path)...) })
 	return out
 }
