@@ -1,6 +1,7 @@
 package starter
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -8,18 +9,21 @@ import (
 	"github.com/cairnhq/cairn/crm"
 )
 
-// listJourneys serves GET /v1/journeys: journeys by id, each with its newest version.
-func (a *API) listJourneys(w http.ResponseWriter, r *http.Request) error {
-	limit, after, err := pageOf(r)
-	if err != nil {
-		return err
+// listByID serves a list of things kept by id (GET /v1/journeys, /v1/segments, /v1/templates,
+// /v1/pipelines): a page of them after the id in after, under name in the reply.
+func listByID[T any](a *API, name string, list func(ctx context.Context, db crm.DB, after string, limit int) ([]T, error), id func(T) string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		limit, after, err := pageOf(r)
+		if err != nil {
+			return err
+		}
+		items, err := list(r.Context(), a.DB, after, limit)
+		if err != nil {
+			return err
+		}
+		writePage(w, name, items, limit, id)
+		return nil
 	}
-	js, err := crm.ListJourneys(r.Context(), a.DB, after, limit)
-	if err != nil {
-		return err
-	}
-	writePage(w, "journeys", js, limit, func(j crm.JourneySummary) string { return j.ID })
-	return nil
 }
 
 // listVersions serves GET /v1/journeys/{id}/versions: the versions, oldest first.
@@ -72,48 +76,5 @@ func (a *API) listContacts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writePage(w, "contacts", cs, limit, func(c crm.ContactSummary) string { return strconv.FormatInt(c.ID, 10) })
-	return nil
-}
-
-// listSegments serves GET /v1/segments: segments by id, with their conditions (no counts:
-// GET /v1/segments/{id} counts one).
-func (a *API) listSegments(w http.ResponseWriter, r *http.Request) error {
-	limit, after, err := pageOf(r)
-	if err != nil {
-		return err
-	}
-	ss, err := crm.ListSegments(r.Context(), a.DB, after, limit)
-	if err != nil {
-		return err
-	}
-	writePage(w, "segments", ss, limit, func(s crm.Segment) string { return s.ID })
-	return nil
-}
-
-// listTemplates serves GET /v1/templates: templates by id, with their subjects.
-func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) error {
-	limit, after, err := pageOf(r)
-	if err != nil {
-		return err
-	}
-	ts, err := crm.ListTemplates(r.Context(), a.DB, after, limit)
-	if err != nil {
-		return err
-	}
-	writePage(w, "templates", ts, limit, func(t crm.TemplateSummary) string { return t.ID })
-	return nil
-}
-
-// listPipelines serves GET /v1/pipelines: pipelines by id, with their stages.
-func (a *API) listPipelines(w http.ResponseWriter, r *http.Request) error {
-	limit, after, err := pageOf(r)
-	if err != nil {
-		return err
-	}
-	ps, err := crm.ListPipelines(r.Context(), a.DB, after, limit)
-	if err != nil {
-		return err
-	}
-	writePage(w, "pipelines", ps, limit, func(p crm.Pipeline) string { return p.ID })
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+
+	"github.com/cairnhq/cairn/crm"
 )
 
 // router is the API's ServeMux, remembering every pattern it was given: the OpenAPI document
@@ -36,7 +38,7 @@ func (a *API) Routes() []string {
 // OpenAPI document and the pages.
 func (a *API) operations(mux *router) {
 	mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
-	mux.Handle("GET /v1/journeys", a.admin(a.listJourneys, jsonBody))
+	mux.Handle("GET /v1/journeys", a.admin(listByID(a, "journeys", crm.ListJourneys, func(j crm.JourneySummary) string { return j.ID }), jsonBody))
 	mux.Handle("GET /v1/journeys/{id}/versions", a.admin(a.listVersions, jsonBody))
 	mux.Handle("GET /v1/journeys/{id}/versions/{version}", a.admin(a.getVersion, jsonBody))
 	mux.Handle("POST /v1/journeys/{id}/archive", a.admin(a.archiveJourney(true), jsonBody))
@@ -53,9 +55,9 @@ func (a *API) operations(mux *router) {
 	mux.Handle("DELETE /v1/contacts/{id}/tags/{tag}", a.admin(a.contactRemoveTag, jsonBody))
 	mux.Handle("PATCH /v1/contacts/{id}/fields", a.admin(a.contactSetFields, jsonBody, lim("**", maxFieldValue)))
 	mux.Handle("POST /v1/contacts/{id}/subscriptions", a.admin(a.contactSubscribe, jsonBody, lim("list", maxID)))
-	mux.Handle("GET /v1/segments", a.admin(a.listSegments, jsonBody))
-	mux.Handle("GET /v1/templates", a.admin(a.listTemplates, jsonBody))
-	mux.Handle("GET /v1/pipelines", a.admin(a.listPipelines, jsonBody))
+	mux.Handle("GET /v1/segments", a.admin(listByID(a, "segments", crm.ListSegments, func(s crm.Segment) string { return s.ID }), jsonBody))
+	mux.Handle("GET /v1/templates", a.admin(listByID(a, "templates", crm.ListTemplates, func(t crm.TemplateSummary) string { return t.ID }), jsonBody))
+	mux.Handle("GET /v1/pipelines", a.admin(listByID(a, "pipelines", crm.ListPipelines, func(p crm.Pipeline) string { return p.ID }), jsonBody))
 	mux.Handle("GET /ui/journeys", a.page(a.journeysPage))
 	mux.Handle("GET /ui/journeys/{id}", a.page(a.journeyPage))
 	mux.Handle("GET /ui/contacts/{id}", a.page(a.contactPage))
