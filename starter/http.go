@@ -485,30 +485,18 @@ func (a *API) getJourney(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getContact(w http.ResponseWriter, r *http.Request) error {
-	c, err := crm.ContactByExternalID(r.Context(), a.DB, r.PathValue("id"))
+	p, err := a.profile(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	segs, unanswered, err := crm.ContactSegments(r.Context(), a.DB, c.ID, a.Now())
-	if err != nil {
-		return err
-	}
-	scores, err := crm.Scores(r.Context(), a.DB, c.ID)
-	if err != nil {
-		return err
-	}
-	runs, note, err := a.contactRuns(r.Context(), c)
-	if err != nil {
-		return err
-	}
-	body := map[string]any{"contact": c, "segments": segs, "scores": scores, "runs": runs}
-	if len(unanswered) > 0 {
+	body := map[string]any{"contact": p.Contact, "segments": p.Segments, "scores": p.Scores, "runs": p.Runs}
+	if len(p.Unanswered) > 0 {
 		// A segment that cannot be answered (too slow, or stored before it would be refused)
 		// does not break the profile: it is named here instead.
-		body["segments_unanswered"] = unanswered
+		body["segments_unanswered"] = p.Unanswered
 	}
-	if note != "" {
-		body["runs_note"] = note
+	if p.RunsNote != "" {
+		body["runs_note"] = p.RunsNote
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil

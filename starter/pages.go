@@ -159,23 +159,11 @@ func (a *API) journeyPage(w http.ResponseWriter, r *http.Request) error {
 // contactPage serves GET /ui/contacts/{id}: the contact, its tags, segments and scores, and
 // its runs with links to each run's journey and to the run in Temporal UI.
 func (a *API) contactPage(w http.ResponseWriter, r *http.Request) error {
-	c, err := crm.ContactByExternalID(r.Context(), a.DB, r.PathValue("id"))
+	p, err := a.profile(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	segs, unanswered, err := crm.ContactSegments(r.Context(), a.DB, c.ID, a.Now())
-	if err != nil {
-		return err
-	}
-	scores, err := crm.Scores(r.Context(), a.DB, c.ID)
-	if err != nil {
-		return err
-	}
-	runs, note, err := a.contactRuns(r.Context(), c)
-	if err != nil {
-		return err
-	}
-	a.render(w, http.StatusOK, "contact", map[string]any{"Title": "Contact " + c.ExternalID, "Contact": c, "Segments": segs,
-		"Unanswered": unanswered, "Scores": scores, "Runs": runs, "RunsNote": note})
+	a.render(w, http.StatusOK, "contact", map[string]any{"Title": "Contact " + p.Contact.ExternalID, "Contact": p.Contact,
+		"Segments": p.Segments, "Unanswered": p.Unanswered, "Scores": p.Scores, "Runs": p.Runs, "RunsNote": p.RunsNote})
 	return nil
 }

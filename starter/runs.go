@@ -32,6 +32,33 @@ type ContactRun struct {
 	TemporalUI string `json:"temporal_ui,omitempty"`
 }
 
+// profile is what GET /v1/contacts/{id} and the contact page show of a contact.
+type profile struct {
+	Contact    *crm.Contact
+	Segments   []string
+	Unanswered map[string]string // segments whose check failed, with the error
+	Scores     []crm.Score
+	Runs       []ContactRun
+	RunsNote   string // why Temporal's list of runs is missing, when it is
+}
+
+// profile reads the contact known by any of its ids, with its segments, scores and runs.
+func (a *API) profile(ctx context.Context, id string) (profile, error) {
+	var p profile
+	var err error
+	if p.Contact, err = crm.ContactByExternalID(ctx, a.DB, id); err != nil {
+		return p, err
+	}
+	if p.Segments, p.Unanswered, err = crm.ContactSegments(ctx, a.DB, p.Contact.ID, a.Now()); err != nil {
+		return p, err
+	}
+	if p.Scores, err = crm.Scores(ctx, a.DB, p.Contact.ID); err != nil {
+		return p, err
+	}
+	p.Runs, p.RunsNote, err = a.contactRuns(ctx, p.Contact)
+	return p, err
+}
+
 // maxRunsListed bounds the runs a contact profile lists.
 const maxRunsListed = 100
 
