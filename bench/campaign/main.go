@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,50 +74,8 @@ const (
 	rawDoc   = "id: raw\ntrigger: {manual: true}\nsteps: [{add_tag: promo}]"
 )
 
-// proc is one cairn process the benchmark runs and may kill.
-type proc struct {
-	name, log string
-	args, env []string
-	cmd       *exec.Cmd
-	// spent is the CPU time of its earlier lives (before a kill).
-	spent time.Duration
-}
-
-// cpuTime is the CPU time of the process over all its lives.
-func (p *proc) cpuTime() time.Duration {
-	if p.cmd == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
-		return p.spent
-	}
-	return p.spent + measure.TreeCPU(p.cmd.Process.Pid)
-}
-
-func (p *proc) start(bin string) error {
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	p.cmd = exec.Command(bin, p.args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	return p.cmd.Start()
-}
-
-func (p *proc) kill9() {
-	p.spent = p.cpuTime()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
-}
-
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		p.kill9()
-	}
-}
+// proc is a cairn process this benchmark runs, kills and restarts.
+type proc = measure.Proc
 
 func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,18 +123,18 @@ func run(o options) error {
 	for i := range o.starters {
 		addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
 		urls = append(urls, "http://"+addr)
-		starters = append(starters, &proc{name: fmt.Sprintf("starter-%d", i), args: []string{"starter"}, log: filepath.Join(dir, fmt.Sprintf("starter-%d.log", i)),
-			env: append(common, "CAIRN_HTTP_ADDR="+addr, "CAIRN_WRITE_KEYS="+writeKey, "CAIRN_ADMIN_KEY="+adminKey, "CAIRN_CART_IDLE=0",
+		starters = append(starters, &proc{Name: fmt.Sprintf("starter-%d", i), Args: []string{"starter"}, Log: filepath.Join(dir, fmt.Sprintf("starter-%d.log", i)),
+			Env: append(common, "CAIRN_HTTP_ADDR="+addr, "CAIRN_WRITE_KEYS="+writeKey, "CAIRN_ADMIN_KEY="+adminKey, "CAIRN_CART_IDLE=0",
 				fmt.Sprintf("CAIRN_DISPATCH_CONCURRENCY=%d", o.concurrency))})
 	}
 	for i := range o.workers {
-		workers = append(workers, &proc{name: fmt.Sprintf("worker-%d", i), args: []string{"worker"}, log: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i)), env: common})
+		workers = append(workers, &proc{Name: fmt.Sprintf("worker-%d", i), Args: []string{"worker"}, Log: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i)), Env: common})
 	}
 	for _, p := range append(append([]*proc{}, starters...), workers...) {
-		if err := p.start(bin); err != nil {
+		if err := p.Start(bin); err != nil {
 			return err
 		}
-		defer p.stop()
+		defer p.Stop(20 * time.Second)
 	}
 	for _, u := range urls {
 		if err := waitHealthy(u); err != nil {
@@ -210,10 +167,10 @@ func run(o options) error {
 		var u [4]time.Duration
 		u[0], u[1] = measure.SelfCPU(), measure.TreeCPU(pgPID)
 		for _, p := range starters {
-			u[2] += p.cpuTime()
+			u[2] += p.CPU()
 		}
 		for _, p := range workers {
-			u[3] += p.cpuTime()
+			u[3] += p.CPU()
 		}
 		return u
 	}
@@ -255,15 +212,15 @@ func run(o options) error {
 		}
 		if o.kill && killedAt.IsZero() && float64(started) >= o.killAt*float64(o.members) {
 			killedAt, startedAtKill = time.Now(), started
-			fmt.Printf("kill -9 %s and %s at %d/%d started (%d entered)\n", starters[0].name, workers[0].name, started, o.members, entered)
-			starters[0].kill9()
-			workers[0].kill9()
+			fmt.Printf("kill -9 %s and %s at %d/%d started (%d entered)\n", starters[0].Name, workers[0].Name, started, o.members, entered)
+			starters[0].Kill9()
+			workers[0].Kill9()
 			killWait.Add(1)
 			go func() {
 				defer killWait.Done()
 				time.Sleep(5 * time.Second)
-				_ = starters[0].start(bin)
-				_ = workers[0].start(bin)
+				_ = starters[0].Start(bin)
+				_ = workers[0].Start(bin)
 				restartedAt = time.Now()
 			}()
 		}
@@ -329,7 +286,7 @@ func run(o options) error {
 		fmt.Printf("| %s | %s | %s |\n", part, perRun(u1[i]-u0[i], o.raw), perRun(u2[i]-u1[i], o.members))
 	}
 	if !killedAt.IsZero() {
-		fmt.Printf("\nkilled %s and %s %s after the fire; restarted them %s later\n", starters[0].name, workers[0].name,
+		fmt.Printf("\nkilled %s and %s %s after the fire; restarted them %s later\n", starters[0].Name, workers[0].Name,
 			killedAt.Sub(fired).Round(time.Second), restartedAt.Sub(killedAt).Round(time.Second))
 	}
 	if len(problems) > 0 {

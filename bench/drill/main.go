@@ -25,12 +25,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/cairnhq/cairn/bench/measure"
 	"github.com/cairnhq/cairn/cluster"
 	"github.com/cairnhq/cairn/codec"
 	"github.com/cairnhq/cairn/contract"
@@ -78,41 +78,8 @@ func drillJourney(events int) string {
 		"  - id: hear-all\n    wait_until: {condition: {all: [" + cond + "]}, timeout: 1h}\n    then: [{add_tag: drilled}]\n"
 }
 
-// proc is one cairn process the drill runs and may kill.
-type proc struct {
-	name string
-	args []string
-	env  []string
-	log  string
-	cmd  *exec.Cmd
-}
-
-func (p *proc) start(bin string) error {
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	p.cmd = exec.Command(bin, p.args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	return p.cmd.Start()
-}
-
-func (p *proc) kill9() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
-}
-
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		p.kill9()
-	}
-}
+// proc is a cairn process this benchmark runs, kills and restarts.
+type proc = measure.Proc
 
 func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -160,18 +127,18 @@ func run(o options) error {
 	for i := range o.starters {
 		addr := fmt.Sprintf("127.0.0.1:%d", dev.FreePort())
 		urls = append(urls, "http://"+addr)
-		starters = append(starters, &proc{name: fmt.Sprintf("starter-%d", i), args: []string{"starter"}, log: filepath.Join(dir, fmt.Sprintf("starter-%d.log", i)),
-			env: append(common, "CAIRN_HTTP_ADDR="+addr, "CAIRN_WRITE_KEYS="+writeKey, "CAIRN_ADMIN_KEY="+adminKey,
+		starters = append(starters, &proc{Name: fmt.Sprintf("starter-%d", i), Args: []string{"starter"}, Log: filepath.Join(dir, fmt.Sprintf("starter-%d.log", i)),
+			Env: append(common, "CAIRN_HTTP_ADDR="+addr, "CAIRN_WRITE_KEYS="+writeKey, "CAIRN_ADMIN_KEY="+adminKey,
 				"CAIRN_CART_IDLE=0", "CAIRN_RATE_PER_KEY=0", "CAIRN_AUTH_FAILURES_PER_MINUTE=0")})
 	}
 	for i := range o.workers {
-		workers = append(workers, &proc{name: fmt.Sprintf("worker-%d", i), args: []string{"worker"}, log: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i)), env: common})
+		workers = append(workers, &proc{Name: fmt.Sprintf("worker-%d", i), Args: []string{"worker"}, Log: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i)), Env: common})
 	}
 	for _, p := range append(append([]*proc{}, starters...), workers...) {
-		if err := p.start(bin); err != nil {
+		if err := p.Start(bin); err != nil {
 			return err
 		}
-		defer p.stop()
+		defer p.Stop(15 * time.Second)
 	}
 	for _, u := range urls {
 		if err := waitHealthy(u); err != nil {
@@ -193,12 +160,12 @@ func run(o options) error {
 				time.Sleep(10 * time.Millisecond)
 			}
 			killedAt = time.Now()
-			fmt.Printf("kill -9 %s and %s at %d/%d events accepted\n", starters[0].name, workers[0].name, accepted.Load(), total)
-			starters[0].kill9()
-			workers[0].kill9()
+			fmt.Printf("kill -9 %s and %s at %d/%d events accepted\n", starters[0].Name, workers[0].Name, accepted.Load(), total)
+			starters[0].Kill9()
+			workers[0].Kill9()
 			time.Sleep(5 * time.Second)
-			_ = starters[0].start(bin)
-			_ = workers[0].start(bin)
+			_ = starters[0].Start(bin)
+			_ = workers[0].Start(bin)
 			restartedAt = time.Now()
 			fmt.Printf("restarted them at %d/%d events accepted\n", accepted.Load(), total)
 			close(killed)
@@ -335,7 +302,7 @@ func run(o options) error {
 func workersRSS(workers []*proc) int64 {
 	var total int64
 	for _, w := range workers {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.Cmd.Process.Pid))
 		if err != nil {
 			continue
 		}
