@@ -26,28 +26,9 @@ type Campaign struct {
 // the campaign's Temporal Schedule as the row says): when it fails, nothing is saved.
 func PutCampaign(ctx context.Context, db DB, c *journey.Campaign, document string, schedule func(Campaign) error) (created bool, err error) {
 	err = WithTx(ctx, db, func(tx pgx.Tx) error {
-		var probs []journey.Problem
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM segments WHERE id = $1)`, c.Segment).Scan(&exists); err != nil {
-			return fmt.Errorf("find segment: %w", err)
-		}
-		if !exists {
-			probs = append(probs, journey.Problem{Path: "segment", Message: fmt.Sprintf("no segment %q (PUT /v1/segments/%s first)", c.Segment, c.Segment)})
-		}
-		if c.Message != nil {
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM email_templates WHERE id = $1)`, c.Message.Template).Scan(&exists); err != nil {
-				return fmt.Errorf("find template: %w", err)
-			}
-			if !exists {
-				probs = append(probs, journey.Problem{Path: "message.template", Message: fmt.Sprintf("no template %q (PUT /v1/templates/%s first)", c.Message.Template, c.Message.Template)})
-			}
-		} else {
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM journey_versions WHERE journey_id = $1)`, c.Journey).Scan(&exists); err != nil {
-				return fmt.Errorf("find journey: %w", err)
-			}
-			if !exists {
-				probs = append(probs, journey.Problem{Path: "journey", Message: fmt.Sprintf("no journey %q (PUT /v1/journeys/%s first)", c.Journey, c.Journey)})
-			}
+		probs, err := CampaignProblems(ctx, tx, c)
+		if err != nil {
+			return err
 		}
 		if len(probs) > 0 {
 			return &journey.ValidationError{Problems: probs}
@@ -62,7 +43,7 @@ func PutCampaign(ctx context.Context, db DB, c *journey.Campaign, document strin
 			}
 		}
 		var stored Campaign
-		err := tx.QueryRow(ctx, `INSERT INTO campaigns (id, name, segment_id, journey_id, definition, document) VALUES ($1, $2, $3, $4, $5, $6)
+		err = tx.QueryRow(ctx, `INSERT INTO campaigns (id, name, segment_id, journey_id, definition, document) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (id) DO UPDATE SET name = $2, segment_id = $3, journey_id = $4, definition = $5, document = $6, updated_at = now()
 			RETURNING (xmax = 0), paused, created_at, updated_at`,
 			c.ID, c.Name, c.Segment, c.EntryJourney(), c, document).Scan(&created, &stored.Paused, &stored.CreatedAt, &stored.UpdatedAt)
@@ -292,4 +273,43 @@ func CampaignFirings(ctx context.Context, db DB, campaignID string, limit int) (
 		return nil, fmt.Errorf("list firings: %w", err)
 	}
 	return out, nil
+}
+
+// CampaignProblems says what a campaign names that does not exist: its segment, its journey, or
+// its message's template (each with its path; a name left empty is not looked up).
+func CampaignProblems(ctx context.Context, db DB, c *journey.Campaign) ([]journey.Problem, error) {
+	var probs []journey.Problem
+	exists := func(query, id string) (bool, error) {
+		var ok bool
+		err := db.QueryRow(ctx, query, id).Scan(&ok)
+		return ok, err
+	}
+	if c.Segment != "" {
+		ok, err := exists(`SELECT EXISTS (SELECT 1 FROM segments WHERE id = $1)`, c.Segment)
+		if err != nil {
+			return nil, fmt.Errorf("find segment: %w", err)
+		}
+		if !ok {
+			probs = append(probs, journey.Problem{Path: "segment", Message: fmt.Sprintf("no segment %q (PUT /v1/segments/%s first)", c.Segment, c.Segment)})
+		}
+	}
+	switch {
+	case c.Message != nil && c.Message.Template != "":
+		ok, err := exists(`SELECT EXISTS (SELECT 1 FROM email_templates WHERE id = $1)`, c.Message.Template)
+		if err != nil {
+			return nil, fmt.Errorf("find template: %w", err)
+		}
+		if !ok {
+			probs = append(probs, journey.Problem{Path: "message.template", Message: fmt.Sprintf("no template %q (PUT /v1/templates/%s first)", c.Message.Template, c.Message.Template)})
+		}
+	case c.Message == nil && c.Journey != "":
+		ok, err := exists(`SELECT EXISTS (SELECT 1 FROM journey_versions WHERE journey_id = $1)`, c.Journey)
+		if err != nil {
+			return nil, fmt.Errorf("find journey: %w", err)
+		}
+		if !ok {
+			probs = append(probs, journey.Problem{Path: "journey", Message: fmt.Sprintf("no journey %q (PUT /v1/journeys/%s first)", c.Journey, c.Journey)})
+		}
+	}
+	return probs, nil
 }

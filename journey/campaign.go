@@ -75,6 +75,8 @@ func (c *Campaign) EntryJourney() string {
 // DecodeCampaign reads a campaign from YAML or JSON and checks it, every problem with its path.
 // now is when it is put: a once-only time must be after it. It does not look up the segment,
 // journey or template it names (the store does).
+// A document with mistakes returns a *ValidationError beside what could be read of it (nil
+// when nothing could).
 func DecodeCampaign(doc []byte, now time.Time) (*Campaign, error) {
 	n, err := parse(doc, "the document is empty")
 	if err != nil {
@@ -112,18 +114,18 @@ func DecodeCampaign(doc []byte, now time.Time) (*Campaign, error) {
 		c.Rate = d.count(f["rate"], "rate", DefaultCampaignRate, MaxCampaignRate)
 		c.Batch = d.count(f["batch"], "batch", min(c.Rate, MaxCampaignBatch), MaxCampaignBatch)
 	}
-	if err := d.err(); err != nil {
-		return nil, err
-	}
-	var probs []Problem
 	if c.Segment != "" && !idPattern.MatchString(c.Segment) {
-		probs = append(probs, Problem{Path: "segment", Message: fmt.Sprintf("%q is not a segment id", c.Segment)})
+		d.fail(f["segment"], "segment", "%q is not a segment id", c.Segment)
+		c.Segment = ""
 	}
 	if c.Journey != "" && !idPattern.MatchString(c.Journey) {
-		probs = append(probs, Problem{Path: "journey", Message: fmt.Sprintf("%q is not a journey id", c.Journey)})
+		d.fail(f["journey"], "journey", "%q is not a journey id", c.Journey)
+		c.Journey = ""
 	}
-	if len(probs) > 0 {
-		return nil, &ValidationError{Problems: probs}
+	if err := d.err(); err != nil {
+		// What was read comes back too, so the caller can check what it names in the same
+		// answer: every problem at once.
+		return c, err
 	}
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -135,7 +136,11 @@ func schedulerError(err error) error {
 func campaignProblems(err error) error {
 	var ve *journey.ValidationError
 	if errors.As(err, &ve) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_campaign", Message: ve.Error(), Problems: ve.Problems}
+		msgs := make([]string, len(ve.Problems))
+		for i, p := range ve.Problems {
+			msgs[i] = p.String()
+		}
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_campaign", Message: "invalid campaign: " + strings.Join(msgs, "; "), Problems: ve.Problems}
 	}
 	return err
 }
@@ -151,7 +156,16 @@ func (a *API) putCampaign(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_campaign", Path: "url path id", Message: p}
 	}
 	c, err := journey.DecodeCampaign(doc, a.Now())
-	if err != nil {
+	var ve *journey.ValidationError
+	switch {
+	case err != nil && c != nil && errors.As(err, &ve):
+		// Every problem at once: what the document names is looked up too.
+		refs, err := crm.CampaignProblems(r.Context(), a.DB, c)
+		if err != nil {
+			return err
+		}
+		return campaignProblems(&journey.ValidationError{Problems: append(ve.Problems, refs...)})
+	case err != nil:
 		return campaignProblems(err)
 	}
 	if c.ID != "" && c.ID != id {

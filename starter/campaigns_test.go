@@ -97,6 +97,16 @@ func TestACampaignIsSavedWithItsScheduleOrNotAtAll(t *testing.T) {
 		require.Equal(t, "invalid_campaign", e["code"])
 		require.Equal(t, path, e["problems"].([]any)[0].(map[string]any)["path"], doc)
 	}
+	// Every problem at once: the document's and what it names that does not exist.
+	r = f.do(t, "PUT", "/v1/campaigns/broken", "segment: nobody\njourney: nowhere\nschedule: {at: 2020-01-01T00:00:00Z}", bearer(adminKey))
+	require.Equal(t, 422, r.Status, "%v", r.Body)
+	e := errorOf(t, r)
+	var paths []string
+	for _, p := range e["problems"].([]any) {
+		paths = append(paths, p.(map[string]any)["path"].(string))
+	}
+	require.ElementsMatch(t, []string{"schedule.at", "segment", "journey"}, paths)
+	require.Contains(t, e["message"], "invalid campaign: ")
 	r = f.do(t, "PUT", "/v1/campaigns/Bad%20Id", "segment: buyers\njourney: spring\nschedule: {every: 1d}", bearer(adminKey))
 	require.Equal(t, 422, r.Status)
 	require.Equal(t, "url path id", errorOf(t, r)["path"])
