@@ -70,10 +70,11 @@ func TemplateContext(ctx context.Context, db DB, in TemplateInput) (email.Contex
 // cart_id when there is one, else the open cart, else the last abandoned one.
 func templateCart(ctx context.Context, db DB, contactID int64, cartID any) (email.Cart, error) {
 	var k email.Cart
-	err := db.QueryRow(ctx, `SELECT id, status, COALESCE(value, 0)::float8, currency, properties, updated_at FROM carts
+	var value *float64
+	err := db.QueryRow(ctx, `SELECT id, status, value::float8, currency, properties, updated_at FROM carts
 		WHERE contact_id = $1 AND status IN ('open', 'abandoned')
 		ORDER BY ($2::jsonb IS NOT NULL AND properties -> 'cart_id' = $2::jsonb) DESC, status = 'open' DESC, updated_at DESC, id DESC
-		LIMIT 1`, contactID, jsonOrNil(cartID)).Scan(&k.ID, &k.Status, &k.Value, &k.Currency, &k.Properties, &k.UpdatedAt)
+		LIMIT 1`, contactID, jsonOrNil(cartID)).Scan(&k.ID, &k.Status, &value, &k.Currency, &k.Properties, &k.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, nil
 	}
@@ -89,6 +90,14 @@ func templateCart(ctx context.Context, db DB, contactID int64, cartID any) (emai
 	k.Lines, err = pgx.CollectRows(rows, pgx.RowToStructByPos[email.Line])
 	if err != nil {
 		return k, fmt.Errorf("read cart lines: %w", err)
+	}
+	if value != nil {
+		k.Value = *value
+	} else {
+		// No cart event gave a value (a shop sends one with Checkout Started): the lines'.
+		for _, l := range k.Lines {
+			k.Value += l.Total()
+		}
 	}
 	return k, nil
 }

@@ -32,6 +32,9 @@ func TestCartLinesFollowTheCartEvents(t *testing.T) {
 	require.Equal(t, []string{"lamp×3", "BULB-1×1"}, lines())
 	ev("Product Removed", map[string]any{"cart_id": "k1", "sku": "BULB-1"}, now.Add(-2*time.Minute))
 	require.Equal(t, []string{"lamp×3"}, lines())
+	c, err := crm.TemplateContext(ctx, s, crm.TemplateInput{ContactID: id, Now: now})
+	require.NoError(t, err)
+	require.Equal(t, 60.0, c.Cart.Value, "no event gave the cart a value: its lines' sum")
 	// A products list replaces the lines: the shop's view of the cart wins.
 	ev("Checkout Started", map[string]any{"cart_id": "k1", "value": 52, "currency": "EUR", "products": []any{
 		map[string]any{"product_id": "lamp", "name": "Lamp", "price": 20, "quantity": 2},
@@ -40,7 +43,7 @@ func TestCartLinesFollowTheCartEvents(t *testing.T) {
 	require.Equal(t, []string{"lamp×2", "shade×1"}, lines())
 	// Abandoned, the cart keeps its lines: it is what the recovery email lists.
 	ev("cart_abandoned", map[string]any{"cart_id": "k1"}, now)
-	c, err := crm.TemplateContext(ctx, s, crm.TemplateInput{ContactID: id, Now: now})
+	c, err = crm.TemplateContext(ctx, s, crm.TemplateInput{ContactID: id, Now: now})
 	require.NoError(t, err)
 	require.Equal(t, "abandoned", c.Cart.Status)
 	require.Equal(t, 52.0, c.Cart.Value)
