@@ -45,6 +45,14 @@ const (
 	VersionSendPolicy = "send-policy"
 )
 
+// Revision is the behaviour revision Cairn starts ContactJourney runs at (Input.Revision).
+// Revision 1 turns on, without a version marker each, every change listed in workflows'
+// revisions: event-path, trigger-context, run-control and send-policy. A GetVersion marker
+// also upserts the TemporalChangeVersion search attribute, so each cost every run one more
+// history event and one more visibility write; the revision, read from the run's input,
+// costs neither. Runs started without one (0) keep deciding each change by GetVersion.
+const Revision = 1
+
 // CartWatchID is the cart watch of a contact: cart:<contactID>.
 func CartWatchID(contactID int64) string {
 	return fmt.Sprintf("cart:%d", contactID)
@@ -97,6 +105,10 @@ type Input struct {
 	// Checked, when set, is what the starter found of the journey's exit and goal conditions
 	// as it started the run, so the run does not ask the CRM again before its first step.
 	Checked *EntryChecks `json:"checked,omitempty"`
+	// Revision is the behaviour revision the run was started at (Revision; 0: from before
+	// revisions, deciding each change by a GetVersion marker). It is carried across
+	// continue-as-new and migration, as the rest of the input is.
+	Revision int `json:"revision,omitempty"`
 }
 
 // EntryChecks are a journey's exit and goal conditions for a contact at the moment its run

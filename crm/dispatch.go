@@ -116,6 +116,21 @@ type DispatchOutcome struct {
 // (dead-lettered or backed off), and the lease released, or turned into the contact's backoff.
 // It does nothing to a contact whose lease owner no longer holds: the new holder decides.
 func FinishDispatch(ctx context.Context, db DB, owner string, o DispatchOutcome) error {
+	if o.Failed == 0 {
+		// The common outcome, in one statement: the lease row locked (a lease another
+		// dispatcher has taken over no longer matches the owner once that one commits), the
+		// events marked and the lease released only if it is still owner's.
+		_, err := db.Exec(ctx, `WITH held AS (
+				SELECT contact_id FROM dispatch_leases WHERE contact_id = $1 AND owner = $2 FOR UPDATE),
+			done AS (
+				UPDATE events SET dispatched_at = now(), last_error = NULL
+				WHERE id = ANY ($3) AND dispatched_at IS NULL AND EXISTS (SELECT 1 FROM held))
+			DELETE FROM dispatch_leases WHERE contact_id IN (SELECT contact_id FROM held)`, o.ContactID, owner, o.Done)
+		if err != nil {
+			return fmt.Errorf("finish dispatch: %w", err)
+		}
+		return nil
+	}
 	return WithTx(ctx, db, func(tx pgx.Tx) error {
 		var held bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dispatch_leases WHERE contact_id = $1 AND owner = $2 FOR UPDATE)`,
@@ -245,22 +260,45 @@ func QueueDepth(ctx context.Context, db DB) (pending, failed int64, err error) {
 // (journey_completed, …, keyed by the run) then closes the row at once. runKey is the run's
 // key for a journey with one ("" otherwise): each key has its row.
 func Enroll(ctx context.Context, db DB, journeyID string, contactID int64, runKey string, version int, workflowID, runID string, eventID int64, at time.Time) error {
-	_, err := db.Exec(ctx, `WITH ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8),
-		entry AS (INSERT INTO journey_entries (journey_id, run_id, contact_id, version, entered_at) VALUES ($1, $5, $2, $3, $7)
+	_, err := enroll(ctx, db, journeyID, contactID, runKey, version, workflowID, runID, eventID, at, true)
+	return err
+}
+
+// EnrollUnlessOpen is Enroll, unless the contact's row for the journey (and run key) holds
+// another run still open: then it records nothing and returns that run's ID. SignalWithStart
+// answers with the execution open now, which is a later one than the CRM knows when the run
+// has continued as new; the caller tells which, and enrolls again if the run is new. Reading
+// and writing in one statement keeps the common case, a new or the same run, one round trip.
+func EnrollUnlessOpen(ctx context.Context, db DB, journeyID string, contactID int64, runKey string, version int, workflowID, runID string, eventID int64, at time.Time) (open string, err error) {
+	return enroll(ctx, db, journeyID, contactID, runKey, version, workflowID, runID, eventID, at, false)
+}
+
+func enroll(ctx context.Context, db DB, journeyID string, contactID int64, runKey string, version int, workflowID, runID string, eventID int64, at time.Time, replace bool) (string, error) {
+	var open *string
+	err := db.QueryRow(ctx, `WITH other AS (
+			SELECT run_id FROM enrollments WHERE NOT $10 AND journey_id = $1 AND contact_id = $2 AND run_key = $9
+			  AND ended_at IS NULL AND run_id <> $5),
+		ended AS (SELECT occurred_at FROM events WHERE dedupe_key = $8),
+		entry AS (INSERT INTO journey_entries (journey_id, run_id, contact_id, version, entered_at)
+			SELECT $1, $5, $2, $3, $7 WHERE NOT EXISTS (SELECT 1 FROM other)
 			ON CONFLICT (journey_id, run_id) DO UPDATE SET version = COALESCE(journey_entries.version, EXCLUDED.version),
-			entered_at = LEAST(journey_entries.entered_at, EXCLUDED.entered_at))
-		INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at, run_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended), $9)
-		ON CONFLICT (journey_id, contact_id, run_key) DO UPDATE
-		SET version = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $3 ELSE enrollments.version END,
-		    entered_at = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $7 ELSE enrollments.entered_at END,
-		    ended_at = CASE WHEN enrollments.run_id <> $5 THEN (SELECT occurred_at FROM ended) ELSE enrollments.ended_at END,
-		    workflow_id = $4, run_id = $5, event_id = $6`,
-		journeyID, contactID, version, workflowID, runID, eventID, at, runEndKey(journeyID, contactID, runID), runKey)
+			entered_at = LEAST(journey_entries.entered_at, EXCLUDED.entered_at)),
+		enrolled AS (INSERT INTO enrollments (journey_id, contact_id, version, workflow_id, run_id, event_id, entered_at, ended_at, run_key)
+			SELECT $1, $2, $3, $4, $5, $6, $7, (SELECT occurred_at FROM ended), $9 WHERE NOT EXISTS (SELECT 1 FROM other)
+			ON CONFLICT (journey_id, contact_id, run_key) DO UPDATE
+			SET version = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $3 ELSE enrollments.version END,
+			    entered_at = CASE WHEN enrollments.run_id <> $5 OR enrollments.ended_at IS NOT NULL THEN $7 ELSE enrollments.entered_at END,
+			    ended_at = CASE WHEN enrollments.run_id <> $5 THEN (SELECT occurred_at FROM ended) ELSE enrollments.ended_at END,
+			    workflow_id = $4, run_id = $5, event_id = $6)
+		SELECT (SELECT run_id FROM other)`,
+		journeyID, contactID, version, workflowID, runID, eventID, at, runEndKey(journeyID, contactID, runID), runKey, replace).Scan(&open)
 	if err != nil {
-		return fmt.Errorf("enroll contact %d in %s: %w", contactID, journeyID, err)
+		return "", fmt.Errorf("enroll contact %d in %s: %w", contactID, journeyID, err)
 	}
-	return nil
+	if open == nil {
+		return "", nil
+	}
+	return *open, nil
 }
 
 // Enrollment is an open run of a contact.

@@ -111,11 +111,23 @@ type NewEvent struct {
 	Changed []string
 }
 
+//
+// In the same statement (one round trip, where appending an event is the hot path), it says
+// whether any scoring rule or object source names the event, so the common event that has
+// neither costs no further statement, and it announces the event to dispatchers (delivered at
+// commit, once per transaction however many events it holds). Nothing is announced for a
+// key seen before: no row comes back.
 const insertEventSQL = `
-INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at, changed, traceparent)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, NULLIF($8, ''))
-ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING id`
+WITH ins AS (
+	INSERT INTO events (contact_id, name, properties, source, dedupe_key, occurred_at, changed, traceparent)
+	VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, NULLIF($8, ''))
+	ON CONFLICT (dedupe_key) DO NOTHING
+	RETURNING id)
+SELECT ins.id,
+	EXISTS (SELECT 1 FROM scoring_rules WHERE event = $2),
+	EXISTS (SELECT 1 FROM object_sources WHERE event = $2),
+	pg_notify($9, '') IS NULL
+FROM ins`
 
 // appendEvent records an event, applies what it changes besides the log (scoring rules,
 // orders and carts) in the same transaction, and announces it to dispatchers. It is the one
@@ -134,26 +146,27 @@ func appendEvent(ctx context.Context, db DB, e NewEvent) (id int64, inserted boo
 	if !Trusted(e.Name, e.Source) {
 		return 0, false, fmt.Errorf("%w: %q is recorded by Cairn itself, not by %s", ErrReservedEvent, e.Name, e.Source)
 	}
+	var scored, sourced bool
 	err = db.QueryRow(ctx, insertEventSQL, e.ContactID, e.Name, e.Properties, e.Source, e.DedupeKey, e.OccurredAt, e.Changed,
-		traceParent(ctx)).Scan(&id)
+		traceParent(ctx), EventsChannel).Scan(&id, &scored, &sourced, new(bool))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil // the key was seen: recorded before
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("append %s event: %w", e.Name, err)
 	}
-	if err := applyRules(ctx, db, e.ContactID, e.Name, e.Properties, e.OccurredAt); err != nil {
-		return 0, false, err
+	if scored {
+		if err := applyRules(ctx, db, e.ContactID, e.Name, e.Properties, e.OccurredAt); err != nil {
+			return 0, false, err
+		}
 	}
 	if err := recordCommerce(ctx, db, e.ContactID, id, e.Name, e.Properties, e.OccurredAt); err != nil {
 		return 0, false, err
 	}
-	if err := recordObjects(ctx, db, id, e.ContactID, e.Name, e.Properties, e.OccurredAt); err != nil {
-		return 0, false, err
-	}
-	// Notifications are sent at commit, once per transaction however many events it holds.
-	if _, err := db.Exec(ctx, `SELECT pg_notify($1, '')`, EventsChannel); err != nil {
-		return 0, false, fmt.Errorf("announce event: %w", err)
+	if sourced {
+		if err := recordObjects(ctx, db, id, e.ContactID, e.Name, e.Properties, e.OccurredAt); err != nil {
+			return 0, false, err
+		}
 	}
 	return id, true, nil
 }

@@ -319,7 +319,7 @@ func decodeAttrs(t *testing.T, fields map[string]*commonpb.Payload) map[string]a
 }
 
 // recordHistory writes the run's history for the replay tests when CAIRN_RECORD_HISTORY is
-// set (go test ./e2e -run ... with CAIRN_RECORD_HISTORY=1).
+// set (go test ./e2e -run ... with CAIRN_RECORD_HISTORY=1), named for the run's revision.
 func recordHistory(t *testing.T, s *system, wfID, name string) {
 	recordRunHistory(t, s, wfID, "", name)
 }
@@ -346,6 +346,11 @@ func recordRunHistory(t *testing.T, s *system, wfID, runID, name string) {
 		}}))
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
+	// Histories recorded from revision 1 on say so in their name, so that recording again
+	// never replaces a history of an older revision, which must go on replaying too.
+	if contract.Revision > 0 {
+		name = fmt.Sprintf("%s-revision%d", name, contract.Revision)
+	}
 	path := filepath.Join("..", "workflows", "testdata", name+".json")
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, b, 0o644))

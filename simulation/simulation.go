@@ -304,7 +304,7 @@ func (s *sim) run(ctx context.Context) error {
 			env.CancelWorkflow()
 		}
 	}, s.in.Horizon)
-	env.ExecuteWorkflow(contract.WorkflowType, contract.Input{Journey: j, Version: s.in.Version, ContactID: s.contactID})
+	env.ExecuteWorkflow(contract.WorkflowType, contract.Input{Journey: j, Version: s.in.Version, ContactID: s.contactID, Revision: contract.Revision})
 	if s.failed != nil {
 		return s.failed
 	}

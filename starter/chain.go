@@ -53,23 +53,22 @@ func signalChain(ctx context.Context, tc client.Client, workflowID, firstRunID, 
 	return tc.SignalWorkflow(ctx, workflowID, info.GetExecution().GetRunId(), name, arg)
 }
 
-// firstRunOf is the id the CRM knows a run reached by SignalWithStart by: the first run of
-// its chain. SignalWithStart answers with the execution open now, which is a later one when
-// the run has continued as new (a long run, a migrated one); the CRM's open enrollment then
-// names the chain's first run.
-func (d *Dispatcher) firstRunOf(ctx context.Context, journeyID string, contactID int64, runKey, workflowID, runID string) (string, error) {
-	last, err := crm.EnrollmentOf(ctx, d.DB, journeyID, contactID, runKey)
-	if err != nil || last == nil || last.EndedAt != nil || last.RunID == runID {
-		return runID, err
+// enrollRun records the run a SignalWithStart reached. SignalWithStart answers with the
+// execution open now, which is a later one when the run has continued as new (a long run, a
+// migrated one): the CRM's open enrollment then names the chain's first run, and keeps it.
+func (d *Dispatcher) enrollRun(ctx context.Context, j crm.JourneyVersion, ev crm.Event, runKey, workflowID, runID string) error {
+	open, err := crm.EnrollUnlessOpen(ctx, d.DB, j.JourneyID, ev.ContactID, runKey, j.Version, workflowID, runID, ev.ID, d.Clock.Now())
+	if err != nil || open == "" {
+		return err
 	}
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
 	desc, err := d.Temporal.DescribeWorkflowExecution(callCtx, workflowID, runID)
+	cancel()
 	if err != nil {
-		return runID, fmt.Errorf("describe %s: %w", workflowID, err)
+		return fmt.Errorf("describe %s: %w", workflowID, err)
 	}
-	if desc.GetWorkflowExecutionInfo().GetFirstRunId() == last.RunID {
-		return last.RunID, nil
+	if desc.GetWorkflowExecutionInfo().GetFirstRunId() == open {
+		runID = open
 	}
-	return runID, nil
+	return crm.Enroll(ctx, d.DB, j.JourneyID, ev.ContactID, runKey, j.Version, workflowID, runID, ev.ID, d.Clock.Now())
 }

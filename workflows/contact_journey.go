@@ -93,6 +93,24 @@ type heardEvent struct {
 // starter sets the run's search attributes at start and an alias updates them.
 const eventPathVersion = "event-path"
 
+// revisions says from which Input.Revision on each change is on without a GetVersion marker
+// (contract.Revision). A change added later is decided by GetVersion until a revision names it.
+var revisions = map[string]int{
+	eventPathVersion:           1,
+	triggerContextVersion:      1,
+	runControlVersion:          1,
+	contract.VersionSendPolicy: 1,
+}
+
+// version is the run's version of a change, 0 or 1: from its input's revision when that
+// covers the change, else from a GetVersion marker (written by the run's first call).
+func (it *interpreter) version(ctx workflow.Context, change string) workflow.Version {
+	if r, ok := revisions[change]; ok && it.in.Revision >= r {
+		return 1
+	}
+	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1)
+}
+
 const (
 	// maxHeardKept bounds the event ids remembered (and carried across continue-as-new) to
 	// recognise repeats: a repeat comes right after a failed dispatch, never thousands later.
@@ -106,7 +124,7 @@ var errEnded = errors.New("journey ended")
 
 // setup registers the query and signal handlers and sets the search attributes.
 func (it *interpreter) setup(ctx workflow.Context) error {
-	it.v = workflow.GetVersion(ctx, eventPathVersion, workflow.DefaultVersion, 1)
+	it.v = it.version(ctx, eventPathVersion)
 	it.heard = map[int64]bool{}
 	it.state = contract.State{
 		JourneyID: it.in.Journey.ID,

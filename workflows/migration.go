@@ -53,7 +53,7 @@ func (it *interpreter) offerMigration(ctx workflow.Context, m contract.Migration
 		log.Info("migration not for this run", "migration", m.ID, "from", m.From, "version", it.in.Version)
 		return
 	}
-	if workflow.GetVersion(ctx, runControlVersion, workflow.DefaultVersion, 1) < 1 {
+	if it.version(ctx, runControlVersion) < 1 {
 		return
 	}
 	if it.state.Status != contract.StatusWaiting || it.holding {
@@ -149,7 +149,7 @@ func (it *interpreter) deliver(ctx workflow.Context, step journey.Step, fn, inpu
 		if err == nil || !errors.As(err, &app) || app.Type() != activities.ErrTypeNotReady || ctx.Err() != nil {
 			return err
 		}
-		if workflow.GetVersion(ctx, runControlVersion, workflow.DefaultVersion, 1) < 1 {
+		if it.version(ctx, runControlVersion) < 1 {
 			return err
 		}
 		workflow.GetLogger(ctx).Warn("delivery still not ready after its retries: scheduling it again", "step", step.ID, "reason", app.Error())

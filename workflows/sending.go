@@ -23,7 +23,7 @@ func (it *interpreter) sendPolicy(ctx workflow.Context, step journey.Step) *acti
 	if !ok {
 		return nil
 	}
-	if workflow.GetVersion(ctx, contract.VersionSendPolicy, workflow.DefaultVersion, 1) < 1 {
+	if it.version(ctx, contract.VersionSendPolicy) < 1 {
 		return nil
 	}
 	return &activities.SendPolicy{Journey: it.in.Journey.Policy.For(ch), Rules: rules, Timezone: it.in.Journey.Timezone}

@@ -19,7 +19,7 @@ const triggerContextVersion = "trigger-context"
 // takeTrigger decides the run's trigger-context version and, from version 1, reads the
 // trigger: from the continued run's state, or the signal that came with the start.
 func (it *interpreter) takeTrigger(ctx workflow.Context, events workflow.ReceiveChannel) {
-	it.cv = workflow.GetVersion(ctx, triggerContextVersion, workflow.DefaultVersion, 1)
+	it.cv = it.version(ctx, triggerContextVersion)
 	if it.cv < 1 {
 		return
 	}

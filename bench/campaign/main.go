@@ -372,7 +372,7 @@ func rawStarts(ctx context.Context, pool *pgxpool.Pool, tc client.Client, o opti
 						contract.AttrJourney.ValueSet("raw"), contract.AttrStep.ValueSet(v.Definition.Steps[0].ID),
 						contract.AttrJourneyVersion.ValueSet(int64(v.Version)))...),
 					StaticSummary: fmt.Sprintf("raw v%d for contact %d", v.Version, id)}
-				in := contract.Input{Journey: v.Definition, Version: v.Version, ContactID: id}
+				in := contract.Input{Journey: v.Definition, Version: v.Version, ContactID: id, Revision: contract.Revision}
 				signal := contract.Event{ID: -id, Name: journey.EventStartRequested, Properties: map[string]any{"journey": "raw"}, OccurredAt: time.Now()}
 				for attempt := 0; ; attempt++ {
 					callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)

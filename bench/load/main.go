@@ -36,8 +36,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	dto "github.com/prometheus/client_model/go"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -66,6 +66,7 @@ func main() {
 	poison := flag.Bool("poison", false, "also run each phase with a poisoned journey triggered by one event in twenty")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	telemetryFlag := flag.String("telemetry", "off", "metrics and tracing per phase, comma-separated (a phase each): off, on")
+	flag.BoolVar(&pgStat, "pgstat", false, "print each Cairn phase's ten costliest PostgreSQL statements (pg_stat_statements), to see where PostgreSQL's CPU goes")
 	flag.BoolVar(&rawAttributes, "raw-attributes", false, "the raw baseline's starts carry the search attributes Cairn's do, to tell the server's cost of them from the dispatcher's")
 	flag.Parse()
 	var settings []bool
@@ -143,7 +144,11 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	pg, err := pglocal.StartTemp(ctx, nil)
+	var pgSettings map[string]string
+	if pgStat {
+		pgSettings = map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
+	}
+	pg, err := pglocal.StartTemp(ctx, pgSettings)
 	if err != nil {
 		return err
 	}
@@ -172,6 +177,11 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	if err := crm.Migrate(ctx, pool); err != nil {
 		return err
 	}
+	if pgStat {
+		if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+			return err
+		}
+	}
 	j, err := journey.Decode([]byte(doc))
 	if err != nil {
 		return err
@@ -188,7 +198,16 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	n := int(float64(rate) * dur.Seconds())
 	fmt.Printf("%d events at %d/s per phase; embedded Temporal (SQLite, WAL), local PostgreSQL, one worker, starters as the phase says, one process\n\n", n, rate)
 
-	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow, same rate.
+	// Baseline: what Temporal costs alone: SignalWithStart of the same workflow at the same
+	// rate, with a worker beside it taking the runs' first tasks as a Cairn phase's does. Each
+	// side is measured until every run has taken its first task and the process is idle again
+	// (the server records runs in its visibility store after answering), so each is charged
+	// for all the work it set going and none of the other's.
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan error, 1)
+	go func() {
+		workerDone <- worker.Run(wctx, worker.Config{Temporal: tc, DatabaseURL: pg.URL, Codec: codec.Config{Ring: ring}, Logger: quiet})
+	}()
 	cpu0, pg0 := measure.SelfCPU(), postgresCPU()
 	base := pace(rate, n, func(i int) error {
 		id := fmt.Sprintf("journey:raw:%d", i)
@@ -199,18 +218,18 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 				contract.AttrJourneyVersion.ValueSet(int64(v.Version)))...)
 		}
 		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"}, opts, contract.WorkflowType,
-			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1)})
+			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1), Revision: contract.Revision})
 		return err
 	})
-	baseCPU, basePG := measure.SelfCPU()-cpu0, postgresCPU()-pg0
-	// A worker takes the baseline's runs' first tasks now, so that no phase pays for them. What
-	// that costs is read too: a Cairn phase's figure includes its own runs' first tasks (its
-	// worker runs beside it), so raw SignalWithStart plus these is the like-for-like baseline.
-	cpu1, pg1 := measure.SelfCPU(), postgresCPU()
-	if err := drain(ctx, tc, pg.URL, ring, cl); err != nil {
+	if err := waitFirstTasks(int64(n)); err != nil {
 		return err
 	}
-	firstCPU := measure.SelfCPU() - cpu1 + postgresCPU() - pg1
+	settle(postgresCPU, "raw")
+	baseCPU, basePG := measure.SelfCPU()-cpu0, postgresCPU()-pg0
+	stopWorker()
+	if err := <-workerDone; err != nil {
+		return err
+	}
 
 	// Cairn: the same events through the starter's HTTP API and dispatcher, once per codec
 	// setting, each with a worker and a starter of its own.
@@ -254,10 +273,6 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	row("CPU per 1,000 events (this process)", measure.MS(baseCPU*1000/time.Duration(n)), func(c column) string { return measure.MS(c.cpu * 1000 / time.Duration(n)) })
 	row("  + PostgreSQL CPU per 1,000", measure.MS(basePG*1000/time.Duration(n)), func(c column) string { return measure.MS(c.pg * 1000 / time.Duration(n)) })
 	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG)) })
-	row("raw runs' first tasks, CPU per 1,000", measure.MS(firstCPU*1000/time.Duration(n)), func(column) string { return "" })
-	row("CPU ratio Cairn / (raw + first tasks)", "", func(c column) string {
-		return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG+firstCPU))
-	})
 	row("starter CPU per 1,000 (derived)", "", func(c column) string {
 		return measure.MS((c.cpu + c.pg - baseCPU - basePG) * 1000 / time.Duration(n))
 	})
@@ -353,6 +368,11 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 	if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbBefore); err != nil {
 		return column{}, err
 	}
+	if pgStat {
+		if _, err := pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+			return column{}, err
+		}
+	}
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	posted := make([]time.Time, n)
 	cpu0, pg0 := measure.SelfCPU(), ps.postgresCPU()
@@ -387,7 +407,22 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Every run of the journey so far (the baseline's and earlier phases' too) has taken its
+	// first task.
+	var runs int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM enrollments WHERE journey_id = 'load'`).Scan(&runs); err != nil {
+		return column{}, err
+	}
+	if err := waitFirstTasks(int64(n) + runs); err != nil {
+		return column{}, err
+	}
+	settle(ps.postgresCPU, "Cairn")
 	c := column{name: "codec on", res: res, cpu: measure.SelfCPU() - cpu0, pg: ps.postgresCPU() - pg0}
+	if pgStat {
+		if err := printStatements(ctx, pool, n); err != nil {
+			return c, err
+		}
+	}
 	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
 		return c, err
 	}
@@ -507,30 +542,65 @@ func mean(xs []float64) float64 {
 	return sum / float64(len(xs))
 }
 
-// drain runs a worker until the task queue holds no workflow task: the baseline's runs have
-// taken their first step.
-func drain(ctx context.Context, tc cluster.Config, dbURL string, ring *codec.KeyRing, cl client.Client) error {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- worker.Run(ctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: codec.Config{Ring: ring},
-			Logger: slog.New(slog.DiscardHandler)})
-	}()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(3 * time.Minute)
-	for empty := 0; empty < 3 && time.Now().Before(deadline); {
-		time.Sleep(500 * time.Millisecond)
-		resp, err := cl.DescribeTaskQueue(ctx, contract.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
-		if err != nil {
+// waitFirstTasks waits until want runs of the load journey have begun in this process's
+// workers (cairn_runs_started_total counts a run's first workflow task, not its replays).
+func waitFirstTasks(want int64) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		m := &dto.Metric{}
+		if err := telemetry.RunsStarted.WithLabelValues("load").Write(m); err != nil {
 			return err
 		}
-		if resp.GetTaskQueueStatus().GetBacklogCountHint() == 0 {
-			empty++
-		} else {
-			empty = 0
+		got := int64(m.GetCounter().GetValue())
+		if got >= want {
+			return nil
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after 5 minutes, %d of %d runs had taken their first task", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return nil
+}
+
+// settle waits until this process and PostgreSQL together use less than 15 % of a core for
+// two seconds running (at most two minutes), so that what a phase set going is charged to it.
+func settle(postgresCPU func() time.Duration, phase string) {
+	if !measure.Settle(func() time.Duration { return measure.SelfCPU() + postgresCPU() }, 150*time.Millisecond, 2*time.Minute) {
+		fmt.Printf("(the %s phase had not settled after two minutes: its figures end there)\n", phase)
+	}
+}
+
+// pgStat prints each Cairn phase's costliest statements (-pgstat).
+var pgStat bool
+
+// printStatements prints the ten statements PostgreSQL spent most time executing since the
+// phase began, per 1,000 events: calls, execution time, and the statement's first line.
+func printStatements(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	rows, err := pool.Query(ctx, `SELECT calls, total_exec_time, regexp_replace(query, '\s+', ' ', 'g')
+		FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var all float64
+	if err := pool.QueryRow(ctx, `SELECT sum(total_exec_time), sum(calls) FROM pg_stat_statements`).Scan(&all, new(float64)); err != nil {
+		return err
+	}
+	fmt.Printf("PostgreSQL statements of the phase, per 1,000 events (all: %.1f ms executing)\n", all*1000/float64(n))
+	for rows.Next() {
+		var calls int64
+		var ms float64
+		var q string
+		if err := rows.Scan(&calls, &ms, &q); err != nil {
+			return err
+		}
+		if len(q) > 110 {
+			q = q[:110] + "…"
+		}
+		fmt.Printf("  %7.0f calls %8.1f ms  %s\n", float64(calls)*1000/float64(n), ms*1000/float64(n), q)
+	}
+	fmt.Println()
+	return rows.Err()
 }
 
 // rawAttributes gives the raw baseline's starts Cairn's search attributes (-raw-attributes).

@@ -69,3 +69,27 @@ func TreeCPU(pid int) time.Duration {
 	}
 	return total
 }
+
+// Settle waits until cpu (a cumulative CPU reading, such as SelfCPU plus a database's
+// TreeCPU) grows by less than idle per second for two seconds running, or until max has
+// passed, and reports whether it settled. A server finishes work asynchronously (Temporal's
+// visibility queue records runs after their start has been answered); measuring a phase up
+// to when it settles charges that work to the phase that caused it, not to the next one.
+func Settle(cpu func() time.Duration, idle time.Duration, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	quiet, last := 0, cpu()
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		now := cpu()
+		if now-last < idle {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+		if quiet >= 2 {
+			return true
+		}
+	}
+	return false
+}

@@ -315,7 +315,7 @@ func run(o options) error {
 			defer cancel()
 			_, err := cl.SignalWithStartWorkflow(cctx, id, contract.SignalEvent, contract.Event{ID: int64(i + 1), Name: "Signed Up"},
 				client.StartWorkflowOptions{ID: id, TaskQueue: rawQueue}, rawType,
-				contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(i + 1)})
+				contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(i + 1), Revision: contract.Revision})
 			return err
 		})
 	}, func() (int, time.Time) { return w.count("raw:", false) }, o.park)
