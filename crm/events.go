@@ -111,7 +111,6 @@ type NewEvent struct {
 	Changed []string
 }
 
-//
 // In the same statement (one round trip, where appending an event is the hot path), it says
 // whether any scoring rule or object source names the event, so the common event that has
 // neither costs no further statement, and it announces the event to dispatchers (delivered at

@@ -222,6 +222,7 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 		return err
 	})
 	if err := waitFirstTasks(int64(n)); err != nil {
+		stopWorker()
 		return err
 	}
 	settle(postgresCPU, "raw")
