@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnhq/cairn/journey"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -254,35 +255,46 @@ func recordEvent(ctx context.Context, tx pgx.Tx, in EventInput) (int64, bool, er
 	email, _ := in.Traits["email"].(string)
 	// One spelling of the key for the lock, the check and the row.
 	in.DedupeKey = strings.TrimSpace(in.DedupeKey)
+	// The statements before the contact is written go in one round trip, run in this order:
+	// the dedupe key's lock (deliveries of one message wait for each other here, so the second
+	// sees the first committed and changes nothing, not even the contact), then, in a snapshot
+	// taken with the lock held, whether the key was seen, and the contact an id the contact
+	// was known by before an alias reaches.
+	var seen bool
+	var current string
+	b := &pgx.Batch{}
 	if in.DedupeKey != "" {
-		// Deliveries of one message wait for each other here, so the second sees the first
-		// committed and changes nothing, not even the contact.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, in.DedupeKey); err != nil {
-			return 0, false, fmt.Errorf("lock dedupe key: %w", err)
+		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, in.DedupeKey).Exec(func(pgconn.CommandTag) error { return nil })
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM events WHERE dedupe_key = $1)`, in.DedupeKey).QueryRow(func(r pgx.Row) error {
+			if err := r.Scan(&seen); err != nil {
+				return fmt.Errorf("check dedupe key: %w", err)
+			}
+			return nil
+		})
+	}
+	if in.AliasOf == "" {
+		b.Queue(`SELECT c.external_id FROM contact_aliases a JOIN contacts c ON c.id = a.contact_id WHERE a.alias = $1`,
+			in.ExternalID).QueryRow(func(r pgx.Row) error {
+			if err := r.Scan(&current); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("resolve contact id: %w", err)
+			}
+			return nil
+		})
+	}
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return 0, false, fmt.Errorf("record event: %w", err)
 		}
-		var seen bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dedupe_key = $1)`, in.DedupeKey).Scan(&seen); err != nil {
-			return 0, false, fmt.Errorf("check dedupe key: %w", err)
-		}
-		if seen {
-			return 0, false, nil
-		}
+	}
+	if seen {
+		return 0, false, nil
 	}
 	if in.AliasOf != "" {
 		if err := alias(ctx, tx, in.AliasOf, in.ExternalID); err != nil {
 			return 0, false, err
 		}
-	} else {
-		// An id the contact was known by before an alias reaches the same contact.
-		var current string
-		err := tx.QueryRow(ctx, `SELECT c.external_id FROM contact_aliases a JOIN contacts c ON c.id = a.contact_id WHERE a.alias = $1`,
-			in.ExternalID).Scan(&current)
-		switch {
-		case err == nil:
-			in.ExternalID = current
-		case !errors.Is(err, pgx.ErrNoRows):
-			return 0, false, fmt.Errorf("resolve contact id: %w", err)
-		}
+	} else if current != "" {
+		in.ExternalID = current
 	}
 	// What the call may change is read first, under the row lock the upsert takes anyway, so
 	// the event can say which fields it changed. Calls without traits or context change none.
