@@ -54,8 +54,9 @@ type Dispatcher struct {
 	Batch      int
 	PerContact int
 	PollEvery  time.Duration
-	// Concurrency bounds how many contacts' events are dispatched at once (default 32): calls
-	// to Temporal take a while under load, and this many are in flight.
+	// Concurrency bounds how many contacts' events are dispatched at once (default 128): calls
+	// to Temporal take a while under load (a saturated server answers in 100 ms and more), and
+	// this many are in flight; a contact holds a PostgreSQL connection only while deciding.
 	Concurrency int
 	// Lease is how long a claimed contact is held without renewal (default 30s): a starter
 	// that dies holding contacts delays them this long at most.
@@ -66,9 +67,11 @@ type Dispatcher struct {
 	// CartIdle is how long a cart may sit untouched before Cairn records cart_abandoned;
 	// zero turns the detection off.
 	CartIdle time.Duration
-	// Gather is how long the dispatcher lets events gather after a wake-up before it claims
-	// (default 20ms): under load one claim then takes several contacts instead of one each,
-	// for that much latency more.
+	// Gather spaces claims made on a wake-up (default 50ms): a claim comes at least this long
+	// after the one before, so under load one claim takes the contacts of several events
+	// instead of one each, while an event arriving after a quiet spell is claimed at once.
+	// Every accepted event wakes every starter's dispatcher, so this also bounds how often each
+	// of them claims while the queue is short: about 1/Gather times a second.
 	Gather time.Duration
 	// Owner names this dispatcher in leases (default host-pid-random).
 	Owner string
@@ -92,7 +95,7 @@ func (d *Dispatcher) defaults() {
 		d.PollEvery = time.Second
 	}
 	if d.Concurrency <= 0 {
-		d.Concurrency = 32
+		d.Concurrency = 128
 	}
 	if d.down == nil {
 		d.down = make(chan struct{}, 1)
@@ -104,7 +107,7 @@ func (d *Dispatcher) defaults() {
 		d.MaxAttempts = 5
 	}
 	if d.Gather == 0 {
-		d.Gather = 20 * time.Millisecond
+		d.Gather = 50 * time.Millisecond
 	}
 	if d.RepairEvery == 0 {
 		d.RepairEvery = 5 * time.Minute
@@ -147,7 +150,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	cache := newBatchCache(d.DB)
 	freed := make(chan struct{}, 1)
 	var running atomic.Int64
-	backoff, pausedUntil := time.Duration(0), time.Time{}
+	backoff, pausedUntil, lastClaim := time.Duration(0), time.Time{}, time.Time{}
 	for {
 		free := int64(d.Concurrency) - running.Load()
 		claimed := 0
@@ -155,6 +158,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if cache.age() > time.Second {
 				cache = newBatchCache(d.DB) // journeys and segments applied since are seen within a second
 			}
+			lastClaim = time.Now()
 			groups, err := d.claim(ctx, int(min(free, int64(d.Batch))))
 			switch {
 			case ctx.Err() != nil:
@@ -206,9 +210,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if time.Now().After(pausedUntil) {
 				backoff = 0
 			}
-			sleep(ctx, d.Gather)
+			sleep(ctx, d.Gather-time.Since(lastClaim))
 		case <-wake:
-			sleep(ctx, d.Gather)
+			sleep(ctx, d.Gather-time.Since(lastClaim))
 		case <-time.After(wait):
 		}
 	}
@@ -871,6 +875,9 @@ func (d *Dispatcher) listenOnce(ctx context.Context, pool *pgxpool.Pool, wake ch
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	select {
 	case <-ctx.Done():
 		return false

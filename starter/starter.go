@@ -63,7 +63,7 @@ type Config struct {
 	// TemporalUI (CAIRN_TEMPORAL_UI_URL) is the Web UI's base URL, for links to runs.
 	TemporalUI string
 	// Dispatch tunes the dispatcher: CAIRN_DISPATCH_CONCURRENCY (contacts dispatched at once,
-	// default 32), CAIRN_DISPATCH_BATCH (contacts per claim, default 64), CAIRN_DISPATCH_MAX_ATTEMPTS
+	// default 128), CAIRN_DISPATCH_BATCH (contacts per claim, default 64), CAIRN_DISPATCH_MAX_ATTEMPTS
 	// (failures before an event is dead-lettered, default 5).
 	DispatchConcurrency int
 	DispatchBatch       int
