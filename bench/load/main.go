@@ -1,6 +1,10 @@
 // Command load measures the starter: it posts Segment track events at a fixed rate and, in
 // the same run, makes the same number of raw SignalWithStart calls at the same rate as a
-// baseline, against one embedded Temporal server, a local PostgreSQL and a worker. With
+// baseline, against one embedded Temporal server, a local PostgreSQL and a worker. A raw
+// phase runs before the first Cairn phase and after each one, and each Cairn phase's CPU is
+// compared with the mean of the raw phases around it (the server's database grows with every
+// phase, and later starts cost more). Every phase is measured until its runs have all taken
+// their first workflow task and the process is idle again. With
 // -codec both, the starter's phase runs twice, with the payload codec off and then on (a
 // fresh worker and starter each time), to show what encryption costs. -starters 1,3 runs a
 // phase with one starter and one with three sharing the events (posts go round-robin);
@@ -202,33 +206,21 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 	// rate, with a worker beside it taking the runs' first tasks as a Cairn phase's does. Each
 	// side is measured until every run has taken its first task and the process is idle again
 	// (the server records runs in its visibility store after answering), so each is charged
-	// for all the work it set going and none of the other's.
-	wctx, stopWorker := context.WithCancel(ctx)
-	workerDone := make(chan error, 1)
-	go func() {
-		workerDone <- worker.Run(wctx, worker.Config{Temporal: tc, DatabaseURL: pg.URL, Codec: codec.Config{Ring: ring}, Logger: quiet})
-	}()
-	cpu0, pg0 := measure.SelfCPU(), postgresCPU()
-	base := pace(rate, n, func(i int) error {
-		id := fmt.Sprintf("journey:raw:%d", i)
-		opts := client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}
-		if rawAttributes {
-			opts.TypedSearchAttributes = temporal.NewSearchAttributes(append(contract.ContactAttributes(fmt.Sprintf("raw-%d", i), nil),
-				contract.AttrJourney.ValueSet(v.JourneyID), contract.AttrStep.ValueSet(v.Definition.Steps[0].ID),
-				contract.AttrJourneyVersion.ValueSet(int64(v.Version)))...)
+	// for all the work it set going and none of the other's. A raw phase runs before the
+	// first Cairn phase and after each one: every phase adds thousands of runs to the server's
+	// SQLite database, which makes later starts dearer, so each Cairn phase is compared with
+	// the mean of the raw phases just before and just after it.
+	var raws []rawColumn
+	started := int64(0) // runs of the load journey begun so far, raw and Cairn
+	rawRound := func() error {
+		r, err := rawPhase(ctx, len(raws), rate, n, started, tc, pg.URL, ring, cl, v, postgresCPU)
+		if err != nil {
+			return err
 		}
-		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"}, opts, contract.WorkflowType,
-			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(-i - 1), Revision: contract.Revision})
-		return err
-	})
-	if err := waitFirstTasks(int64(n)); err != nil {
-		stopWorker()
-		return err
+		raws, started = append(raws, r), runsBegun()
+		return nil
 	}
-	settle(postgresCPU, "raw")
-	baseCPU, basePG := measure.SelfCPU()-cpu0, postgresCPU()-pg0
-	stopWorker()
-	if err := <-workerDone; err != nil {
+	if err := rawRound(); err != nil {
 		return err
 	}
 
@@ -248,10 +240,15 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 				return err
 			}
 		}
-		c, err := cairnPhase(ctx, ps, rate, n, pool, cl)
+		c, err := cairnPhase(ctx, ps, rate, n, started, pool, cl)
 		if err != nil {
 			return err
 		}
+		started = runsBegun()
+		if err := rawRound(); err != nil {
+			return err
+		}
+		c.before, c.after = raws[len(raws)-2], raws[len(raws)-1]
 		cols = append(cols, c)
 	}
 	head := fmt.Sprintf("%-34s %12s", "", "raw SWS")
@@ -259,6 +256,7 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 		head += fmt.Sprintf(" %12s", c.name)
 	}
 	fmt.Println(head)
+	// The raw column pools the raw phases: all their latencies, their mean rate and CPU.
 	row := func(label, base string, f func(c column) string) {
 		line := fmt.Sprintf("%-34s %12s", label, base)
 		for _, c := range cols {
@@ -266,17 +264,28 @@ func run(rate int, dur time.Duration, phases []phaseSetup) error {
 		}
 		fmt.Println(line)
 	}
+	var base result
+	var baseCPU, basePG time.Duration
+	for _, r := range raws {
+		base.lat = append(base.lat, r.res.lat...)
+		base.rate += r.res.rate / float64(len(raws))
+		base.errors += r.res.errors
+		baseCPU += r.cpu / time.Duration(len(raws))
+		basePG += r.pg / time.Duration(len(raws))
+	}
+	per1000 := func(d time.Duration) string { return measure.MS(d * 1000 / time.Duration(n)) }
 	row("accepted per second", fmt.Sprintf("%.1f", base.rate), func(c column) string { return fmt.Sprintf("%.1f", c.res.rate) })
 	row("call p50 (SWS / HTTP accept)", measure.MS(base.p(50)), func(c column) string { return measure.MS(c.res.p(50)) })
 	row("call p99 (SWS / HTTP accept)", measure.MS(base.p(99)), func(c column) string { return measure.MS(c.res.p(99)) })
 	row("event → workflow started p50", measure.MS(base.p(50)), func(c column) string { return measure.MS(measure.Percentile(c.e2s, 50)) })
 	row("event → workflow started p99", measure.MS(base.p(99)), func(c column) string { return measure.MS(measure.Percentile(c.e2s, 99)) })
-	row("CPU per 1,000 events (this process)", measure.MS(baseCPU*1000/time.Duration(n)), func(c column) string { return measure.MS(c.cpu * 1000 / time.Duration(n)) })
-	row("  + PostgreSQL CPU per 1,000", measure.MS(basePG*1000/time.Duration(n)), func(c column) string { return measure.MS(c.pg * 1000 / time.Duration(n)) })
-	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(baseCPU+basePG)) })
-	row("starter CPU per 1,000 (derived)", "", func(c column) string {
-		return measure.MS((c.cpu + c.pg - baseCPU - basePG) * 1000 / time.Duration(n))
+	row("CPU per 1,000 events (this process)", per1000(baseCPU), func(c column) string { return per1000(c.cpu) })
+	row("  + PostgreSQL CPU per 1,000", per1000(basePG), func(c column) string { return per1000(c.pg) })
+	row("raw phases before / after, all CPU", "", func(c column) string {
+		return fmt.Sprintf("%.0f/%.0f", float64(c.before.all().Milliseconds())*1000/float64(n), float64(c.after.all().Milliseconds())*1000/float64(n))
 	})
+	row("CPU ratio Cairn / raw (all)", "", func(c column) string { return fmt.Sprintf("%.2f×", float64(c.cpu+c.pg)/float64(c.baseline())) })
+	row("starter CPU per 1,000 (derived)", "", func(c column) string { return per1000(c.cpu + c.pg - c.baseline()) })
 	row("PostgreSQL growth per contact", "", func(c column) string { return fmt.Sprintf("%d B", c.dbGrowth/int64(n)) })
 	var on, off []float64
 	for i, c := range cols {
@@ -319,8 +328,56 @@ type phaseSetup struct {
 	telemetry bool
 }
 
+// baseline is the mean CPU of the raw phases around the phase.
+func (c column) baseline() time.Duration { return (c.before.all() + c.after.all()) / 2 }
+
+// rawColumn is one raw phase's figures.
+type rawColumn struct {
+	res     result
+	cpu, pg time.Duration
+}
+
+// all is the phase's CPU, this process's and PostgreSQL's.
+func (r rawColumn) all() time.Duration { return r.cpu + r.pg }
+
+// rawPhase makes n raw SignalWithStart calls of the load journey's workflow at rate, with a
+// worker beside it, and measures until every run (started before it: already begun) has
+// taken its first task and the process has settled.
+func rawPhase(ctx context.Context, k, rate, n int, before int64, tc cluster.Config, dbURL string, ring *codec.KeyRing, cl client.Client,
+	v crm.JourneyVersion, postgresCPU func() time.Duration) (rawColumn, error) {
+	wctx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker()
+	workerDone := make(chan error, 1)
+	go func() {
+		workerDone <- worker.Run(wctx, worker.Config{Temporal: tc, DatabaseURL: dbURL, Codec: codec.Config{Ring: ring},
+			Logger: slog.New(slog.DiscardHandler)})
+	}()
+	cpu0, pg0 := measure.SelfCPU(), postgresCPU()
+	res := pace(rate, n, func(i int) error {
+		id := fmt.Sprintf("journey:raw:%d:%d", k, i)
+		opts := client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}
+		if rawAttributes {
+			opts.TypedSearchAttributes = temporal.NewSearchAttributes(append(contract.ContactAttributes(fmt.Sprintf("raw-%d-%d", k, i), nil),
+				contract.AttrJourney.ValueSet(v.JourneyID), contract.AttrStep.ValueSet(v.Definition.Steps[0].ID),
+				contract.AttrJourneyVersion.ValueSet(int64(v.Version)))...)
+		}
+		_, err := cl.SignalWithStartWorkflow(ctx, id, contract.SignalEvent, contract.Event{Name: "Signed Up"}, opts, contract.WorkflowType,
+			contract.Input{Journey: v.Definition, Version: v.Version, ContactID: -int64(k*n + i + 1), Revision: contract.Revision})
+		return err
+	})
+	if err := waitFirstTasks(before + int64(n-res.errors)); err != nil {
+		return rawColumn{}, err
+	}
+	settle(postgresCPU, "raw")
+	r := rawColumn{res: res, cpu: measure.SelfCPU() - cpu0, pg: postgresCPU() - pg0}
+	stopWorker()
+	return r, <-workerDone
+}
+
 // column is one Cairn phase's figures.
 type column struct {
+	// before and after are the raw phases around it.
+	before, after rawColumn
 	name    string
 	res     result
 	e2s     []time.Duration
@@ -333,7 +390,7 @@ type column struct {
 
 // cairnPhase posts n events at rate through a fresh worker and starter, and waits until every
 // one has started its run.
-func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpool.Pool, cl client.Client) (column, error) {
+func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, before int64, pool *pgxpool.Pool, cl client.Client) (column, error) {
 	ctx, cancel := context.WithCancel(parent)
 	quiet := slog.New(slog.DiscardHandler)
 	cc := codec.Config{Ring: ps.ring, Off: !ps.codecOn}
@@ -408,13 +465,13 @@ func cairnPhase(parent context.Context, ps phaseSetup, rate, n int, pool *pgxpoo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Every run of the journey so far (the baseline's and earlier phases' too) has taken its
+	// Every run of the journey so far (the raw phases' and earlier phases' too) has taken its
 	// first task.
-	var runs int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM enrollments WHERE journey_id = 'load'`).Scan(&runs); err != nil {
-		return column{}, err
+	ordinary := n
+	if ps.poison {
+		ordinary -= n / 20
 	}
-	if err := waitFirstTasks(int64(n) + runs); err != nil {
+	if err := waitFirstTasks(before + int64(ordinary)); err != nil {
 		return column{}, err
 	}
 	settle(ps.postgresCPU, "Cairn")
@@ -543,16 +600,20 @@ func mean(xs []float64) float64 {
 	return sum / float64(len(xs))
 }
 
+// runsBegun is how many runs of the load journey have taken their first workflow task in
+// this process's workers.
+func runsBegun() int64 {
+	m := &dto.Metric{}
+	_ = telemetry.RunsStarted.WithLabelValues("load").Write(m)
+	return int64(m.GetCounter().GetValue())
+}
+
 // waitFirstTasks waits until want runs of the load journey have begun in this process's
 // workers (cairn_runs_started_total counts a run's first workflow task, not its replays).
 func waitFirstTasks(want int64) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		m := &dto.Metric{}
-		if err := telemetry.RunsStarted.WithLabelValues("load").Write(m); err != nil {
-			return err
-		}
-		got := int64(m.GetCounter().GetValue())
+		got := runsBegun()
 		if got >= want {
 			return nil
 		}
