@@ -9,7 +9,9 @@
 //     the event, through the starter's HTTP API and dispatcher; raw: a signal the workflow
 //     completes on).
 //
-// The server's CPU is read from /proc for its process alone; this process (callers, starter,
+// Each raw phase runs twice, before and after Cairn's, and Cairn is compared with the two
+// pooled: every phase adds runs to the server's SQLite file, and later phases cost more. The
+// server's CPU is read from /proc for its process alone; this process (callers, starter,
 // workers) and PostgreSQL are reported beside it.
 //
 //	go install github.com/temporalio/cli/cmd/temporal@v1.5.1   # once
@@ -307,18 +309,23 @@ func run(o options) error {
 	fmt.Printf("stock Temporal dev server (temporal CLI, SQLite file, WAL) as its own process; local PostgreSQL; workers and starter in this process\n")
 	fmt.Printf("park %d runs per side, %d callers; then %d of them react to an event\n\n", o.park, o.callers, o.react)
 
-	// Park: raw SignalWithStart, then Cairn through HTTP.
-	rawPark := phase(meter, func() error {
-		return fanOut(o.park, o.callers, func(i int) error {
-			id := fmt.Sprintf("raw:%d", i)
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			_, err := cl.SignalWithStartWorkflow(cctx, id, contract.SignalEvent, contract.Event{ID: int64(i + 1), Name: "Signed Up"},
-				client.StartWorkflowOptions{ID: id, TaskQueue: rawQueue}, rawType,
-				contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(i + 1), Revision: contract.Revision})
-			return err
-		})
-	}, func() (int, time.Time) { return w.count("raw:", false) }, o.park)
+	// Park: raw SignalWithStart, then Cairn through HTTP, then raw again. Each side adds
+	// thousands of runs to the server's SQLite file and later phases cost more, so Cairn is
+	// compared with both raw phases pooled, the one before it and the one after.
+	rawParkPhase := func(prefix string) result {
+		return phase(meter, func() error {
+			return fanOut(o.park, o.callers, func(i int) error {
+				id := fmt.Sprintf("%s%d", prefix, i)
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				_, err := cl.SignalWithStartWorkflow(cctx, id, contract.SignalEvent, contract.Event{ID: int64(i + 1), Name: "Signed Up"},
+					client.StartWorkflowOptions{ID: id, TaskQueue: rawQueue}, rawType,
+					contract.Input{Journey: v.Definition, Version: v.Version, ContactID: int64(i + 1), Revision: contract.Revision})
+				return err
+			})
+		}, func() (int, time.Time) { return w.count(prefix, false) }, o.park)
+	}
+	rawPark1 := rawParkPhase("raw:")
 	hc := &http.Client{Timeout: 30 * time.Second}
 	post := func(body string) error {
 		req, _ := http.NewRequest("POST", "http://"+httpAddr+"/v1/track", strings.NewReader(body))
@@ -339,6 +346,8 @@ func run(o options) error {
 			return post(fmt.Sprintf(`{"userId":"p%d","event":"Signed Up","messageId":"park-%d"}`, i, i))
 		})
 	}, func() (int, time.Time) { return w.count("journey:parked:", false) }, o.park)
+	rawPark2 := rawParkPhase("raw2:")
+	rawPark := pooled(rawPark1, rawPark2)
 
 	var lagP50, lagP99, spanS float64
 	if err := pool.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM dispatched_at - received_at)),
@@ -351,15 +360,18 @@ func run(o options) error {
 
 	// React: M of each side's parked runs get their exit.
 	sent := sync.Map{}
-	rawReact := phase(meter, func() error {
-		return fanOut(o.react, o.callers, func(i int) error {
-			id := fmt.Sprintf("raw:%d", i)
-			sent.Store(id, time.Now())
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			return cl.SignalWorkflow(cctx, id, "", contract.SignalEvent, contract.Event{ID: int64(1_000_000 + i), Name: exitEvent})
-		})
-	}, func() (int, time.Time) { return w.count("raw:", true) }, o.react)
+	rawReactPhase := func(prefix string, firstID int64) result {
+		return phase(meter, func() error {
+			return fanOut(o.react, o.callers, func(i int) error {
+				id := fmt.Sprintf("%s%d", prefix, i)
+				sent.Store(id, time.Now())
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				return cl.SignalWorkflow(cctx, id, "", contract.SignalEvent, contract.Event{ID: firstID + int64(i), Name: exitEvent})
+			})
+		}, func() (int, time.Time) { return w.count(prefix, true) }, o.react)
+	}
+	rawReact1 := rawReactPhase("raw:", 1_000_000)
 	contacts := map[string]int64{}
 	rows, err := pool.Query(ctx, `SELECT external_id, id FROM contacts`)
 	if err != nil {
@@ -380,6 +392,8 @@ func run(o options) error {
 			return post(fmt.Sprintf(`{"userId":"p%d","event":"Exit","messageId":"exit-%d"}`, i, i))
 		})
 	}, func() (int, time.Time) { return w.count("journey:parked:", true) }, o.react)
+	rawReact2 := rawReactPhase("raw2:", 2_000_000)
+	rawReact := pooled(rawReact1, rawReact2)
 	latencies := func(prefix string) []time.Duration {
 		var out []time.Duration
 		sent.Range(func(k, v any) bool {
@@ -394,12 +408,14 @@ func run(o options) error {
 		})
 		return out
 	}
-	rawLat, cairnLat := latencies("raw:"), latencies("journey:parked:")
+	rawLat, cairnLat := append(latencies("raw:"), latencies("raw2:")...), latencies("journey:parked:")
 
 	row := func(name string, f func(p result) string, r, c result) {
 		fmt.Printf("%-44s %14s %14s\n", name, f(r), f(c))
 	}
-	fmt.Printf("%-44s %14s %14s\n", "", "raw", "Cairn")
+	fmt.Printf("%-44s %14s %14s\n", "", "raw (pooled)", "Cairn")
+	fmt.Printf("%-44s %14s\n", "park: raw before / after, runs per second", fmt.Sprintf("%.1f / %.1f", rawPark1.rate(), rawPark2.rate()))
+	fmt.Printf("%-44s %14s\n", "react: raw before / after, runs per second", fmt.Sprintf("%.1f / %.1f", rawReact1.rate(), rawReact2.rate()))
 	row("park: runs reached their wait", func(p result) string { return fmt.Sprint(p.done) }, rawPark, cairnPark)
 	row("park: calls failed", func(p result) string { return fmt.Sprint(p.failed) }, rawPark, cairnPark)
 	row("park: runs parked per second", func(p result) string { return fmt.Sprintf("%.1f", p.rate()) }, rawPark, cairnPark)
@@ -419,6 +435,16 @@ func run(o options) error {
 	fmt.Printf("%-44s %14s %13.2f×\n", "react: rate Cairn / raw", "", cairnReact.rate()/rawReact.rate())
 	fmt.Printf("%-44s %14s %13.2f×\n", "react: all CPU per reaction Cairn / raw", "", perRunAll(cairnReact)/perRunAll(rawReact))
 	return nil
+}
+
+// pooled is two phases of the same side taken as one: their runs, time and CPU added, so its
+// rate and CPU per run are the two phases' together.
+func pooled(a, b result) result {
+	r := result{done: a.done + b.done, took: a.took + b.took, failed: a.failed + b.failed}
+	for i := range r.cpu {
+		r.cpu[i] = a.cpu[i] + b.cpu[i]
+	}
+	return r
 }
 
 // result is one phase: how many runs got there, how long it took, the CPU it cost (server,
