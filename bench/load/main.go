@@ -378,10 +378,10 @@ func rawPhase(ctx context.Context, k, rate, n int, before int64, tc cluster.Conf
 type column struct {
 	// before and after are the raw phases around it.
 	before, after rawColumn
-	name    string
-	res     result
-	e2s     []time.Duration
-	cpu, pg time.Duration
+	name          string
+	res           result
+	e2s           []time.Duration
+	cpu, pg       time.Duration
 	// poisoned events sent, and how many of them were dead-lettered by the end of the phase.
 	poisoned, dead int
 	// dbGrowth is how much the CRM database grew during the phase.
