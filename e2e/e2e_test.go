@@ -43,7 +43,8 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(logScan{m}) }
 
-// missing skips a test whose tool this machine lacks, saying which and how to get it; with
+// missing skips a test whose tool (or, for the root-only dev test, whose user) this machine
+// lacks, saying which and how to get it; with
 // CAIRN_E2E_STRICT set (.ci/run sets it, having installed every tool), it fails instead, so
 // CI never passes a test it did not run.
 func missing(t *testing.T, what string) {
