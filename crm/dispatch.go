@@ -112,60 +112,34 @@ type DispatchOutcome struct {
 	RetryIn time.Duration
 }
 
-// FinishDispatch records an outcome in one transaction: done events marked, a failure counted
+// finishSQL records a dispatch outcome in one statement. held locks the lease row if owner
+// still holds it (a lease another dispatcher has taken over no longer matches once that one
+// commits), and every change below happens only then: the done events marked, the failed
+// event ($4, 0 for none) counted and, when $6 says so, dead-lettered; then the lease is
+// released, or, for a failure that backs off, kept ownerless until the backoff ends ($7 ms).
+// The two lease changes exclude each other, so the row is changed once.
+const finishSQL = `
+WITH held AS (
+	SELECT contact_id FROM dispatch_leases WHERE contact_id = $1 AND owner = $2 FOR UPDATE),
+done AS (
+	UPDATE events SET dispatched_at = now(), last_error = NULL
+	WHERE id = ANY ($3) AND dispatched_at IS NULL AND EXISTS (SELECT 1 FROM held)),
+failed AS (
+	UPDATE events SET attempts = attempts + 1, last_error = $5, failed_at = CASE WHEN $6 THEN now() ELSE failed_at END
+	WHERE id = $4 AND EXISTS (SELECT 1 FROM held)),
+backoff AS (
+	UPDATE dispatch_leases SET owner = NULL, expires_at = now() + $7 * interval '1 millisecond'
+	WHERE contact_id IN (SELECT contact_id FROM held) AND $4 <> 0 AND NOT $6)
+DELETE FROM dispatch_leases WHERE contact_id IN (SELECT contact_id FROM held) AND ($4 = 0 OR $6)`
+
+// FinishDispatch records an outcome in one statement: done events marked, a failure counted
 // (dead-lettered or backed off), and the lease released, or turned into the contact's backoff.
 // It does nothing to a contact whose lease owner no longer holds: the new holder decides.
 func FinishDispatch(ctx context.Context, db DB, owner string, o DispatchOutcome) error {
-	if o.Failed == 0 {
-		// The common outcome, in one statement: the lease row locked (a lease another
-		// dispatcher has taken over no longer matches the owner once that one commits), the
-		// events marked and the lease released only if it is still owner's.
-		_, err := db.Exec(ctx, `WITH held AS (
-				SELECT contact_id FROM dispatch_leases WHERE contact_id = $1 AND owner = $2 FOR UPDATE),
-			done AS (
-				UPDATE events SET dispatched_at = now(), last_error = NULL
-				WHERE id = ANY ($3) AND dispatched_at IS NULL AND EXISTS (SELECT 1 FROM held))
-			DELETE FROM dispatch_leases WHERE contact_id IN (SELECT contact_id FROM held)`, o.ContactID, owner, o.Done)
-		if err != nil {
-			return fmt.Errorf("finish dispatch: %w", err)
-		}
-		return nil
+	if _, err := db.Exec(ctx, finishSQL, o.ContactID, owner, o.Done, o.Failed, o.Error, o.Dead, o.RetryIn.Milliseconds()); err != nil {
+		return fmt.Errorf("finish dispatch of contact %d: %w", o.ContactID, err)
 	}
-	return WithTx(ctx, db, func(tx pgx.Tx) error {
-		var held bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dispatch_leases WHERE contact_id = $1 AND owner = $2 FOR UPDATE)`,
-			o.ContactID, owner).Scan(&held); err != nil {
-			return fmt.Errorf("finish dispatch: %w", err)
-		}
-		if !held {
-			return nil
-		}
-		if len(o.Done) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE events SET dispatched_at = now(), last_error = NULL WHERE id = ANY ($1) AND dispatched_at IS NULL`, o.Done); err != nil {
-				return fmt.Errorf("mark events dispatched: %w", err)
-			}
-		}
-		if o.Failed == 0 || o.Dead {
-			if o.Failed != 0 {
-				if _, err := tx.Exec(ctx, `UPDATE events SET attempts = attempts + 1, last_error = $2, failed_at = now() WHERE id = $1`,
-					o.Failed, o.Error); err != nil {
-					return fmt.Errorf("dead-letter event %d: %w", o.Failed, err)
-				}
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM dispatch_leases WHERE contact_id = $1`, o.ContactID); err != nil {
-				return fmt.Errorf("release lease: %w", err)
-			}
-			return nil
-		}
-		if _, err := tx.Exec(ctx, `UPDATE events SET attempts = attempts + 1, last_error = $2 WHERE id = $1`, o.Failed, o.Error); err != nil {
-			return fmt.Errorf("count attempt of event %d: %w", o.Failed, err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE dispatch_leases SET owner = NULL, expires_at = now() + $2 * interval '1 millisecond' WHERE contact_id = $1`,
-			o.ContactID, o.RetryIn.Milliseconds()); err != nil {
-			return fmt.Errorf("back off contact %d: %w", o.ContactID, err)
-		}
-		return nil
-	})
+	return nil
 }
 
 // ReleaseLeases gives up owner's leases without marking anything (a dispatcher stopping):

@@ -36,9 +36,9 @@ import (
 // every journey it triggers and a signal to every open run that listens for it.
 //
 // It works in four steps, and never calls Temporal with a transaction open: claim (lease some
-// contacts and read their pending events, one short transaction), decide (which journeys
-// start, which runs hear it), call (Temporal), mark (the events done and the lease released,
-// one short transaction). A contact is leased by one dispatcher at a time, so its events go
+// contacts and read their pending events, one statement), decide (which journeys start,
+// which runs hear it), call (Temporal), mark (the events done and the lease released, one
+// statement). A contact is leased by one dispatcher at a time, so its events go
 // out in the order they were accepted however many starters run. A failed event backs off
 // its own contact only; one still failing after MaxAttempts is dead-lettered, and the
 // contact's later events go on.
