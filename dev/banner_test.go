@@ -60,13 +60,25 @@ func TestPostgresDataGoesWhereThePostgresUserCanReachIt(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(private) })
 	require.NoError(t, os.Chmod(private, 0o700))
 	state := filepath.Join(private, ".cairn")
-	got := pgReachable(state)
+	reach := func() string {
+		t.Helper()
+		dir, err := pgReachable(state)
+		require.NoError(t, err)
+		return dir
+	}
+	got := reach()
 	if os.Geteuid() != 0 {
 		require.Equal(t, state, got, "not root: PostgreSQL runs as this user")
 		return
 	}
 	require.True(t, strings.HasPrefix(got, "/var/tmp/cairn-dev-"), got)
-	require.Equal(t, got, pgReachable(state), "the same folder every start")
+	require.Equal(t, got, reach(), "the same folder every start")
+	// The state folder deleted and made again (its codec keys with it): the old data, whose
+	// payloads the new keys cannot open, is not found again.
+	require.NoError(t, os.RemoveAll(state))
+	again := reach()
+	require.True(t, strings.HasPrefix(again, "/var/tmp/cairn-dev-"), again)
+	require.NotEqual(t, got, again, "a new state folder, new data")
 	require.NoError(t, os.Chmod(private, 0o755))
-	require.Equal(t, state, pgReachable(state), "reachable: in the state folder")
+	require.Equal(t, state, reach(), "reachable: in the state folder")
 }

@@ -111,7 +111,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	dbURL, pgData := cfg.DatabaseURL, ""
 	if dbURL == "" {
 		dataDir := filepath.Join(stateDir, "postgres")
-		if dir := pgReachable(stateDir); dir != stateDir {
+		dir, err := pgReachable(stateDir)
+		if err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		if dir != stateDir {
 			dataDir, pgData = filepath.Join(dir, "postgres"), filepath.Join(dir, "postgres")
 			if cfg.Fresh {
 				if err := os.RemoveAll(dir); err != nil {
@@ -348,14 +352,36 @@ func randomHex(n int) string {
 
 // pgReachable is where the local PostgreSQL's data goes: in the state folder, unless dev runs
 // as root and the postgres user, which PostgreSQL then runs as, cannot reach it (a folder in a
-// root user's home, mode 0700): then in a folder of /var/tmp named after the state folder, so
-// the same state folder finds the same data at every start.
-func pgReachable(stateDir string) string {
+// root user's home, mode 0700): then in a folder of /var/tmp named after the state folder and
+// its instance (a random id kept in it), so the same state folder finds the same data at every
+// start, and a state folder deleted and made again (a fresh clone in the same place) does not
+// find the data of the one before, whose payloads its new codec keys could not open.
+func pgReachable(stateDir string) (string, error) {
 	if os.Geteuid() != 0 || pglocal.Unreachable(stateDir) == "" {
-		return stateDir
+		return stateDir, nil
 	}
-	sum := sha256.Sum256([]byte(stateDir))
-	return filepath.Join("/var/tmp", "cairn-dev-"+hex.EncodeToString(sum[:6]))
+	id, err := instanceID(stateDir)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(stateDir + "\x00" + id))
+	return filepath.Join("/var/tmp", "cairn-dev-"+hex.EncodeToString(sum[:6])), nil
+}
+
+// instanceID is the state folder's random id, made at its first use.
+func instanceID(stateDir string) (string, error) {
+	file := filepath.Join(stateDir, "instance")
+	if b, err := os.ReadFile(file); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return "", fmt.Errorf("state folder: %w", err)
+	}
+	id := randomHex(8)
+	if err := os.WriteFile(file, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("state folder's instance id: %w", err)
+	}
+	return id, nil
 }
 
 // applyExamples checks and applies every journey in dir, with its templates (templates/);
